@@ -79,11 +79,18 @@ static __thread int err_detail_code;
 int
 kb_error_set(int code, const char *fmt, ...)
 {
+	char tmp[sizeof(err_detail)];
 	va_list ap;
 
+	/*
+	 * Format into a local buffer first: callers may pass the previous
+	 * detail (kb_error_detail()) as an argument, which lives in
+	 * err_detail itself.
+	 */
 	va_start(ap, fmt);
-	vsnprintf(err_detail, sizeof(err_detail), fmt, ap);
+	vsnprintf(tmp, sizeof(tmp), fmt, ap);
 	va_end(ap);
+	memcpy(err_detail, tmp, sizeof(err_detail));
 	err_detail_code = code;
 	return code;
 }

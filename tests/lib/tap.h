@@ -48,6 +48,7 @@ tap_ok_(int cond, const char *file, int line, const char *fmt, ...)
 		printf("#   got '%s', want '%s'\n", tap_gs_ ? tap_gs_ : "(null)", tap_ws_ ? tap_ws_ : "(null)"); \
 } while (0)
 
+static inline void tap_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static inline void
 tap_diag(const char *fmt, ...)
 {
