@@ -66,7 +66,7 @@ static inline int
 tap_skip_all(const char *why)
 {
 	printf("1..0 # SKIP %s\n", why);
-	return 77;
+	return 0;	/* meson 1.0 counts a non-zero TAP exit as an error */
 }
 
 static inline int
