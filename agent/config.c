@@ -1,0 +1,510 @@
+/*
+ * config.c: keybridged's configuration (docs/config.md).
+ *
+ *   [agent]                 socket, socket_mode, state_dir, log_level,
+ *                           max_connections, request_timeout, threads
+ *   [token NAME]            module, uri | label, pin_file | pin_env |
+ *                           pin_prompt, max_sessions
+ *
+ * Rules as tables (name, handler), so an unknown key is an error that
+ * names file:line and a new key is one row.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+
+#define CFG_MAX_TOKENS 64
+#define CFG_MAX_FILE ((size_t)1 << 20)
+
+const char *
+agent_where(const struct agent_config *c, unsigned line, char *buf, size_t n)
+{
+	if (line > 0)
+		snprintf(buf, n, "%s:%u", c->path, line);
+	else
+		snprintf(buf, n, "%s", c->path);
+	return buf;
+}
+
+char *
+agent_default_socket(void)
+{
+	const char *rt = secure_getenv("XDG_RUNTIME_DIR");
+	struct kb_buf b;
+
+	kb_buf_init(&b, 4096);
+	if (rt != NULL && rt[0] == '/') {
+		if (kb_buf_appendf(&b, "%s/keybridge/agent.sock", rt) != 0) {
+			kb_buf_free(&b);
+			return NULL;
+		}
+		return kb_buf_steal(&b, NULL);
+	}
+	return kb_strdup("/run/keybridge/agent.sock");
+}
+
+static int
+cfg_err(const struct agent_config *c, unsigned line, const char *fmt,
+    const char *a, const char *b) KB_PRINTF(3, 0);
+
+/* One sentence "FILE:LINE: what" with up to two string arguments. */
+static int
+cfg_err(const struct agent_config *c, unsigned line, const char *fmt,
+    const char *a, const char *b)
+{
+	char where[4200], what[1024];
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	snprintf(what, sizeof(what), fmt, a, b);
+#pragma GCC diagnostic pop
+	return kb_error_set(KB_ERR_CONFIG, "%s: %s",
+	    agent_where(c, line, where, sizeof(where)), what);
+}
+
+static int
+cfg_abs_path(const struct agent_config *c, const struct kb_ini_entry *e,
+    char **out)
+{
+	if (e->value[0] != '/')
+		return cfg_err(c, e->line, "%s must be an absolute path, not '%s'",
+		    e->key, e->value);
+	if (strlen(e->value) >= 4096)
+		return cfg_err(c, e->line, "%s is too long", e->key, NULL);
+	free(*out);
+	if ((*out = kb_strdup(e->value)) == NULL)
+		return KB_ERR_ALLOC;
+	return 0;
+}
+
+static int
+cfg_uint(const struct agent_config *c, const struct kb_ini_entry *e,
+    unsigned long long min, unsigned long long max, unsigned *out)
+{
+	unsigned long long v;
+	char range[64];
+
+	if (kb_parse_ull(e->value, min, max, &v) != 0) {
+		snprintf(range, sizeof(range), "%llu to %llu", min, max);
+		return cfg_err(c, e->line, "%s must be a number from %s", e->key,
+		    range);
+	}
+	*out = (unsigned)v;
+	return 0;
+}
+
+/* ------------------------------------------------------------- [agent] */
+
+static int
+agent_socket(struct agent_config *c, const struct kb_ini_entry *e)
+{
+	int r;
+
+	if ((r = cfg_abs_path(c, e, &c->socket)) != 0)
+		return r;
+	/* sockaddr_un.sun_path holds 107 bytes and a NUL. */
+	if (strlen(c->socket) >= 108)
+		return cfg_err(c, e->line,
+		    "socket path '%s' is longer than 107 bytes; choose a shorter one",
+		    c->socket, NULL);
+	c->socket_line = e->line;
+	return 0;
+}
+
+static int
+agent_socket_mode(struct agent_config *c, const struct kb_ini_entry *e)
+{
+	/*
+	 * 0600 by default.  0660/0666 only let other users reach the
+	 * peer-credential check, which still refuses them for now.
+	 */
+	if (strcmp(e->value, "0600") == 0)
+		c->socket_mode = 0600;
+	else if (strcmp(e->value, "0660") == 0)
+		c->socket_mode = 0660;
+	else if (strcmp(e->value, "0666") == 0)
+		c->socket_mode = 0666;
+	else
+		return cfg_err(c, e->line,
+		    "socket_mode must be 0600, 0660 or 0666, not '%s'", e->value,
+		    NULL);
+	return 0;
+}
+
+static int
+agent_state_dir(struct agent_config *c, const struct kb_ini_entry *e)
+{
+	return cfg_abs_path(c, e, &c->state_dir);
+}
+
+static int
+agent_log_level(struct agent_config *c, const struct kb_ini_entry *e)
+{
+	if (kb_log_level_parse(e->value, &c->log_level) != 0)
+		return cfg_err(c, e->line,
+		    "log_level must be error, warn, info or debug, not '%s'",
+		    e->value, NULL);
+	c->has_log_level = true;
+	return 0;
+}
+
+static int
+agent_max_connections(struct agent_config *c, const struct kb_ini_entry *e)
+{
+	return cfg_uint(c, e, 1, 4096, &c->max_connections);
+}
+
+static int
+agent_request_timeout(struct agent_config *c, const struct kb_ini_entry *e)
+{
+	return cfg_uint(c, e, 1, 3600, &c->request_timeout);
+}
+
+static int
+agent_threads(struct agent_config *c, const struct kb_ini_entry *e)
+{
+	return cfg_uint(c, e, 1, 64, &c->threads);
+}
+
+static const struct {
+	const char *key;
+	int (*set)(struct agent_config *, const struct kb_ini_entry *);
+} agent_keys[] = {
+	{ "socket", agent_socket },
+	{ "socket_mode", agent_socket_mode },
+	{ "state_dir", agent_state_dir },
+	{ "log_level", agent_log_level },
+	{ "max_connections", agent_max_connections },
+	{ "request_timeout", agent_request_timeout },
+	{ "threads", agent_threads },
+};
+
+/* -------------------------------------------------------- [token NAME] */
+
+static int
+token_module(struct agent_config *c, struct agent_token_cfg *t,
+    const struct kb_ini_entry *e)
+{
+	t->module_line = e->line;
+	return cfg_abs_path(c, e, &t->module);
+}
+
+static int
+label_to_uri(const char *label, struct kb_p11_uri **out)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	struct kb_buf b;
+	size_t i;
+	int r;
+
+	kb_buf_init(&b, 256);
+	if ((r = kb_buf_appendf(&b, "pkcs11:token=")) != 0)
+		goto out;
+	for (i = 0; label[i] != '\0' && r == 0; i++) {
+		unsigned char ch = (unsigned char)label[i];
+		char enc[3] = { '%', hex[ch >> 4], hex[ch & 15] };
+
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' ||
+		    ch == '_' || ch == '~')
+			r = kb_buf_append(&b, &ch, 1);
+		else
+			r = kb_buf_append(&b, enc, sizeof(enc));
+	}
+	if (r == 0)
+		r = kb_p11_uri_parse((const char *)b.data, out);
+ out:
+	kb_buf_free(&b);
+	return r;
+}
+
+static int
+token_select(struct agent_config *c, struct agent_token_cfg *t,
+    const struct kb_ini_entry *e)
+{
+	struct kb_p11_uri *u = NULL;
+	char sel[4200];
+	int r;
+
+	if (t->sel != NULL)
+		return cfg_err(c, e->line,
+		    "give either uri or label for token '%s', not both",
+		    t->name, NULL);
+	if (strcmp(e->key, "uri") == 0) {
+		if ((r = kb_p11_uri_parse(e->value, &u)) != 0) {
+			char why[1024];
+			snprintf(why, sizeof(why), "%s", kb_error_detail(r));
+			return cfg_err(c, e->line, "bad uri: %s", why, NULL);
+		}
+		if (u->object != NULL || u->has_id || u->type != NULL) {
+			kb_p11_uri_free(u);
+			return cfg_err(c, e->line,
+			    "uri for token '%s' must name a token, not an object "
+			    "(drop object=, id= and type=)", t->name, NULL);
+		}
+		if (u->token == NULL && u->serial == NULL && u->model == NULL &&
+		    u->manufacturer == NULL && !u->has_slot_id) {
+			kb_p11_uri_free(u);
+			return cfg_err(c, e->line,
+			    "uri for token '%s' selects no token; add token= or serial=",
+			    t->name, NULL);
+		}
+	} else {
+		if (strlen(e->value) > 32)
+			return cfg_err(c, e->line,
+			    "label '%s' is longer than 32 bytes (PKCS#11 limit)",
+			    e->value, NULL);
+		/* Through the URI parser, so a label selects like token= does. */
+		if ((r = label_to_uri(e->value, &u)) != 0)
+			return r;
+		if ((t->label = kb_strdup(e->value)) == NULL) {
+			kb_p11_uri_free(u);
+			return KB_ERR_ALLOC;
+		}
+	}
+	snprintf(sel, sizeof(sel), "%s = %s", e->key, e->value);
+	if ((t->selection = kb_strdup(sel)) == NULL) {
+		kb_p11_uri_free(u);
+		return KB_ERR_ALLOC;
+	}
+	t->sel = u;
+	t->selection_line = e->line;
+	return 0;
+}
+
+static int
+token_pin(struct agent_config *c, struct agent_token_cfg *t,
+    const struct kb_ini_entry *e)
+{
+	enum agent_pin_source src;
+	int r;
+
+	if (t->pin_source != 0)
+		return cfg_err(c, e->line,
+		    "give one of pin_file, pin_env or pin_prompt for token '%s'",
+		    t->name, NULL);
+	if (strcmp(e->key, "pin_file") == 0) {
+		src = PIN_FILE;
+		if ((r = cfg_abs_path(c, e, &t->pin_arg)) != 0)
+			return r;
+	} else if (strcmp(e->key, "pin_env") == 0) {
+		size_t i;
+
+		src = PIN_ENV;
+		for (i = 0; e->value[i] != '\0'; i++)
+			if (!(e->value[i] == '_' ||
+			    (e->value[i] >= 'A' && e->value[i] <= 'Z') ||
+			    (e->value[i] >= 'a' && e->value[i] <= 'z') ||
+			    (i > 0 && e->value[i] >= '0' && e->value[i] <= '9')))
+				return cfg_err(c, e->line,
+				    "pin_env must be an environment variable name, not '%s'",
+				    e->value, NULL);
+		if ((t->pin_arg = kb_strdup(e->value)) == NULL)
+			return KB_ERR_ALLOC;
+	} else {
+		src = PIN_PROMPT;
+		if (strcmp(e->value, "yes") != 0)
+			return cfg_err(c, e->line,
+			    "pin_prompt takes 'yes' (leave it out otherwise), not '%s'",
+			    e->value, NULL);
+	}
+	t->pin_source = src;
+	t->pin_line = e->line;
+	return 0;
+}
+
+static int
+token_max_sessions(struct agent_config *c, struct agent_token_cfg *t,
+    const struct kb_ini_entry *e)
+{
+	return cfg_uint(c, e, 1, 1024, &t->max_sessions);
+}
+
+static const struct {
+	const char *key;
+	int (*set)(struct agent_config *, struct agent_token_cfg *,
+	    const struct kb_ini_entry *);
+} token_keys[] = {
+	{ "module", token_module },
+	{ "uri", token_select },
+	{ "label", token_select },
+	{ "pin_file", token_pin },
+	{ "pin_env", token_pin },
+	{ "pin_prompt", token_pin },
+	{ "max_sessions", token_max_sessions },
+};
+
+#define N_ELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+static int
+cfg_agent_section(struct agent_config *c, const struct kb_ini_section *s)
+{
+	size_t i, k;
+	int r;
+
+	if (s->name != NULL)
+		return cfg_err(c, s->line, "[agent] takes no name", NULL, NULL);
+	for (i = 0; i < s->n_entries; i++) {
+		for (k = 0; k < N_ELEM(agent_keys); k++)
+			if (strcmp(s->entries[i].key, agent_keys[k].key) == 0)
+				break;
+		if (k == N_ELEM(agent_keys))
+			return cfg_err(c, s->entries[i].line,
+			    "unknown key '%s' in [agent]", s->entries[i].key, NULL);
+		if ((r = agent_keys[k].set(c, &s->entries[i])) != 0)
+			return r;
+	}
+	return 0;
+}
+
+static int
+cfg_token_section(struct agent_config *c, const struct kb_ini_section *s)
+{
+	struct agent_token_cfg *t, *nt;
+	size_t i, k;
+	int r;
+
+	if (s->name == NULL)
+		return cfg_err(c, s->line,
+		    "[token] needs a name, as in [token main]", NULL, NULL);
+	if (c->n_tokens >= CFG_MAX_TOKENS)
+		return cfg_err(c, s->line, "too many [token] sections", NULL, NULL);
+	nt = realloc(c->tokens, (c->n_tokens + 1) * sizeof(*nt));
+	if (nt == NULL)
+		return KB_ERR_ALLOC;
+	c->tokens = nt;
+	t = &nt[c->n_tokens++];
+	memset(t, 0, sizeof(*t));
+	t->line = s->line;
+	if ((t->name = kb_strdup(s->name)) == NULL)
+		return KB_ERR_ALLOC;
+	for (i = 0; i < s->n_entries; i++) {
+		for (k = 0; k < N_ELEM(token_keys); k++)
+			if (strcmp(s->entries[i].key, token_keys[k].key) == 0)
+				break;
+		if (k == N_ELEM(token_keys))
+			return cfg_err(c, s->entries[i].line,
+			    "unknown key '%s' in [token %s]", s->entries[i].key,
+			    s->name);
+		if ((r = token_keys[k].set(c, t, &s->entries[i])) != 0)
+			return r;
+	}
+	if (t->sel == NULL)
+		return cfg_err(c, s->line,
+		    "[token %s] needs label = LABEL or uri = pkcs11:token=...",
+		    s->name, NULL);
+	if (t->pin_source == 0)
+		return cfg_err(c, s->line,
+		    "[token %s] needs a PIN source: pin_file, pin_env or pin_prompt",
+		    s->name, NULL);
+	if (t->module == NULL && (t->module = kb_strdup(KB_SOFTHSM_MODULE)) == NULL)
+		return KB_ERR_ALLOC;
+	return 0;
+}
+
+int
+agent_config_load(const char *path, struct agent_config **out)
+{
+	struct agent_config *c = NULL;
+	struct kb_ini *ini = NULL;
+	char detail[1024], *text = NULL;
+	size_t i, len = 0;
+	int r;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return KB_ERR_ALLOC;
+	c->socket_mode = 0600;
+	c->max_connections = 64;
+	c->request_timeout = 30;
+	c->threads = 4;
+	if ((c->path = kb_strdup(path)) == NULL) {
+		r = KB_ERR_ALLOC;
+		goto out;
+	}
+	/* kb_file_read + kb_ini_parse rather than kb_ini_load: our own sentence. */
+	if ((r = kb_file_read(path, CFG_MAX_FILE, &text, &len)) != 0) {
+		if (r == KB_ERR_ALLOC)
+			goto out;
+		snprintf(detail, sizeof(detail), "%s", kb_error_detail(r));
+		r = kb_error_set(KB_ERR_CONFIG,
+		    "cannot read the config file: %s; give an existing file with --config",
+		    detail);
+		goto out;
+	}
+	if ((r = kb_ini_parse(path, text, len, &ini)) != 0)
+		goto out;    /* the sentence names file:line */
+	for (i = 0; i < ini->n_sections; i++) {
+		const struct kb_ini_section *s = &ini->sections[i];
+
+		if (strcmp(s->type, "agent") == 0)
+			r = cfg_agent_section(c, s);
+		else if (strcmp(s->type, "token") == 0)
+			r = cfg_token_section(c, s);
+		else
+			r = cfg_err(c, s->line,
+			    "unknown section [%s]; expected [agent] or [token NAME]",
+			    s->type, NULL);
+		if (r != 0)
+			goto out;
+	}
+	/* libmicrohttpd shares the connection limit among its threads. */
+	if (c->threads > c->max_connections) {
+		r = cfg_err(c, 0, "threads must not exceed max_connections in [agent]",
+		    NULL, NULL);
+		goto out;
+	}
+	if (c->n_tokens == 0) {
+		r = cfg_err(c, 0, "no [token NAME] section; declare at least one token",
+		    NULL, NULL);
+		goto out;
+	}
+	if (c->socket == NULL && (c->socket = agent_default_socket()) == NULL) {
+		r = KB_ERR_ALLOC;
+		goto out;
+	}
+	*out = c;
+	c = NULL;
+	r = 0;
+ out:
+	free(text);
+	kb_ini_free(ini);
+	agent_config_free(c);
+	return r;
+}
+
+void
+agent_config_free(struct agent_config *c)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < c->n_tokens; i++) {
+		struct agent_token_cfg *t = &c->tokens[i];
+
+		free(t->name);
+		free(t->module);
+		free(t->selection);
+		kb_p11_uri_free(t->sel);
+		free(t->label);
+		free(t->pin_arg);
+	}
+	free(c->tokens);
+	free(c->path);
+	free(c->socket);
+	free(c->state_dir);
+	free(c);
+}
+
+const struct agent_token_cfg *
+agent_config_token(const struct agent_config *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < c->n_tokens; i++)
+		if (strcmp(c->tokens[i].name, name) == 0)
+			return &c->tokens[i];
+	return NULL;
+}
