@@ -1,0 +1,70 @@
+/*
+ * cli.h: keybridge's command-line tool, internal interfaces.
+ * The CLI talks to the agent only (kv-client); it never opens a token.
+ */
+#ifndef KB_CLI_H
+#define KB_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "kb_common.h"
+#include "kb_kvclient.h"
+
+#ifndef KB_SOFTHSM_MODULE
+#define KB_SOFTHSM_MODULE "/usr/lib/softhsm/libsofthsm2.so"
+#endif
+
+struct cli {
+	bool json;
+	const char *socket_opt;       /* --socket */
+	const char *config_opt;       /* --config */
+	char *socket;                 /* resolved by cli_socket() */
+};
+
+struct cli_command {
+	const char *name;             /* "status", "token list", "dev up" */
+	int (*run)(struct cli *, int, char **);
+	const char *args;             /* synopsis after the name */
+	const char *summary;
+	const char *help;             /* options and details */
+};
+
+extern const struct cli_command cli_commands[];
+
+/* Resolve the agent socket: --socket, $KEYBRIDGE_SOCKET, config, default. */
+int cli_socket(struct cli *c) KB_WARN_UNUSED;
+/* Read [agent] socket from a config file (default socket if absent). */
+int cli_config_socket(const char *path, char **out) KB_WARN_UNUSED;
+char *cli_default_socket(void);
+/* GET path from the agent; *out is the 2xx JSON body. */
+int cli_agent_get(struct cli *c, const char *path, cJSON **out) KB_WARN_UNUSED;
+/* Options every command accepts; use in a getopt_long table. */
+#define CLI_GLOBAL_OPTIONS \
+	{ "json", no_argument, NULL, 'j' }, \
+	{ "socket", required_argument, NULL, 's' }, \
+	{ "config", required_argument, NULL, 'c' }, \
+	{ "help", no_argument, NULL, 'h' }
+
+/*
+ * Handle option ch of command name: 0 if it was a global option, 1 if
+ * help was printed (exit 0), or an exit code (2) after a usage message.
+ */
+int cli_global_opt(struct cli *c, const char *name, int ch, const char *arg);
+/* Usage error for command name: message on stderr, returns exit code 2. */
+int cli_usage(const char *name, const char *what);
+
+int cli_print_error(int r);
+void cli_command_help(const struct cli_command *cmd, bool to_stderr);
+/* Print s with control characters masked (data from the agent). */
+void cli_put(const char *s);
+void cli_fput(FILE *f, const char *s);
+/* Print a table of rows x cols (cells may be NULL), padded. */
+void cli_table(const char *const *head, size_t cols, char **cells, size_t rows);
+
+int cmd_status(struct cli *c, int argc, char **argv);
+int cmd_token_list(struct cli *c, int argc, char **argv);
+int cmd_dev_up(struct cli *c, int argc, char **argv);
+int cmd_dev_down(struct cli *c, int argc, char **argv);
+
+#endif /* KB_CLI_H */

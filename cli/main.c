@@ -1,0 +1,451 @@
+/*
+ * main.c: keybridge, the command-line tool (docs/keybridge.md).
+ *
+ *   keybridge [--json] [--socket PATH] [--config FILE] COMMAND [ARGS]
+ *
+ * Every failure prints one sentence and exits with kb_err_exit_code()
+ * (docs/exit-codes.md).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static int cmd_help(struct cli *c, int argc, char **argv);
+
+#define GLOBAL_HELP \
+"Global options (accepted before or after the command):\n" \
+"  --json           print the agent's JSON instead of tables\n" \
+"  --socket PATH    the agent's socket (default: $KEYBRIDGE_SOCKET, then\n" \
+"                   socket = in [agent] of the config, then\n" \
+"                   $XDG_RUNTIME_DIR/keybridge/agent.sock)\n" \
+"  --config FILE    config file to read the socket from (default:\n" \
+"                   $KEYBRIDGE_CONFIG, then ~/.config/keybridge/keybridge.conf)\n" \
+"  -h, --help       show help\n"
+
+const struct cli_command cli_commands[] = {
+	{ "status", cmd_status, "",
+	  "show the agent's version, uptime and the state of each token",
+	  "Shows the agent's version, pid, uptime and socket, then one row per\n"
+	  "configured token: name, state (ready, not-logged-in, pin-locked,\n"
+	  "unavailable), whether it is logged in, label, serial, sessions in the\n"
+	  "pool (open/max) and the token's PKCS#11 URI.\n" },
+	{ "token list", cmd_token_list, "",
+	  "list every slot and token of the agent's PKCS#11 modules",
+	  "Lists every slot of each PKCS#11 module the agent loaded: slot id,\n"
+	  "label, serial, manufacturer, model, token flags and URI, and which\n"
+	  "configured token name (if any) the agent uses it as.\n" },
+	{ "dev up", cmd_dev_up, "--dir DIR [--module PATH] [--label LABEL]",
+	  "create (or restart) a development environment in DIR",
+	  "Creates DIR (mode 0700) with a SoftHSM2 config, an initialised token\n"
+	  "with random PINs (DIR/user.pin, DIR/so.pin), a keybridge config\n"
+	  "(DIR/keybridge.conf), and starts keybridged in the background (log:\n"
+	  "DIR/agent.log).  Prints shell lines to stdout, so that\n"
+	  "  eval \"$(keybridge dev up --dir DIR)\"\n"
+	  "sets KEYBRIDGE_SOCKET and SOFTHSM2_CONF.  On an existing DIR it starts\n"
+	  "the agent again over the same token if it is not running.\n"
+	  "\n"
+	  "  --dir DIR        the environment's directory (required)\n"
+	  "  --module PATH    PKCS#11 module (default: " KB_SOFTHSM_MODULE ")\n"
+	  "  --label LABEL    token label for a new environment (default:\n"
+	  "                   keybridge-dev)\n"
+	  "\n"
+	  "keybridged is found through $KEYBRIDGED, next to this program, in PATH,\n"
+	  "or in the install directory.\n" },
+	{ "dev down", cmd_dev_down, "--dir DIR",
+	  "stop the agent of a development environment (DIR is kept)",
+	  "Sends SIGTERM to the agent holding DIR's socket lock and waits until\n"
+	  "it has exited.  DIR, its token and its PINs are kept.\n"
+	  "\n"
+	  "  --dir DIR        the environment's directory (required)\n" },
+	{ "help", cmd_help, "[COMMAND]",
+	  "show help for keybridge or for one command",
+	  "Without a command, lists the commands; with one, shows its help.\n" },
+	{ NULL, NULL, NULL, NULL, NULL }
+};
+
+static void
+main_help(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "Usage: keybridge [OPTIONS] COMMAND [ARGS]\n\n"
+	    "keybridge talks to keybridged, the agent that serves PKCS#11 tokens\n"
+	    "as Key Vault keys.\n\nCommands:\n");
+	for (i = 0; cli_commands[i].name != NULL; i++)
+		fprintf(f, "  %-12s %s\n", cli_commands[i].name,
+		    cli_commands[i].summary);
+	fprintf(f, "\n" GLOBAL_HELP "  -V, --version    show the version\n\n"
+	    "Run `keybridge help COMMAND` or `keybridge COMMAND --help` for a\n"
+	    "command's options.  Exit codes: docs/exit-codes.md.\n");
+}
+
+void
+cli_command_help(const struct cli_command *cmd, bool to_stderr)
+{
+	FILE *f = to_stderr ? stderr : stdout;
+
+	fprintf(f, "Usage: keybridge %s%s%s\n\n%s.\n\n%s\n" GLOBAL_HELP,
+	    cmd->name, cmd->args[0] ? " " : "", cmd->args, cmd->summary,
+	    cmd->help);
+}
+
+void
+cli_fput(FILE *f, const char *s)
+{
+	for (; s != NULL && *s != '\0'; s++)
+		fputc(((unsigned char)*s < 0x20 || *s == 0x7f) ? '?' : *s, f);
+}
+
+void
+cli_put(const char *s)
+{
+	cli_fput(stdout, s);
+}
+
+static size_t
+display_len(const char *s)
+{
+	return s != NULL && s[0] != '\0' ? strlen(s) : 1;
+}
+
+void
+cli_table(const char *const *head, size_t cols, char **cells, size_t rows)
+{
+	size_t w[16] = { 0 }, i, j, pad;
+
+	if (cols > 16)
+		cols = 16;
+	for (j = 0; j < cols; j++)
+		w[j] = strlen(head[j]);
+	for (i = 0; i < rows; i++)
+		for (j = 0; j < cols; j++)
+			if (display_len(cells[i * cols + j]) > w[j])
+				w[j] = display_len(cells[i * cols + j]);
+	for (i = 0; i <= rows; i++) {
+		for (j = 0; j < cols; j++) {
+			const char *s = i == 0 ? head[j] :
+			    cells[(i - 1) * cols + j];
+			if (s == NULL || s[0] == '\0')
+				s = "-";
+			cli_put(s);
+			if (j + 1 < cols)
+				for (pad = strlen(s); pad < w[j] + 2; pad++)
+					putchar(' ');
+		}
+		putchar('\n');
+	}
+}
+
+int
+cli_print_error(int r)
+{
+	fprintf(stderr, "keybridge: ");
+	cli_fput(stderr, kb_error_detail(r));
+	fputc('\n', stderr);
+	return kb_err_exit_code(r);
+}
+
+char *
+cli_default_socket(void)
+{
+	/* Same rule as keybridged's agent_default_socket(). */
+	const char *rt = secure_getenv("XDG_RUNTIME_DIR");
+	struct kb_buf b;
+
+	kb_buf_init(&b, 4200);
+	if (rt != NULL && rt[0] == '/') {
+		if (kb_buf_appendf(&b, "%s/keybridge/agent.sock", rt) != 0) {
+			kb_buf_free(&b);
+			return NULL;
+		}
+		return kb_buf_steal(&b, NULL);
+	}
+	return kb_strdup("/run/keybridge/agent.sock");
+}
+
+int
+cli_config_socket(const char *path, char **out)
+{
+	struct kb_ini *ini = NULL;
+	const struct kb_ini_entry *e = NULL;
+	char *s = NULL, *text = NULL;
+	size_t i, len = 0;
+	int r;
+
+	if ((r = kb_file_read(path, (size_t)1 << 20, &text, &len)) != 0) {
+		if (r != KB_ERR_ALLOC) {
+			char d[1024];
+			snprintf(d, sizeof(d), "%s", kb_error_detail(r));
+			r = kb_error_set(KB_ERR_CONFIG,
+			    "cannot read the config file: %s", d);
+		}
+		return r;
+	}
+	r = kb_ini_parse(path, text, len, &ini);
+	free(text);
+	if (r != 0)
+		return r;
+	for (i = 0; i < ini->n_sections && e == NULL; i++)
+		if (strcmp(ini->sections[i].type, "agent") == 0)
+			e = kb_ini_get(&ini->sections[i], "socket");
+	if (e != NULL && e->value[0] != '/')
+		r = kb_error_set(KB_ERR_CONFIG,
+		    "%s:%u: socket must be an absolute path", path, e->line);
+	else if ((s = e != NULL ? kb_strdup(e->value) : cli_default_socket()) == NULL)
+		r = KB_ERR_ALLOC;
+	kb_ini_free(ini);
+	if (r == 0)
+		*out = s;
+	return r;
+}
+
+int
+cli_socket(struct cli *c)
+{
+	const char *env, *home;
+	char *path = NULL, *s = NULL;
+	struct stat st;
+	struct kb_buf b;
+	int r = 0;
+
+	if (c->socket != NULL)
+		return 0;
+	if (c->socket_opt != NULL)
+		s = kb_strdup(c->socket_opt);
+	else if ((env = secure_getenv("KEYBRIDGE_SOCKET")) != NULL && env[0] != '\0')
+		s = kb_strdup(env);
+	else if (c->config_opt != NULL)
+		r = cli_config_socket(c->config_opt, &s);
+	else if ((env = secure_getenv("KEYBRIDGE_CONFIG")) != NULL && env[0] != '\0')
+		r = cli_config_socket(env, &s);
+	else {
+		/* The per-user config is optional: without it, the default. */
+		home = secure_getenv("HOME");
+		kb_buf_init(&b, 4200);
+		if (home != NULL && home[0] == '/' &&
+		    kb_buf_appendf(&b, "%s/.config/keybridge/keybridge.conf",
+		    home) == 0)
+			path = kb_buf_steal(&b, NULL);
+		kb_buf_free(&b);
+		if (path != NULL && stat(path, &st) == 0)
+			r = cli_config_socket(path, &s);
+		else
+			s = cli_default_socket();
+		free(path);
+	}
+	if (r != 0)
+		return r;
+	if (s == NULL)
+		return KB_ERR_ALLOC;
+	c->socket = s;
+	return 0;
+}
+
+int
+cli_agent_get(struct cli *c, const char *path, cJSON **out)
+{
+	kb_kv_client *kv = NULL;
+	struct kb_kv_response *resp = NULL;
+	char reason[256];
+	const char *d, *colon;
+	int r;
+
+	if ((r = cli_socket(c)) != 0)
+		return r;
+	if ((r = kb_kv_client_new_unix(c->socket, &kv)) != 0)
+		goto out;
+	if ((r = kb_kv_request(kv, "GET", path, NULL, &resp)) != 0) {
+		if (r == KB_ERR_UNREACHABLE) {
+			d = kb_error_detail(r);
+			colon = strrchr(d, ':');
+			snprintf(reason, sizeof(reason), "%s",
+			    colon != NULL ? colon + 2 : d);
+			r = kb_error_set(r, "cannot reach the agent at %s: %s; "
+			    "start it with `keybridge dev up --dir DIR` or "
+			    "`keybridged --config FILE`", c->socket, reason);
+		}
+		goto out;
+	}
+	if ((r = kb_kv_response_error(resp)) != 0)
+		goto out;
+	if (resp->body == NULL) {
+		r = kb_error_set(KB_ERR_PROTOCOL, "the agent sent an empty answer");
+		goto out;
+	}
+	*out = resp->body;
+	resp->body = NULL;
+ out:
+	kb_kv_response_free(resp);
+	kb_kv_client_free(kv);
+	return r;
+}
+
+static const struct cli_command *
+find_command(int argc, char **argv, int *used)
+{
+	size_t i;
+	char two[128];
+
+	if (argc >= 2) {
+		snprintf(two, sizeof(two), "%s %s", argv[0], argv[1]);
+		for (i = 0; cli_commands[i].name != NULL; i++)
+			if (strcmp(cli_commands[i].name, two) == 0) {
+				*used = 2;
+				return &cli_commands[i];
+			}
+	}
+	for (i = 0; cli_commands[i].name != NULL; i++)
+		if (strcmp(cli_commands[i].name, argv[0]) == 0) {
+			*used = 1;
+			return &cli_commands[i];
+		}
+	return NULL;
+}
+
+/* "token" alone: list its subcommands; true if word is a group. */
+static bool
+group_help(const char *word, FILE *f)
+{
+	size_t i, n = strlen(word);
+	bool any = false;
+
+	for (i = 0; cli_commands[i].name != NULL; i++)
+		if (strncmp(cli_commands[i].name, word, n) == 0 &&
+		    cli_commands[i].name[n] == ' ') {
+			if (!any)
+				fprintf(f, "Commands of keybridge %s:\n", word);
+			any = true;
+			fprintf(f, "  %-12s %s\n", cli_commands[i].name,
+			    cli_commands[i].summary);
+		}
+	return any;
+}
+
+static int
+cmd_help(struct cli *c, int argc, char **argv)
+{
+	const struct cli_command *cmd;
+	int used = 0;
+
+	if (argc <= 1) {
+		main_help(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+		argv[1] = (char *)"help";
+	if ((cmd = find_command(argc - 1, argv + 1, &used)) != NULL &&
+	    used == argc - 1) {
+		cli_command_help(cmd, false);
+		return 0;
+	}
+	if (argc == 2 && group_help(argv[1], stdout))
+		return 0;
+	fprintf(stderr, "keybridge: no command '%s'; run `keybridge help` for the list\n",
+	    argv[1]);
+	return kb_err_exit_code(KB_ERR_USAGE);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct cli c;
+	const struct cli_command *cmd;
+	int ch, used = 0, rc;
+
+	memset(&c, 0, sizeof(c));
+	kb_log_set_prefix("keybridge");
+	kb_log_set_level(KB_LOG_WARN);
+	/* '+': stop at the command; its own options are parsed by it. */
+	while ((ch = getopt_long(argc, argv, "+hV", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'j': c.json = true; break;
+		case 's': c.socket_opt = optarg; break;
+		case 'c': c.config_opt = optarg; break;
+		case 'h': main_help(stdout); return 0;
+		case 'V': printf("keybridge %s\n", KB_VERSION); return 0;
+		default:
+			fprintf(stderr, "keybridge: see keybridge --help\n");
+			return kb_err_exit_code(KB_ERR_USAGE);
+		}
+	}
+	if (optind >= argc) {
+		main_help(stderr);
+		return kb_err_exit_code(KB_ERR_USAGE);
+	}
+	argc -= optind;
+	argv += optind;
+	if ((cmd = find_command(argc, argv, &used)) == NULL) {
+		if (group_help(argv[0], stderr)) {
+			fprintf(stderr, "keybridge: '%s' needs a subcommand\n",
+			    argv[0]);
+			return kb_err_exit_code(KB_ERR_USAGE);
+		}
+		fprintf(stderr, "keybridge: no command '%s'; run `keybridge help` "
+		    "for the list\n", argv[0]);
+		return kb_err_exit_code(KB_ERR_USAGE);
+	}
+	/* The command sees argv[0] = its last word, then its arguments. */
+	argc -= used - 1;
+	argv += used - 1;
+	optind = 0;    /* glibc: restart getopt from scratch */
+	rc = cmd->run(&c, argc, argv);
+	free(c.socket);
+	return rc;
+}
+
+static const struct cli_command *
+command_by_name(const char *name)
+{
+	size_t i;
+
+	for (i = 0; cli_commands[i].name != NULL; i++)
+		if (strcmp(cli_commands[i].name, name) == 0)
+			return &cli_commands[i];
+	return NULL;
+}
+
+int
+cli_usage(const char *name, const char *what)
+{
+	fprintf(stderr, "keybridge %s: %s; see keybridge %s --help\n", name,
+	    what, name);
+	return kb_err_exit_code(KB_ERR_USAGE);
+}
+
+int
+cli_global_opt(struct cli *c, const char *name, int ch, const char *arg)
+{
+	const struct cli_command *cmd;
+
+	switch (ch) {
+	case 'j':
+		c->json = true;
+		return 0;
+	case 's':
+		c->socket_opt = arg;
+		return 0;
+	case 'c':
+		c->config_opt = arg;
+		return 0;
+	case 'h':
+		if ((cmd = command_by_name(name)) != NULL)
+			cli_command_help(cmd, false);
+		return 1;
+	default:
+		return cli_usage(name, "unknown option");
+	}
+}
