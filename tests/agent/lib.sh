@@ -1,0 +1,155 @@
+# lib.sh: helpers for keybridge's agent tests (bash, TAP output).
+#
+# Environment from meson: KEYBRIDGE_BIN, KEYBRIDGED_BIN, SOFTHSM_MODULE,
+# and KB_MOCK_MODULE when the mock PKCS#11 module is built.
+# Every test script gets its own directory $W (removed on exit) and
+# every agent it started is killed on exit, whatever happens.
+
+set -u
+
+T=0
+FAILED=0
+W=$(mktemp -d /tmp/kbtest.XXXXXX) || { echo "1..0 # SKIP mktemp failed"; exit 0; }
+PIDS=()
+
+cleanup() {
+	local f p
+	for p in "${PIDS[@]}"; do
+		kill -9 "$p" 2>/dev/null
+	done
+	# Agents started by `keybridge dev up` live on after the CLI: their
+	# pid is in the lock file next to their socket.
+	while IFS= read -r f; do
+		p=$(cat "$f" 2>/dev/null)
+		[ -n "$p" ] && kill -9 "$p" 2>/dev/null
+	done < <(find "$W" -name '*.lock' 2>/dev/null)
+	rm -rf "$W"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+KB=${KEYBRIDGE_BIN:?KEYBRIDGE_BIN not set}
+KBD=${KEYBRIDGED_BIN:?KEYBRIDGED_BIN not set}
+SOFTHSM_MODULE=${SOFTHSM_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
+export KEYBRIDGED=$KBD
+unset KEYBRIDGE_SOCKET KEYBRIDGE_CONFIG NOTIFY_SOCKET
+export HOME=$W/home
+mkdir -p "$HOME"
+
+ok() {	# ok STATUS NAME
+	T=$((T + 1))
+	if [ "$1" -eq 0 ]; then
+		echo "ok $T - $2"
+	else
+		echo "not ok $T - $2"
+		FAILED=$((FAILED + 1))
+	fi
+}
+
+check() {	# check NAME COMMAND...
+	local name=$1
+	shift
+	if "$@"; then ok 0 "$name"; else ok 1 "$name"; fi
+}
+
+skip() {	# skip NAME REASON
+	T=$((T + 1))
+	echo "ok $T - $1 # SKIP $2"
+}
+
+diag() {
+	sed 's/^/# /' <<<"$*"
+}
+
+done_testing() {
+	echo "1..$T"
+	[ "$FAILED" -eq 0 ]
+	exit $?
+}
+
+need() {	# skip the whole script if a tool is missing
+	command -v "$1" >/dev/null 2>&1 || { echo "1..0 # SKIP $1 not installed"; exit 0; }
+}
+
+need softhsm2-util
+need python3
+[ -r "$SOFTHSM_MODULE" ] || { echo "1..0 # SKIP no SoftHSM2 module at $SOFTHSM_MODULE"; exit 0; }
+
+# mktoken DIR LABEL: a SoftHSM2 token in DIR/tokens with DIR/user.pin
+# and DIR/so.pin (0600); exports SOFTHSM2_CONF.
+mktoken() {
+	local d=$1 label=$2
+	mkdir -p "$d/tokens"
+	chmod 700 "$d"
+	printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' \
+	    "$d" >"$d/softhsm2.conf"
+	export SOFTHSM2_CONF=$d/softhsm2.conf
+	(umask 077
+	 head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$d/user.pin"
+	 head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$d/so.pin")
+	softhsm2-util --init-token --free --label "$label" \
+	    --so-pin "$(cat "$d/so.pin")" --pin "$(cat "$d/user.pin")" >/dev/null
+}
+
+# objects DIR: number of objects on SoftHSM tokens under DIR/tokens.
+objects() {
+	find "$1/tokens" -name '*.object' | wc -l
+}
+
+# mkconf FILE SOCKET MODULE LABEL PINFILE [EXTRA-AGENT-LINES]
+mkconf() {
+	cat >"$1" <<CONF
+# written by an agent test
+[agent]
+socket = $2
+log_level = debug
+${6:-}
+
+[token t]
+module = $3
+label = $4
+pin_file = $5
+CONF
+}
+
+# wait_socket PATH: until the agent answers (20 s at most).
+wait_socket() {
+	local i
+	for i in $(seq 1 400); do
+		if [ -S "$1" ] && curl -s -o /dev/null --max-time 2 \
+		    --unix-socket "$1" http://localhost/keybridge/status; then
+			return 0
+		fi
+		sleep 0.05
+	done
+	return 1
+}
+
+# start_agent CONFIG ERRFILE: keybridged in the background; sets AGENT_PID.
+start_agent() {
+	"$KBD" --config "$1" 2>"$2" &
+	AGENT_PID=$!
+	PIDS+=("$AGENT_PID")
+}
+
+# gone PID: the process has exited (or is a zombie nobody reaped).
+gone() {
+	local st
+	[ -e "/proc/$1" ] || return 0
+	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
+	[ -z "$st" ] || [ "$st" = Z ] || [ "$st" = X ]
+}
+
+wait_gone() {
+	local i
+	for i in $(seq 1 400); do
+		gone "$1" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# json FILE EXPR: evaluate a Python expression on the JSON in FILE (as j).
+json() {
+	python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
