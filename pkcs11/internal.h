@@ -91,6 +91,10 @@ struct kb_p11_key {
 	size_t id_len;
 };
 
+/* pubkey.c: the public half as an EVP_PKEY (RSA and EC keys). */
+typedef struct evp_pkey_st EVP_PKEY;
+int kb_p11_public_evp(kb_p11_key *k, EVP_PKEY **out);
+
 /* A borrowed session; the wrappers record the last raw CK_RV here. */
 struct p11s {
 	kb_p11_token *t;

@@ -10,6 +10,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * RSA_padding_check_PKCS1_OAEP_mgf1 is deprecated in OpenSSL 3 but has no
+ * public successor that takes a raw RSA block; it is the constant-time
+ * OAEP decoder OpenSSL's own provider uses.
+ */
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+
 #include "internal.h"
 
 #define AAD_MAX (1024 * 1024)
@@ -307,6 +317,121 @@ oaep_params(enum kb_p11_hash h, CK_RSA_PKCS_OAEP_PARAMS *p)
 	return 0;
 }
 
+/*
+ * Tokens without OAEP over SHA-256 (SoftHSM 2.6 accepts only SHA-1 in
+ * CK_RSA_PKCS_OAEP_PARAMS).  Key Vault's RSA-OAEP-256 must still work:
+ *  - encryption needs only the public key, so OpenSSL does it with the
+ *    public half read from the token;
+ *  - decryption runs the private-key operation on the token as raw RSA
+ *    (CKM_RSA_X_509) and checks the OAEP encoding with OpenSSL's
+ *    constant-time decoder, so no padding oracle appears in our code.
+ * The private key never leaves the token either way; the raw block is
+ * wiped.
+ */
+static int
+oaep256_encrypt_soft(kb_p11_key *k, const unsigned char *in, size_t in_len,
+    unsigned char **out, size_t *out_len)
+{
+	EVP_PKEY *pk = NULL;
+	EVP_PKEY_CTX *ctx = NULL;
+	unsigned char *buf = NULL;
+	size_t n;
+	int r;
+
+	kb_error_clear();
+	if ((r = kb_p11_public_evp(k, &pk)) != 0)
+		return r;
+	n = (size_t)EVP_PKEY_get_size(pk);
+	if ((ctx = EVP_PKEY_CTX_new(pk, NULL)) == NULL ||
+	    (buf = malloc(n)) == NULL) {
+		r = KB_ERR_ALLOC;
+		goto out;
+	}
+	if (EVP_PKEY_encrypt_init(ctx) <= 0 ||
+	    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) <= 0 ||
+	    EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha256()) <= 0 ||
+	    EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha256()) <= 0 ||
+	    EVP_PKEY_encrypt(ctx, buf, &n, in, in_len) <= 0) {
+		r = kb_error_set(KB_ERR_CRYPTO, "RSA-OAEP-256 encryption with the "
+		    "public key of '%s' failed", k->label);
+		goto out;
+	}
+	*out = buf;
+	*out_len = n;
+	buf = NULL;
+	r = 0;
+out:
+	free(buf);
+	EVP_PKEY_CTX_free(ctx);
+	EVP_PKEY_free(pk);
+	return r;
+}
+
+static int
+oaep256_decrypt_raw(kb_p11_key *k, const unsigned char *in, size_t in_len,
+    unsigned char **out, size_t *out_len)
+{
+	struct op_ctx c;
+	unsigned char *raw = NULL, *pt = NULL;
+	size_t kb = rsa_bytes(k);
+	int r, n;
+
+	kb_error_clear();
+	memset(&c, 0, sizeof(c));
+	c.key = need_half(k, false, &r);
+	if (r != 0)
+		return r;
+	if ((r = kb_p11_need_mech(k->t, CKM_RSA_X_509, CKF_DECRYPT)) != 0)
+		return kb_error_set(KB_ERR_MECHANISM, "token '%s' supports neither "
+		    "CKM_RSA_PKCS_OAEP with SHA-256 nor CKM_RSA_X_509; RSA-OAEP-256 "
+		    "needs one of them", k->t->label);
+	if ((raw = malloc(kb)) == NULL || (pt = malloc(kb)) == NULL) {
+		free(raw);
+		return KB_ERR_ALLOC;
+	}
+	c.kind = OP_DECRYPT;
+	c.mech.mechanism = CKM_RSA_X_509;
+	c.in = in;
+	c.in_len = in_len;
+	c.out = raw;
+	c.out_cap = kb;
+	if ((r = run(k, &c)) != 0) {
+		if (rv_is_bad_ciphertext(c.rv))
+			r = kb_error_set(KB_ERR_CRYPTO, "RSA-OAEP decryption with key "
+			    "'%s' failed: wrong key or tampered ciphertext", k->label);
+		goto out;
+	}
+	if (c.out_len > kb) {
+		r = kb_error_set(KB_ERR_PROTOCOL, "token returned %zu bytes of raw RSA "
+		    "for a %zu-byte key", c.out_len, kb);
+		goto out;
+	}
+	/*
+	 * The decoder right-aligns a short block (tokens may strip leading
+	 * zeros) and checks the leading zero byte itself, in constant time.
+	 */
+	n = RSA_padding_check_PKCS1_OAEP_mgf1(pt, (int)kb, raw, (int)c.out_len,
+	    (int)kb, NULL, 0, EVP_sha256(), EVP_sha256());
+	ERR_clear_error();
+	if (n < 0) {
+		r = kb_error_set(KB_ERR_CRYPTO, "RSA-OAEP decryption with key '%s' "
+		    "failed: wrong key or hash, or tampered ciphertext", k->label);
+		goto out;
+	}
+	*out = pt;
+	*out_len = (size_t)n;
+	pt = NULL;
+	r = 0;
+out:
+	kb_wipe(raw, kb);
+	free(raw);
+	if (pt != NULL) {
+		kb_wipe(pt, kb);
+		free(pt);
+	}
+	return r;
+}
+
 static int
 oaep(kb_p11_key *k, enum kb_p11_hash h, bool enc, const unsigned char *in,
     size_t in_len, unsigned char **out, size_t *out_len)
@@ -347,6 +472,9 @@ oaep(kb_p11_key *k, enum kb_p11_hash h, bool enc, const unsigned char *in,
 		kb_wipe(buf, kb);
 		free(buf);
 		r = oaep_refused(k, c.rv, h, r);
+		if (r == KB_ERR_MECHANISM && h == KB_P11_SHA256)
+			return enc ? oaep256_encrypt_soft(k, in, in_len, out, out_len) :
+			    oaep256_decrypt_raw(k, in, in_len, out, out_len);
 		if (r != KB_ERR_MECHANISM && !enc && rv_is_bad_ciphertext(c.rv))
 			r = kb_error_set(KB_ERR_CRYPTO, "RSA-OAEP decryption with key '%s' "
 			    "failed: wrong key or hash, or tampered ciphertext", k->label);

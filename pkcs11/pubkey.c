@@ -274,6 +274,12 @@ out:
 }
 
 int
+kb_p11_public_evp(kb_p11_key *k, EVP_PKEY **out)
+{
+	return load_public(k, out, NULL);
+}
+
+int
 kb_p11_public_jwk(kb_p11_key *k, char **json)
 {
 	char *j = NULL;

@@ -178,6 +178,54 @@ out:
 	OPENSSL_free(der);
 }
 
+/*
+ * RSA-OAEP-256 made by somebody else: openssl pkeyutl encrypts with the
+ * exported PEM, the token (or its raw-RSA fallback) decrypts.
+ */
+static void
+test_oaep256_openssl(kb_p11_key *k, unsigned bits)
+{
+	static const char msg[] = "encrypted by openssl";
+	char cmd[2048], pem_path[512], in_path[512], ct_path[520];
+	unsigned char ct[1024], *pt = NULL;
+	char *pem = NULL;
+	size_t ctl = 0, pl = 0;
+	FILE *f;
+	int r;
+
+	if (!have_openssl) {
+		tap_ok(1, "# SKIP openssl missing");
+		return;
+	}
+	if (kb_p11_public_pem(k, &pem) != 0 ||
+	    write_file("oaep.pem", pem, strlen(pem), pem_path, sizeof(pem_path)) != 0 ||
+	    write_file("oaep.in", msg, strlen(msg), in_path, sizeof(in_path)) != 0) {
+		tap_ok(0, "write files for OAEP-256 cross-check");
+		free(pem);
+		return;
+	}
+	snprintf(ct_path, sizeof(ct_path), "%s.ct", in_path);
+	snprintf(cmd, sizeof(cmd), "openssl pkeyutl -encrypt -pubin -inkey '%s' "
+	    "-pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256 "
+	    "-pkeyopt rsa_mgf1_md:sha256 -in '%s' -out '%s' >/dev/null 2>&1",
+	    pem_path, in_path, ct_path);
+	tap_ok(system(cmd) == 0, "rsa-%u: openssl pkeyutl encrypts with OAEP-SHA256", bits);
+	if ((f = fopen(ct_path, "rb")) != NULL) {
+		ctl = fread(ct, 1, sizeof(ct), f);
+		fclose(f);
+	}
+	r = kb_p11_rsa_oaep_decrypt(k, KB_P11_SHA256, ct, ctl, &pt, &pl);
+	tap_ok(r == 0 && pl == strlen(msg) && memcmp(pt, msg, pl) == 0,
+	    "rsa-%u: the token decrypts openssl's OAEP-SHA256 ciphertext (%s)", bits,
+	    r ? kb_error_detail(r) : "ok");
+	free(pt);
+	pt = NULL;
+	r = kb_p11_rsa_oaep_decrypt(k, KB_P11_SHA1, ct, ctl, &pt, &pl);
+	tap_ok(r == KB_ERR_CRYPTO && pt == NULL,
+	    "rsa-%u: the same ciphertext does not open as OAEP-SHA1", bits);
+	free(pem);
+}
+
 static void
 test_signatures(kb_p11_key *k, enum kb_p11_sig alg, const char *name, bool cli)
 {
@@ -770,6 +818,7 @@ main(void)
 				}
 				free(ct);
 			}
+			test_oaep256_openssl(rsa[i], rsa_bits[i]);
 		}
 	}
 	/* Public key export. */
