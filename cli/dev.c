@@ -195,7 +195,10 @@ executable(const char *p)
 	return stat(p, &st) == 0 && S_ISREG(st.st_mode) && access(p, X_OK) == 0;
 }
 
-/* keybridged: $KEYBRIDGED, next to this program, PATH, then sbindir. */
+/*
+ * keybridged: $KEYBRIDGED, next to this program, ../agent/ from it (the
+ * build tree), PATH, then sbindir.
+ */
 static int
 find_agent(char **out)
 {
@@ -214,7 +217,15 @@ find_agent(char **out)
 		self[n] = '\0';
 		if ((slash = strrchr(self, '/')) != NULL) {
 			*slash = '\0';
+			/* Installed side by side, or meson's build tree (cli/, agent/). */
 			if ((cand = join(self, "keybridged")) == NULL)
+				return KB_ERR_ALLOC;
+			if (executable(cand)) {
+				*out = cand;
+				return 0;
+			}
+			free(cand);
+			if ((cand = join(self, "../agent/keybridged")) == NULL)
 				return KB_ERR_ALLOC;
 			if (executable(cand)) {
 				*out = cand;

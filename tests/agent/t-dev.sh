@@ -127,4 +127,19 @@ else
 	skip "agent refuses the token (dev up)" "mock PKCS#11 module not built"
 fi
 
+# --- the README's way: no $KEYBRIDGED, the CLI finds the agent in the
+# build tree (cli/keybridge -> ../agent/keybridged), and a failed dev up
+# fails the shell line `kbenv=$(keybridge dev up ...) && eval "$kbenv"`.
+if [ "$(dirname "$KB")/../agent/keybridged" -ef "$KBD" ]; then
+	(unset KEYBRIDGED; PATH=/usr/bin:/bin "$KB" dev up --dir "$W/bt") >"$W/bt.out" 2>"$W/bt.err"
+	check "dev up without KEYBRIDGED finds the agent in the build tree" test $? -eq 0
+	check "dev up without KEYBRIDGED: the agent answers" \
+	    env KEYBRIDGE_SOCKET="$W/bt/agent.sock" "$KB" status
+	"$KB" dev down --dir "$W/bt" >/dev/null 2>&1
+	KEYBRIDGED=/nonexistent bash -c 'kbenv=$("$1" dev up --dir "$2" 2>/dev/null) && eval "$kbenv"' _ "$KB" "$W/bt2"
+	check "README line: a failed dev up fails the whole line" test $? -ne 0
+else
+	skip "dev up finds the agent in the build tree" "binaries not in a meson build tree"
+fi
+
 done_testing
