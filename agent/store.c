@@ -1,0 +1,2265 @@
+/*
+ * store.c: the metadata store of local vaults (store.h), in SQLite.
+ *
+ * Why SQLite: the store needs atomic multi-row transactions that survive
+ * power loss (intents, versions and audit records commit together),
+ * indexed paged queries over 10,000+ keys without holding them in memory,
+ * and a file format other tools can inspect (sqlite3 CLI) -- all in one
+ * well-tested, public-domain library that every distribution ships.
+ * A hand-written log or a key-value store (LMDB) would have meant
+ * re-implementing secondary indexes, cursors over ordered names and
+ * crash recovery; a server database would be a second daemon for a
+ * single-host agent.  Settings: WAL (readers never block the writer, one
+ * fsync per commit), synchronous=FULL (an acknowledged operation is on
+ * disk before the reply), foreign_keys=ON, a 5 s busy timeout, defensive
+ * mode.  docs/internals/store.md describes schema and protocol.
+ *
+ * Every statement is a constant string with bound parameters; nothing in
+ * SQL text comes from input.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+/* 'KBST' in PRAGMA application_id marks a keybridge vault store. */
+#define STORE_APP_ID 0x4b425354
+#define STORE_BUSY_MS 5000
+/* Times stay within what JSON doubles carry exactly (year 9999). */
+#define STORE_TIME_MAX INT64_C(253402300799)
+#define DAY_SECONDS INT64_C(86400)
+/* A bound on one key's versions read at once (purge payload, objects). */
+#define STORE_VERSIONS_MAX 100000
+
+struct kb_store {
+	sqlite3 *db;
+	pthread_mutex_t mu;
+	char *path;
+};
+
+/* ---------------------------------------------------------------- schema */
+
+/*
+ * Migrations: migrations[i] takes user_version i to i + 1.  Add a row to
+ * change the schema; never edit a released row.  JSON columns carry no
+ * json_valid() CHECK: with trusted_schema off SQLite 3.40 refuses it in
+ * a schema, and the C side writes only text cJSON printed.
+ */
+static const char *const migrations[] = {
+	/* 0 -> 1 */
+	"CREATE TABLE vaults ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL,"
+	"  name_lc TEXT NOT NULL UNIQUE,"
+	"  retention_days INTEGER NOT NULL"
+	"    CHECK (retention_days BETWEEN 7 AND 90),"
+	"  purge_protection INTEGER NOT NULL CHECK (purge_protection IN (0, 1)),"
+	"  created INTEGER NOT NULL"
+	") STRICT;"
+	"CREATE TABLE keys ("
+	"  id INTEGER PRIMARY KEY,"
+	"  vault_id INTEGER NOT NULL REFERENCES vaults(id),"
+	"  name TEXT NOT NULL,"
+	"  name_lc TEXT NOT NULL,"
+	"  state TEXT NOT NULL CHECK (state IN ('active', 'deleted')),"
+	"  created INTEGER NOT NULL,"
+	"  deleted_date INTEGER,"
+	"  scheduled_purge_date INTEGER,"
+	"  CHECK ((state = 'deleted') = (deleted_date IS NOT NULL AND"
+	"         scheduled_purge_date IS NOT NULL)),"
+	"  UNIQUE (vault_id, name_lc)"
+	") STRICT;"
+	"CREATE INDEX keys_list ON keys (vault_id, state, name_lc);"
+	"CREATE INDEX keys_due ON keys (scheduled_purge_date)"
+	"  WHERE state = 'deleted';"
+	"CREATE TABLE versions ("
+	"  id INTEGER PRIMARY KEY,"
+	"  key_id INTEGER NOT NULL REFERENCES keys(id) ON DELETE CASCADE,"
+	"  version TEXT NOT NULL CHECK (length(version) = 32),"
+	"  kty TEXT NOT NULL,"
+	"  key_size INTEGER NOT NULL DEFAULT 0,"
+	"  crv TEXT NOT NULL DEFAULT '',"
+	"  key_ops INTEGER NOT NULL,"
+	"  enabled INTEGER NOT NULL CHECK (enabled IN (0, 1)),"
+	"  exportable INTEGER NOT NULL DEFAULT 0 CHECK (exportable IN (0, 1)),"
+	"  nbf INTEGER,"
+	"  exp INTEGER,"
+	"  created INTEGER NOT NULL,"
+	"  updated INTEGER NOT NULL,"
+	"  tags TEXT NOT NULL DEFAULT '{}',"
+	"  p11_label TEXT NOT NULL,"
+	"  p11_id BLOB NOT NULL CHECK (length(p11_id) = 16),"
+	"  UNIQUE (key_id, version)"
+	") STRICT;"
+	"CREATE INDEX versions_key ON versions (key_id);"
+	"CREATE INDEX versions_object ON versions (p11_id);"
+	/* Open intents only: a closed intent is deleted with the commit or
+	 * abort that closes it (AUTOINCREMENT: ids are never reused). */
+	"CREATE TABLE intents ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  op TEXT NOT NULL CHECK (op IN ('create', 'purge')),"
+	"  vault_id INTEGER NOT NULL REFERENCES vaults(id),"
+	"  key_name TEXT NOT NULL,"
+	"  key_name_lc TEXT NOT NULL,"
+	"  version TEXT NOT NULL DEFAULT '',"
+	"  uid INTEGER NOT NULL,"
+	"  role TEXT NOT NULL,"
+	"  payload TEXT NOT NULL,"
+	"  created INTEGER NOT NULL"
+	") STRICT;"
+	"CREATE INDEX intents_key ON intents (vault_id, key_name_lc);"
+	/* Append-only: seq orders records for a later hash chain (hash stays
+	 * NULL until then) and export cursors. */
+	"CREATE TABLE audit ("
+	"  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  time INTEGER NOT NULL,"
+	"  uid INTEGER NOT NULL,"
+	"  role TEXT NOT NULL,"
+	"  vault TEXT NOT NULL,"
+	"  op TEXT NOT NULL,"
+	"  key TEXT,"
+	"  version TEXT,"
+	"  result TEXT NOT NULL,"
+	"  hash BLOB"
+	") STRICT;"
+	"CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit"
+	"  BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;"
+	"CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
+	"  BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;",
+};
+
+#define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+/* ------------------------------------------------------------- helpers */
+
+static int
+db_err(struct kb_store *st, int rc, const char *what)
+{
+	int code;
+
+	switch (rc & 0xff) {
+	case SQLITE_CONSTRAINT:
+		code = KB_ERR_CONFLICT;
+		break;
+	case SQLITE_NOMEM:
+		code = KB_ERR_ALLOC;
+		break;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+	case SQLITE_IOERR:
+	case SQLITE_FULL:
+	case SQLITE_CANTOPEN:
+	case SQLITE_READONLY:
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+	case SQLITE_PROTOCOL:
+	case SQLITE_PERM:
+		code = KB_ERR_IO;
+		break;
+	default:
+		code = KB_ERR_INTERNAL;
+		break;
+	}
+	return kb_error_set(code, "vault store %s: %s: %s (%s)",
+	    st->path, what, sqlite3_errmsg(st->db), sqlite3_errstr(rc));
+}
+
+/*
+ * Prepare sql and bind parameters 1..n described by fmt:
+ *   t const char * (NULL binds NULL)   i int64_t   u unsigned
+ *   d int (bool promotes to int)       b 16-byte blob (const unsigned char *)
+ *   n NULL
+ */
+static int
+q_prep(struct kb_store *st, sqlite3_stmt **out, const char *sql,
+    const char *fmt, ...)
+{
+	sqlite3_stmt *s = NULL;
+	va_list ap;
+	const char *t;
+	const unsigned char *b;
+	int rc, i, r = 0;
+
+	if ((rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL)) != SQLITE_OK)
+		return db_err(st, rc, "prepare");
+	va_start(ap, fmt);
+	for (i = 1; fmt[i - 1] != '\0'; i++) {
+		switch (fmt[i - 1]) {
+		case 't':
+			t = va_arg(ap, const char *);
+			rc = t == NULL ? sqlite3_bind_null(s, i) :
+			    sqlite3_bind_text(s, i, t, -1, SQLITE_TRANSIENT);
+			break;
+		case 'i':
+			rc = sqlite3_bind_int64(s, i, va_arg(ap, int64_t));
+			break;
+		case 'u':
+			rc = sqlite3_bind_int64(s, i, va_arg(ap, unsigned));
+			break;
+		case 'd':
+			rc = sqlite3_bind_int64(s, i, va_arg(ap, int));
+			break;
+		case 'b':
+			b = va_arg(ap, const unsigned char *);
+			rc = sqlite3_bind_blob(s, i, b, KV_VERSION_BYTES,
+			    SQLITE_TRANSIENT);
+			break;
+		default:
+			rc = sqlite3_bind_null(s, i);
+			break;
+		}
+		if (rc != SQLITE_OK) {
+			r = db_err(st, rc, "bind");
+			break;
+		}
+	}
+	va_end(ap);
+	if (r != 0) {
+		sqlite3_finalize(s);
+		return r;
+	}
+	*out = s;
+	return 0;
+}
+
+/* Step a statement that returns no row; finalize it in all cases. */
+static int
+q_done(struct kb_store *st, sqlite3_stmt *s, const char *what)
+{
+	int rc = sqlite3_step(s), r = 0;
+
+	if (rc != SQLITE_DONE)
+		r = db_err(st, rc == SQLITE_ROW ? SQLITE_INTERNAL : rc, what);
+	sqlite3_finalize(s);
+	return r;
+}
+
+/* Step once: 1 for a row, 0 for none, or an error. */
+static int
+q_row(struct kb_store *st, sqlite3_stmt *s, const char *what)
+{
+	int rc = sqlite3_step(s);
+
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return db_err(st, rc, what);
+}
+
+static int
+exec(struct kb_store *st, const char *sql, const char *what)
+{
+	int rc;
+
+	if ((rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL)) != SQLITE_OK)
+		return db_err(st, rc, what);
+	return 0;
+}
+
+/* A write transaction: IMMEDIATE takes the write lock now, so a busy
+ * database waits here (busy_timeout) instead of failing at COMMIT. */
+static int
+tx_begin(struct kb_store *st)
+{
+	return exec(st, "BEGIN IMMEDIATE", "begin");
+}
+
+static int
+tx_commit(struct kb_store *st)
+{
+	return exec(st, "COMMIT", "commit");
+}
+
+static void
+tx_rollback(struct kb_store *st)
+{
+	if (!sqlite3_get_autocommit(st->db))
+		(void)sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static int
+col_str(const sqlite3_stmt *cs, int i, char *dst, size_t n)
+{
+	sqlite3_stmt *s = (sqlite3_stmt *)cs;
+	const unsigned char *t = sqlite3_column_text(s, i);
+
+	if (kb_strlcpy(dst, t != NULL ? (const char *)t : "", n) != 0)
+		return kb_error_set(KB_ERR_INTERNAL,
+		    "vault store: a stored value is longer than allowed");
+	return 0;
+}
+
+static int
+hex_to_id(const char *hex, unsigned char id[KV_VERSION_BYTES])
+{
+	size_t i;
+	int hi, lo;
+
+	for (i = 0; i < KV_VERSION_BYTES; i++) {
+		hi = hex[2 * i];
+		lo = hex[2 * i + 1];
+		hi = hi >= 'a' ? hi - 'a' + 10 : hi - '0';
+		lo = lo >= 'a' ? lo - 'a' + 10 : lo - '0';
+		if (hi < 0 || hi > 15 || lo < 0 || lo > 15)
+			return kb_error_set(KB_ERR_INVALID,
+			    "the key version is not hexadecimal");
+		id[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+static void
+id_to_hex(const unsigned char id[KV_VERSION_BYTES], char hex[KV_VERSION_LEN + 1])
+{
+	static const char dig[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < KV_VERSION_BYTES; i++) {
+		hex[2 * i] = dig[id[i] >> 4];
+		hex[2 * i + 1] = dig[id[i] & 15];
+	}
+	hex[KV_VERSION_LEN] = '\0';
+}
+
+static int
+check_actor(const struct kb_store_actor *who)
+{
+	size_t i, n;
+
+	if (who == NULL || who->role == NULL)
+		return kb_error_set(KB_ERR_INVALID, "no actor for the audit record");
+	n = strnlen(who->role, KB_STORE_WORD_MAX + 1);
+	if (n == 0 || n > KB_STORE_WORD_MAX)
+		return kb_error_set(KB_ERR_INVALID,
+		    "the role must be 1-%d characters", KB_STORE_WORD_MAX);
+	for (i = 0; i < n; i++)
+		if (who->role[i] <= 0x20 || who->role[i] >= 0x7f)
+			return kb_error_set(KB_ERR_INVALID,
+			    "the role must be printable ASCII");
+	return 0;
+}
+
+/* A name checked and lower-cased for lookups. */
+static int
+name_lc(enum kv_field f, const char *s, char *dst, size_t n)
+{
+	int r;
+
+	if (s == NULL)
+		return kb_error_set(KB_ERR_INVALID, "no %s given", kv_field_name(f));
+	if ((r = kv_check(f, s)) != 0)
+		return r;
+	return kv_lower(s, dst, n);
+}
+
+static int
+check_limit(unsigned limit)
+{
+	if (limit < 1 || limit > KB_STORE_PAGE_MAX)
+		return kb_error_set(KB_ERR_INVALID,
+		    "a page holds 1 to %d items", KB_STORE_PAGE_MAX);
+	return 0;
+}
+
+static int
+check_time(const char *what, int64_t t)
+{
+	if (t < 0 || t > STORE_TIME_MAX)
+		return kb_error_set(KB_ERR_INVALID,
+		    "%s must be a Unix time between 1970 and 9999", what);
+	return 0;
+}
+
+/* Tags JSON text (NULL = none) into canonical text (malloc'd). */
+static int
+tags_canon(const char *json, char **out)
+{
+	cJSON *obj = NULL;
+	char *txt = NULL;
+	int r;
+
+	if (json == NULL)
+		json = "{}";
+	if (strnlen(json, KV_TAGS_JSON_MAX + 1) > KV_TAGS_JSON_MAX)
+		return kb_error_set(KB_ERR_LIMIT, "the tags are too long");
+	if ((obj = cJSON_ParseWithOpts(json, NULL, 1)) == NULL) {
+		r = kb_error_set(KB_ERR_INVALID, "the tags are not valid JSON");
+		goto out;
+	}
+	if ((r = kv_tags_check(obj)) != 0)
+		goto out;
+	if ((txt = cJSON_PrintUnformatted(obj)) == NULL) {
+		r = KB_ERR_ALLOC;
+		goto out;
+	}
+	*out = txt;
+	r = 0;
+ out:
+	cJSON_Delete(obj);
+	return r;
+}
+
+/* A new version checked; *tags gets its canonical tags text. */
+static int
+check_new_version(const struct kb_store_new_version *v, char *version_lc,
+    char **tags)
+{
+	int r;
+
+	if (v == NULL)
+		return kb_error_set(KB_ERR_INVALID, "no key version given");
+	if ((r = name_lc(KV_FIELD_VERSION, v->version, version_lc,
+	    KV_VERSION_LEN + 1)) != 0)
+		return r;
+	if ((r = kv_key_shape_check(v->kty, v->key_size, v->crv)) != 0)
+		return r;
+	if ((v->key_ops & ~(unsigned)KV_OP__ALL) != 0)
+		return kb_error_set(KB_ERR_INVALID, "key_ops holds unknown bits");
+	if (v->has_nbf && (r = check_time("nbf", v->nbf)) != 0)
+		return r;
+	if (v->has_exp && (r = check_time("exp", v->exp)) != 0)
+		return r;
+	return tags_canon(v->tags_json, tags);
+}
+
+struct vault_row {
+	int64_t id;
+	char name[KV_VAULT_NAME_MAX + 1];
+	unsigned retention_days;
+	bool purge_protection;
+	int64_t created;
+};
+
+static int
+vault_find(struct kb_store *st, const char *vault, struct vault_row *out)
+{
+	char lc[KV_VAULT_NAME_MAX + 1];
+	sqlite3_stmt *s = NULL;
+	struct vault_row v;
+	int r;
+
+	if ((r = name_lc(KV_FIELD_VAULT_NAME, vault, lc, sizeof(lc))) != 0)
+		return r;
+	if ((r = q_prep(st, &s, "SELECT id, name, retention_days, "
+	    "purge_protection, created FROM vaults WHERE name_lc = ?1",
+	    "t", lc)) != 0)
+		return r;
+	if ((r = q_row(st, s, "vault lookup")) < 0)
+		goto out;
+	if (r == 0) {
+		r = kb_error_set(KB_ERR_NOT_FOUND, "no vault named %s", vault);
+		goto out;
+	}
+	memset(&v, 0, sizeof(v));
+	v.id = sqlite3_column_int64(s, 0);
+	if ((r = col_str(s, 1, v.name, sizeof(v.name))) != 0)
+		goto out;
+	v.retention_days = (unsigned)sqlite3_column_int(s, 2);
+	v.purge_protection = sqlite3_column_int(s, 3) != 0;
+	v.created = sqlite3_column_int64(s, 4);
+	*out = v;
+	r = 0;
+ out:
+	sqlite3_finalize(s);
+	return r;
+}
+
+struct key_row {
+	int64_t id;
+	char name[KV_NAME_MAX + 1];
+	bool deleted;
+	int64_t scheduled_purge_date;
+};
+
+/* 1 and *out if the key exists, 0 if not, or an error. */
+static int
+key_find(struct kb_store *st, int64_t vault_id, const char *lc,
+    struct key_row *out)
+{
+	sqlite3_stmt *s = NULL;
+	struct key_row k;
+	int r;
+
+	if ((r = q_prep(st, &s, "SELECT id, name, state = 'deleted', "
+	    "scheduled_purge_date FROM keys WHERE vault_id = ?1 AND "
+	    "name_lc = ?2", "it", vault_id, lc)) != 0)
+		return r;
+	if ((r = q_row(st, s, "key lookup")) <= 0)
+		goto out;
+	memset(&k, 0, sizeof(k));
+	k.id = sqlite3_column_int64(s, 0);
+	if ((r = col_str(s, 1, k.name, sizeof(k.name))) != 0)
+		goto out;
+	k.deleted = sqlite3_column_int(s, 2) != 0;
+	k.scheduled_purge_date = sqlite3_column_int64(s, 3);
+	*out = k;
+	r = 1;
+ out:
+	sqlite3_finalize(s);
+	return r;
+}
+
+/* Number of open intents on a key (op NULL: any op). */
+static int
+intents_on_key(struct kb_store *st, int64_t vault_id, const char *lc,
+    const char *op, int64_t *count)
+{
+	sqlite3_stmt *s = NULL;
+	int r;
+
+	if ((r = q_prep(st, &s, "SELECT count(*) FROM intents WHERE "
+	    "vault_id = ?1 AND key_name_lc = ?2 AND (?3 IS NULL OR op = ?3)",
+	    "itt", vault_id, lc, op)) != 0)
+		return r;
+	if ((r = q_row(st, s, "intent lookup")) == 1) {
+		*count = sqlite3_column_int64(s, 0);
+		r = 0;
+	} else if (r == 0) {
+		r = kb_error_set(KB_ERR_INTERNAL, "count returned no row");
+	}
+	sqlite3_finalize(s);
+	return r;
+}
+
+static int
+audit_insert(struct kb_store *st, uint32_t uid, const char *role,
+    const char *vault, const char *op, const char *key, const char *version,
+    const char *result, int64_t now)
+{
+	sqlite3_stmt *s = NULL;
+	int r;
+
+	if ((r = q_prep(st, &s, "INSERT INTO audit (time, uid, role, vault, "
+	    "op, key, version, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	    "iutttttt", now, (unsigned)uid, role, vault, op,
+	    key != NULL && key[0] != '\0' ? key : NULL,
+	    version != NULL && version[0] != '\0' ? version : NULL,
+	    result)) != 0)
+		return r;
+	return q_done(st, s, "audit insert");
+}
+
+/* ------------------------------------------------------------ key rows */
+
+void
+kb_store_key_free(struct kb_store_key *k)
+{
+	if (k == NULL)
+		return;
+	free(k->tags_json);
+	free(k);
+}
+
+void
+kb_store_keys_free(struct kb_store_key *ks, size_t n)
+{
+	size_t i;
+
+	if (ks == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		free(ks[i].tags_json);
+	free(ks);
+}
+
+/* The column list every key query selects, in key_read()'s order. */
+#define KEY_COLS \
+	"vt.name, vt.retention_days, vt.purge_protection, k.name, " \
+	"k.state = 'deleted', k.deleted_date, k.scheduled_purge_date, " \
+	"v.version, v.kty, v.key_size, v.crv, v.key_ops, v.enabled, " \
+	"v.exportable, v.nbf, v.exp, v.created, v.updated, v.tags, " \
+	"v.p11_label, v.p11_id"
+#define KEY_FROM \
+	" FROM keys k JOIN vaults vt ON vt.id = k.vault_id" \
+	" JOIN versions v ON v.key_id = k.id "
+#define KEY_LATEST " v.id = (SELECT max(id) FROM versions WHERE key_id = k.id) "
+
+static int
+key_read(sqlite3_stmt *s, struct kb_store_key *k)
+{
+	const void *blob;
+	const unsigned char *tags;
+	unsigned ret;
+	bool pp;
+	int r;
+
+	memset(k, 0, sizeof(*k));
+	if ((r = col_str(s, 0, k->vault, sizeof(k->vault))) != 0 ||
+	    (r = col_str(s, 3, k->name, sizeof(k->name))) != 0 ||
+	    (r = col_str(s, 7, k->version, sizeof(k->version))) != 0 ||
+	    (r = col_str(s, 8, k->kty, sizeof(k->kty))) != 0 ||
+	    (r = col_str(s, 10, k->crv, sizeof(k->crv))) != 0 ||
+	    (r = col_str(s, 19, k->p11_label, sizeof(k->p11_label))) != 0)
+		return r;
+	ret = (unsigned)sqlite3_column_int(s, 1);
+	pp = sqlite3_column_int(s, 2) != 0;
+	k->recovery_level = kv_recovery_level(ret, pp);
+	k->recoverable_days = ret;
+	k->deleted = sqlite3_column_int(s, 4) != 0;
+	k->deleted_date = sqlite3_column_int64(s, 5);
+	k->scheduled_purge_date = sqlite3_column_int64(s, 6);
+	k->key_size = (unsigned)sqlite3_column_int64(s, 9);
+	k->key_ops = (unsigned)sqlite3_column_int64(s, 11);
+	k->enabled = sqlite3_column_int(s, 12) != 0;
+	k->exportable = sqlite3_column_int(s, 13) != 0;
+	k->has_nbf = sqlite3_column_type(s, 14) != SQLITE_NULL;
+	k->nbf = sqlite3_column_int64(s, 14);
+	k->has_exp = sqlite3_column_type(s, 15) != SQLITE_NULL;
+	k->exp = sqlite3_column_int64(s, 15);
+	k->created = sqlite3_column_int64(s, 16);
+	k->updated = sqlite3_column_int64(s, 17);
+	blob = sqlite3_column_blob(s, 20);
+	if (blob == NULL || sqlite3_column_bytes(s, 20) != KV_VERSION_BYTES)
+		return kb_error_set(KB_ERR_INTERNAL,
+		    "vault store: a version has a bad token object id");
+	memcpy(k->p11_id, blob, KV_VERSION_BYTES);
+	tags = sqlite3_column_text(s, 18);
+	if ((k->tags_json = kb_strdup(tags != NULL ? (const char *)tags : "{}")) == NULL)
+		return KB_ERR_ALLOC;
+	return 0;
+}
+
+/*
+ * One key of a vault by lower-cased name: the latest version (version
+ * NULL) or a given one; state "active", "deleted" or NULL for either.
+ */
+static int
+key_get(struct kb_store *st, int64_t vault_id, const char *lc,
+    const char *version, const char *state, struct kb_store_key **out)
+{
+	sqlite3_stmt *s = NULL;
+	struct kb_store_key *k = NULL;
+	int r;
+
+	if ((r = q_prep(st, &s, "SELECT " KEY_COLS KEY_FROM
+	    "WHERE k.vault_id = ?1 AND k.name_lc = ?2 AND "
+	    "(?3 IS NULL OR k.state = ?3) AND "
+	    "CASE WHEN ?4 IS NULL THEN" KEY_LATEST "ELSE v.version = ?4 END",
+	    "itt" "t", vault_id, lc, state, version)) != 0)
+		return r;
+	if ((r = q_row(st, s, "key read")) < 0)
+		goto out;
+	if (r == 0) {
+		const char *del = state != NULL &&
+		    strcmp(state, "deleted") == 0 ? "deleted " : "";
+
+		if (version != NULL)
+			r = kb_error_set(KB_ERR_NOT_FOUND,
+			    "no version %s of a %skey named %s", version, del, lc);
+		else
+			r = kb_error_set(KB_ERR_NOT_FOUND,
+			    "no %skey named %s", del, lc);
+		goto out;
+	}
+	if ((k = calloc(1, sizeof(*k))) == NULL) {
+		r = KB_ERR_ALLOC;
+		goto out;
+	}
+	if ((r = key_read(s, k)) != 0)
+		goto out;
+	*out = k;
+	k = NULL;
+	r = 0;
+ out:
+	kb_store_key_free(k);
+	sqlite3_finalize(s);
+	return r;
+}
+
+/*
+ * Add one version (caller holds the transaction).  A new name creates
+ * the key with display name `display`; a soft-deleted key is a conflict
+ * unless allow_deleted (an intent committed after a concurrent delete:
+ * the version joins the deleted key, which covers all versions).
+ */
+static int
+apply_create(struct kb_store *st, const struct vault_row *vr,
+    const char *display, const char *lc, const struct kb_store_new_version *v,
+    const char *version_lc, const char *tags, const char *label,
+    bool allow_deleted, uint32_t uid, const char *role, int64_t now)
+{
+	sqlite3_stmt *s = NULL;
+	struct key_row kr;
+	unsigned char id[KV_VERSION_BYTES];
+	int64_t key_id;
+	int r;
+
+	if ((r = hex_to_id(version_lc, id)) != 0)
+		return r;
+	if ((r = key_find(st, vr->id, lc, &kr)) < 0)
+		return r;
+	if (r == 0) {
+		if ((r = q_prep(st, &s, "INSERT INTO keys (vault_id, name, "
+		    "name_lc, state, created) VALUES (?1, ?2, ?3, 'active', ?4)",
+		    "itti", vr->id, display, lc, now)) != 0)
+			return r;
+		if ((r = q_done(st, s, "key insert")) != 0)
+			return r;
+		key_id = sqlite3_last_insert_rowid(st->db);
+	} else {
+		if (kr.deleted && !allow_deleted)
+			return kb_error_set(KB_ERR_CONFLICT,
+			    "the key %s is deleted but recoverable; its name "
+			    "cannot be reused until it is recovered or purged",
+			    kr.name);
+		key_id = kr.id;
+	}
+	if ((r = q_prep(st, &s, "INSERT INTO versions (key_id, version, kty, "
+	    "key_size, crv, key_ops, enabled, exportable, nbf, exp, created, "
+	    "updated, tags, p11_label, p11_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+	    "?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13, ?14)",
+	    "ittutuddnnitt" "b", key_id, version_lc, v->kty, v->key_size,
+	    v->crv != NULL ? v->crv : "", v->key_ops, (int)v->enabled,
+	    (int)v->exportable, now, tags, label, id)) != 0)
+		return r;
+	/* nbf and exp are bound separately: they may be NULL. */
+	if ((v->has_nbf && sqlite3_bind_int64(s, 9, v->nbf) != SQLITE_OK) ||
+	    (v->has_exp && sqlite3_bind_int64(s, 10, v->exp) != SQLITE_OK)) {
+		sqlite3_finalize(s);
+		return kb_error_set(KB_ERR_INTERNAL, "bind nbf/exp");
+	}
+	if ((r = q_done(st, s, "version insert")) != 0) {
+		if (r == KB_ERR_CONFLICT)
+			r = kb_error_set(KB_ERR_CONFLICT,
+			    "the key %s already has a version %s", display,
+			    version_lc);
+		return r;
+	}
+	return audit_insert(st, uid, role, vr->name, "create", display,
+	    version_lc, "ok", now);
+}
+
+/*
+ * What create (direct or intent) checks before anything changes: the
+ * name is not soft-deleted, no purge of it is in progress, and the
+ * version id is not already taken by a version or an open intent.
+ */
+static int
+create_precheck(struct kb_store *st, const struct vault_row *vr,
+    const char *lc, const char *display, const char *ver)
+{
+	sqlite3_stmt *s = NULL;
+	struct key_row kr;
+	int64_t busy;
+	int r;
+
+	if ((r = key_find(st, vr->id, lc, &kr)) < 0)
+		return r;
+	if (r == 1 && kr.deleted)
+		return kb_error_set(KB_ERR_CONFLICT,
+		    "the key %s is deleted but recoverable; its name cannot "
+		    "be reused until it is recovered or purged", kr.name);
+	if ((r = intents_on_key(st, vr->id, lc, "purge", &busy)) != 0)
+		return r;
+	if (busy > 0)
+		return kb_error_set(KB_ERR_CONFLICT, "the key %s is being purged",
+		    display);
+	if ((r = q_prep(st, &s, "SELECT 1 FROM intents WHERE vault_id = ?1 "
+	    "AND key_name_lc = ?2 AND version = ?3 UNION ALL "
+	    "SELECT 1 FROM versions v JOIN keys k ON k.id = v.key_id "
+	    "WHERE k.vault_id = ?1 AND k.name_lc = ?2 AND v.version = ?3",
+	    "itt", vr->id, lc, ver)) != 0)
+		return r;
+	r = q_row(st, s, "version lookup");
+	sqlite3_finalize(s);
+	if (r < 0)
+		return r;
+	if (r == 1)
+		return kb_error_set(KB_ERR_CONFLICT,
+		    "the key %s already has a version %s", display, ver);
+	return 0;
+}
+
+/*
+ * The display name (and so the token object's CKA_LABEL) a create uses:
+ * an existing key's, else that of an open create of the same new name
+ * (so racing creates label their objects alike), else the request's.
+ */
+static int
+resolve_display(struct kb_store *st, int64_t vault_id, const char *lc,
+    const char *name, char *display, size_t n)
+{
+	sqlite3_stmt *s = NULL;
+	int r;
+
+	if ((r = q_prep(st, &s, "SELECT name FROM keys WHERE vault_id = ?1 "
+	    "AND name_lc = ?2 UNION ALL SELECT key_name FROM (SELECT "
+	    "key_name FROM intents WHERE vault_id = ?1 AND key_name_lc = ?2 "
+	    "ORDER BY id LIMIT 1)", "it", vault_id, lc)) != 0)
+		return r;
+	if ((r = q_row(st, s, "display name")) == 1)
+		r = col_str(s, 0, display, n);
+	else if (r == 0)
+		r = kb_strlcpy(display, name, n);
+	sqlite3_finalize(s);
+	return r;
+}
+
+/* ------------------------------------------------------------- open/close */
+
+static int
+open_file_check(const char *path)
+{
+	struct stat sb;
+	int fd, r = 0;
+
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd == -1)
+		return kb_error_set(KB_ERR_IO, "cannot open the vault store %s: %s",
+		    path, strerror(errno));
+	if (fstat(fd, &sb) == -1) {
+		r = kb_error_set(KB_ERR_IO, "cannot stat %s: %s", path,
+		    strerror(errno));
+	} else if (!S_ISREG(sb.st_mode)) {
+		r = kb_error_set(KB_ERR_CONFIG,
+		    "the vault store %s is not a regular file", path);
+	} else if ((sb.st_mode & 022) != 0) {
+		r = kb_error_set(KB_ERR_CONFIG,
+		    "the vault store %s is writable by group or others; "
+		    "chmod 600 it", path);
+	}
+	close(fd);
+	return r;
+}
+
+static int
+pragma_int(struct kb_store *st, const char *sql, int64_t *out)
+{
+	sqlite3_stmt *s = NULL;
+	int r;
+
+	if ((r = q_prep(st, &s, sql, "")) != 0)
+		return r;
+	if ((r = q_row(st, s, sql)) == 1) {
+		*out = sqlite3_column_int64(s, 0);
+		r = 0;
+	} else if (r == 0) {
+		r = kb_error_set(KB_ERR_INTERNAL, "%s returned no row", sql);
+	}
+	sqlite3_finalize(s);
+	return r;
+}
+
+static int
+identity_read(struct kb_store *st, int64_t *ver, int64_t *app)
+{
+	int r;
+
+	if ((r = pragma_int(st, "PRAGMA user_version", ver)) != 0 ||
+	    (r = pragma_int(st, "PRAGMA application_id", app)) != 0)
+		return r;
+	if (*ver > KB_STORE_SCHEMA_VERSION)
+		return kb_error_set(KB_ERR_CONFIG, "the vault store %s has "
+		    "schema version %" PRId64 ", newer than this keybridged "
+		    "knows (%d); run a newer keybridged", st->path, *ver,
+		    KB_STORE_SCHEMA_VERSION);
+	if ((*ver > 0 || *app != 0) && *app != STORE_APP_ID)
+		return kb_error_set(KB_ERR_CONFIG,
+		    "%s is an SQLite file but not a keybridge vault store",
+		    st->path);
+	return 0;
+}
+
+static int
+identity_check(struct kb_store *st)
+{
+	int64_t ver, app;
+
+	return identity_read(st, &ver, &app);
+}
+
+static int
+migrate(struct kb_store *st)
+{
+	char sql[64];
+	int64_t ver, app;
+	int r;
+
+	if ((r = tx_begin(st)) != 0)
+		return r;
+	if ((r = identity_read(st, &ver, &app)) != 0)
+		goto out;
+	for (; ver < N_MIGRATIONS; ver++) {
+		if ((r = exec(st, migrations[ver], "schema migration")) != 0)
+			goto out;
+		/* PRAGMA takes no parameters; the value is our own constant. */
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d",
+		    (int)ver + 1);
+		if ((r = exec(st, sql, "schema version")) != 0)
+			goto out;
+	}
+	if (app != STORE_APP_ID) {
+		snprintf(sql, sizeof(sql), "PRAGMA application_id = %d",
+		    STORE_APP_ID);
+		if ((r = exec(st, sql, "application id")) != 0)
+			goto out;
+	}
+	r = tx_commit(st);
+ out:
+	if (r != 0)
+		tx_rollback(st);
+	return r;
+}
+
+static int
+journal_wal(struct kb_store *st)
+{
+	sqlite3_stmt *s = NULL;
+	const unsigned char *mode;
+	int r;
+
+	if ((r = q_prep(st, &s, "PRAGMA journal_mode = WAL", "")) != 0)
+		return r;
+	if ((r = q_row(st, s, "journal mode")) < 0)
+		goto out;
+	mode = r == 1 ? sqlite3_column_text(s, 0) : NULL;
+	if (mode == NULL || strcmp((const char *)mode, "wal") != 0) {
+		r = kb_error_set(KB_ERR_IO, "the vault store %s cannot use a "
+		    "write-ahead log (is its file system a network one?)",
+		    st->path);
+		goto out;
+	}
+	r = 0;
+ out:
+	sqlite3_finalize(s);
+	return r;
+}
+
+int
+kb_store_open(const char *path, struct kb_store **out)
+{
+	struct kb_store *st = NULL;
+	int rc, r;
+
+	if (path == NULL || path[0] == '\0')
+		return kb_error_set(KB_ERR_INVALID, "no vault store path");
+	if ((r = open_file_check(path)) != 0)
+		return r;
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return KB_ERR_ALLOC;
+	if (pthread_mutex_init(&st->mu, NULL) != 0) {
+		free(st);
+		return kb_error_set(KB_ERR_INTERNAL, "pthread_mutex_init failed");
+	}
+	if ((st->path = kb_strdup(path)) == NULL) {
+		r = KB_ERR_ALLOC;
+		goto out;
+	}
+	rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_EXRESCODE | SQLITE_OPEN_NOMUTEX,
+	    NULL);
+	if (rc != SQLITE_OK) {
+		r = st->db != NULL ? db_err(st, rc, "open") :
+		    kb_error_set(KB_ERR_ALLOC, "sqlite3_open_v2 failed");
+		goto out;
+	}
+	/* Defensive: no writable_schema tricks, no untrusted SQL functions
+	 * in schema; the schema is ours alone. */
+	if (sqlite3_db_config(st->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL) != SQLITE_OK ||
+	    sqlite3_db_config(st->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL) != SQLITE_OK) {
+		r = kb_error_set(KB_ERR_INTERNAL, "sqlite3_db_config failed");
+		goto out;
+	}
+	if ((rc = sqlite3_busy_timeout(st->db, STORE_BUSY_MS)) != SQLITE_OK) {
+		r = db_err(st, rc, "busy timeout");
+		goto out;
+	}
+	/* Refuse a foreign or newer file before changing its journal mode
+	 * (migrate() checks again inside its transaction). */
+	if ((r = identity_check(st)) != 0 ||
+	    (r = journal_wal(st)) != 0 ||
+	    (r = exec(st, "PRAGMA synchronous = FULL", "synchronous")) != 0 ||
+	    (r = exec(st, "PRAGMA foreign_keys = ON", "foreign keys")) != 0 ||
+	    (r = migrate(st)) != 0)
+		goto out;
+	*out = st;
+	st = NULL;
+	r = 0;
+ out:
+	kb_store_close(st);
+	return r;
+}
+
+void
+kb_store_close(struct kb_store *st)
+{
+	if (st == NULL)
+		return;
+	/* sqlite3_close_v2: all our statements are finalized already. */
+	if (st->db != NULL)
+		sqlite3_close_v2(st->db);
+	pthread_mutex_destroy(&st->mu);
+	free(st->path);
+	free(st);
+}
+
+#define LOCK(st) pthread_mutex_lock(&(st)->mu)
+#define UNLOCK(st) pthread_mutex_unlock(&(st)->mu)
+
+/* ----------------------------------------------------------------- vaults */
+
+int
+kb_store_vault_ensure(struct kb_store *st, const struct kb_store_actor *who,
+    const char *vault, unsigned retention_days, bool purge_protection,
+    int64_t now)
+{
+	char lc[KV_VAULT_NAME_MAX + 1];
+	sqlite3_stmt *s = NULL;
+	struct vault_row vr;
+	int r;
+
+	if ((r = check_actor(who)) != 0 ||
+	    (r = name_lc(KV_FIELD_VAULT_NAME, vault, lc, sizeof(lc))) != 0 ||
+	    (r = kv_retention_check((long)retention_days)) != 0 ||
+	    (r = check_time("now", now)) != 0)
+		return r;
+	LOCK(st);
+	if ((r = tx_begin(st)) != 0)
+		goto out;
+	r = vault_find(st, vault, &vr);
+	if (r == KB_ERR_NOT_FOUND) {
+		if ((r = q_prep(st, &s, "INSERT INTO vaults (name, name_lc, "
+		    "retention_days, purge_protection, created) VALUES "
+		    "(?1, ?2, ?3, ?4, ?5)", "ttudi", vault, lc, retention_days,
+		    (int)purge_protection, now)) != 0 ||
+		    (r = q_done(st, s, "vault insert")) != 0 ||
+		    (r = audit_insert(st, who->uid, who->role, vault,
+		    "vault-create", NULL, NULL, "ok", now)) != 0)
+			goto out;
+	} else if (r != 0) {
+		goto out;
+	} else if (vr.retention_days != retention_days) {
+		/* Key Vault: set at creation, immutable afterwards. */
+		r = kb_error_set(KB_ERR_CONFLICT, "the vault %s keeps deleted "
+		    "keys %u days; the retention cannot change once set "
+		    "(the config says %u)", vr.name, vr.retention_days,
+		    retention_days);
+		goto out;
+	} else if (vr.purge_protection && !purge_protection) {
+		r = kb_error_set(KB_ERR_CONFLICT, "the vault %s has purge "
+		    "protection, which cannot be turned off", vr.name);
+		goto out;
+	} else if (!vr.purge_protection && purge_protection) {
+		if ((r = q_prep(st, &s, "UPDATE vaults SET purge_protection = 1 "
+		    "WHERE id = ?1", "i", vr.id)) != 0 ||
+		    (r = q_done(st, s, "vault update")) != 0 ||
+		    (r = audit_insert(st, who->uid, who->role, vr.name,
+		    "vault-update", NULL, NULL, "ok", now)) != 0)
+			goto out;
+	}
+	r = tx_commit(st);
+ out:
+	if (r != 0)
+		tx_rollback(st);
+	UNLOCK(st);
+	return r;
+}
+
+int
+kb_store_vault_get(struct kb_store *st, const char *vault,
+    struct kb_store_vault *out)
+{
+	struct vault_row vr;
+	int r;
+
+	LOCK(st);
+	if ((r = vault_find(st, vault, &vr)) == 0) {
+		memset(out, 0, sizeof(*out));
+		memcpy(out->name, vr.name, sizeof(out->name));
+		out->retention_days = vr.retention_days;
+		out->purge_protection = vr.purge_protection;
+		out->created = vr.created;
+	}
+	UNLOCK(st);
+	return r;
+}
+
+/* ------------------------------------------------------------------- keys */
+
+int
+kb_store_add_version(struct kb_store *st, const struct kb_store_actor *who,
+    const char *vault, const char *name, const struct kb_store_new_version *v,
+    int64_t now, struct kb_store_key **out)
+{
+	char lc[KV_NAME_MAX + 1], ver[KV_VERSION_LEN + 1];
+	char *tags = NULL;
+	char display[KV_NAME_MAX + 1];
+	struct vault_row vr;
+	struct kb_store_key *k = NULL;
+	int r;
+
+	if ((r = check_actor(who)) != 0 ||
+	    (r = name_lc(KV_FIELD_KEY_NAME, name, lc, sizeof(lc))) != 0 ||
+	    (r = check_time("now", now)) != 0 ||
+	    (r = check_new_version(v, ver, &tags)) != 0)
+		return r;
+	LOCK(st);
+	if ((r = tx_begin(st)) != 0)
+		goto out;
+	if ((r = vault_find(st, vault, &vr)) != 0 ||
+	    (r = resolve_display(st, vr.id, lc, name, display,
+	    sizeof(display))) != 0)
+		goto out;
+	if ((r = create_precheck(st, &vr, lc, display, ver)) != 0)
+		goto out;
+	if ((r = apply_create(st, &vr, display, lc, v, ver, tags, display,
+	    false, who->uid, who->role, now)) != 0)
+		goto out;
+	if ((r = tx_commit(st)) != 0)
+		goto out;
+	if (out != NULL && (r = key_get(st, vr.id, lc, ver, NULL, &k)) == 0) {
+		*out = k;
+		k = NULL;
+	}
+ out:
+	if (r != 0)
+		tx_rollback(st);
+	UNLOCK(st);
+	kb_store_key_free(k);
+	free(tags);
+	return r;
+}
+
+int
+kb_store_get_key(struct kb_store *st, const char *vault, const char *name,
+    const char *version, struct kb_store_key **out)
+{
+	char lc[KV_NAME_MAX + 1], ver[KV_VERSION_LEN + 1];
+	bool latest = version == NULL || version[0] == '\0';
+	struct vault_row vr;
+	int r;
+
+	if ((r = name_lc(KV_FIELD_KEY_NAME, name, lc, sizeof(lc))) != 0 ||
+	    (!latest && (r = name_lc(KV_FIELD_VERSION, version, ver,
+	    sizeof(ver))) != 0))
+		return r;
+	LOCK(st);
+	if ((r = vault_find(st, vault, &vr)) == 0)
+		r = key_get(st, vr.id, lc, latest ? NULL : ver, "active", out);
+	UNLOCK(st);
+	return r;
+}
+
+enum cursor_kind { CURSOR_NAME, CURSOR_VERSION };
+
+/*
+ * Read up to limit rows of s (which asks for limit + 1) into a new array;
+ * *next gets the cursor of the last item when a further row exists.
+ */
+static int
+list_page(struct kb_store *st, sqlite3_stmt *s, unsigned limit,
+    enum cursor_kind kind, struct kb_store_key **items, size_t *n, char **next)
+{
+	struct kb_store_key *arr = NULL;
+	char cur[KV_NAME_MAX + 1];
+	char *nx = NULL;
+	size_t got = 0;
+	bool more = false;
+	int r;
+
+	if ((arr = calloc(limit, sizeof(*arr))) == NULL)
+		return KB_ERR_ALLOC;
+	while ((r = q_row(st, s, "list")) == 1) {
+		if (got == limit) {
+			more = true;
+			break;
+		}
+		if ((r = key_read(s, &arr[got])) != 0) {
+			free(arr[got].tags_json);
+			goto out;
+		}
+		got++;
+	}
+	if (r < 0)
+		goto out;
+	if (more) {
+		if (kind == CURSOR_NAME)
+			r = kv_lower(arr[got - 1].name, cur, sizeof(cur));
+		else
+			r = kb_strlcpy(cur, arr[got - 1].version, sizeof(cur));
+		if (r != 0)
+			goto out;
+		if ((nx = kb_strdup(cur)) == NULL) {
+			r = KB_ERR_ALLOC;
+			goto out;
+		}
+	}
+	*items = arr;
+	arr = NULL;
+	*n = got;
+	*next = nx;
+	r = 0;
+ out:
+	kb_store_keys_free(arr, got);
+	return r;
+}
+
+/* A name cursor checked and lower-cased; "" when absent. */
+static int
+name_cursor(const char *after, char *dst, size_t n)
+{
+	int r;
+
+	if (after == NULL || after[0] == '\0') {
+		dst[0] = '\0';
+		return 0;
+	}
+	if ((r = name_lc(KV_FIELD_KEY_NAME, after, dst, n)) != 0)
+		return kb_error_set(KB_ERR_INVALID, "the paging cursor is not "
+		    "valid (it must come from a previous page)");
+	return r;
+}
+
+static int
+list_keys_state(struct kb_store *st, const char *vault, const char *after,
+    unsigned limit, const char *state, struct kb_store_key **items,
+    size_t *n, char **next)
+{
+	char cur[KV_NAME_MAX + 1];
+	sqlite3_stmt *s = NULL;
+	struct vault_row vr;
+	int r;
+
+	if ((r = check_limit(limit)) != 0 ||
+	    (r = name_cursor(after, cur, sizeof(cur))) != 0)
+		return r;
+	LOCK(st);
+	if ((r = vault_find(st, vault, &vr)) != 0)
+		goto out;
+	/* keys_list index (vault_id, state, name_lc): a range scan. */
+	if ((r = q_prep(st, &s, "SELECT " KEY_COLS KEY_FROM
+	    "WHERE k.vault_id = ?1 AND k.state = ?2 AND k.name_lc > ?3 AND"
+	    KEY_LATEST "ORDER BY k.name_lc LIMIT ?4",
+	    "ittu", vr.id, state, cur, limit + 1)) != 0)
+		goto out;
+	r = list_page(st, s, limit, CURSOR_NAME, items, n, next);
+ out:
+	sqlite3_finalize(s);
+	UNLOCK(st);
+	return r;
+}
+
+int
+kb_store_list_keys(struct kb_store *st, const char *vault, const char *after,
+    unsigned limit, struct kb_store_key **items, size_t *n, char **next)
+{
+	return list_keys_state(st, vault, after, limit, "active", items, n, next);
+}
+
+int
+kb_store_list_deleted(struct kb_store *st, const char *vault,
+    const char *after, unsigned limit, struct kb_store_key **items,
+    size_t *n, char **next)
+{
+	return list_keys_state(st, vault, after, limit, "deleted", items, n,
+	    next);
+}
+
+int
+kb_store_list_versions(struct kb_store *st, const char *vault,
+    const char *name, const char *after, unsigned limit,
+    struct kb_store_key **items, size_t *n, char **next)
+{
+	char lc[KV_NAME_MAX + 1], cur[KV_VERSION_LEN + 1];
+	sqlite3_stmt *s = NULL;
+	struct vault_row vr;
+	struct key_row kr;
+	int64_t after_id = 0;
+	int r;
+
+	if ((r = check_limit(limit)) != 0 ||
+	    (r = name_lc(KV_FIELD_KEY_NAME, name, lc, sizeof(lc))) != 0)
+		return r;
+	if (after != NULL && after[0] != '\0' &&
+	    name_lc(KV_FIELD_VERSION, after, cur, sizeof(cur)) != 0)
+		return kb_error_set(KB_ERR_INVALID, "the paging cursor is not "
+		    "valid (it must come from a previous page)");
+	LOCK(st);
+	if ((r = vault_find(st, vault, &vr)) != 0 ||
+	    (r = key_find(st, vr.id, lc, &kr)) < 0)
+		goto out;
+	if (r == 0 || kr.deleted) {
+		r = kb_error_set(KB_ERR_NOT_FOUND, "no key named %s", name);
+		goto out;
+	}
+	if (after != NULL && after[0] != '\0') {
+		if ((r = q_prep(st, &s, "SELECT id FROM versions WHERE "
+		    "key_id = ?1 AND version = ?2", "it", kr.id, cur)) != 0)
+			goto out;
+		if ((r = q_row(st, s, "cursor lookup")) == 1)
+			after_id = sqlite3_column_int64(s, 0);
+		sqlite3_finalize(s);
+		s = NULL;
+		if (r < 0)
+			goto out;
+		if (r == 0) {
+			r = kb_error_set(KB_ERR_INVALID, "the paging cursor "
+			    "does not name a version of the key %s", kr.name);
+			goto out;
+		}
+	}
+	/* Creation order: the rowid grows with every version added. */
+	if ((r = q_prep(st, &s, "SELECT " KEY_COLS KEY_FROM
+	    "WHERE k.id = ?1 AND v.id > ?2 ORDER BY v.id LIMIT ?3",
+	    "iiu", kr.id, after_id, limit + 1)) != 0)
+		goto out;
+	r = list_page(st, s, limit, CURSOR_VERSION, items, n, next);
+ out:
+	sqlite3_finalize(s);
+	UNLOCK(st);
+	return r;
+}
+
+int
+kb_store_update(struct kb_store *st, const struct kb_store_actor *who,
+    const char *vault, const char *name, const char *version,
+    const struct kb_store_update *u, int64_t now, struct kb_store_key **out)
+{
+	char lc[KV_NAME_MAX + 1], ver[KV_VERSION_LEN + 1];
+	bool latest = version == NULL || version[0] == '\0';
+	char *tags = NULL;
+	sqlite3_stmt *s = NULL;
+	struct kb_store_key *k = NULL;
+	struct vault_row vr;
+	int r;
+
+	if (u == NULL)
+		return kb_error_set(KB_ERR_INVALID, "no update given");
+	if ((r = check_actor(who)) != 0 ||
+	    (r = name_lc(KV_FIELD_KEY_NAME, name, lc, sizeof(lc))) != 0 ||
+	    (!latest && (r = name_lc(KV_FIELD_VERSION, version, ver,
+	    sizeof(ver))) != 0) ||
+	    (r = check_time("now", now)) != 0)
+		return r;
+	if (u->set_nbf && u->has_nbf && (r = check_time("nbf", u->nbf)) != 0)
+		return r;
+	if (u->set_exp && u->has_exp && (r = check_time("exp", u->exp)) != 0)
+		return r;
+	if (u->set_key_ops && (u->key_ops & ~(unsigned)KV_OP__ALL) != 0)
+		return kb_error_set(KB_ERR_INVALID, "key_ops holds unknown bits");
+	if (u->set_tags && (r = tags_canon(u->tags_json, &tags)) != 0)
+		return r;
+	LOCK(st);
+	if ((r = tx_begin(st)) != 0)
+		goto out;
+	if ((r = vault_find(st, vault, &vr)) != 0 ||
+	    (r = key_get(st, vr.id, lc, latest ? NULL : ver, "active", &k)) != 0)
+		goto out;
+	if ((r = q_prep(st, &s, "UPDATE versions SET "
+	    "enabled = CASE WHEN ?1 THEN ?2 ELSE enabled END, "
+	    "nbf = CASE WHEN ?3 THEN ?4 ELSE nbf END, "
+	    "exp = CASE WHEN ?5 THEN ?6 ELSE exp END, "
+	    "key_ops = CASE WHEN ?7 THEN ?8 ELSE key_ops END, "
+	    "tags = CASE WHEN ?9 THEN ?10 ELSE tags END, "
+	    "updated = ?11 "
+	    "WHERE key_id = (SELECT id FROM keys WHERE vault_id = ?12 AND "
+	    "name_lc = ?13) AND version = ?14",
+	    "ddd" "n" "d" "n" "du" "dt" "iitt",
+	    (int)u->set_enabled, (int)u->enabled,
+	    (int)u->set_nbf, (int)u->set_exp,
+	    (int)u->set_key_ops, u->key_ops,
+	    (int)u->set_tags, tags,
+	    now, vr.id, lc, k->version)) != 0)
+		goto out;
+	if ((u->has_nbf && sqlite3_bind_int64(s, 4, u->nbf) != SQLITE_OK) ||
+	    (u->has_exp && sqlite3_bind_int64(s, 6, u->exp) != SQLITE_OK)) {
+		r = kb_error_set(KB_ERR_INTERNAL, "bind nbf/exp");
+		goto out;
+	}
+	r = q_done(st, s, "version update");
+	s = NULL;
+	if (r != 0 ||
+	    (r = audit_insert(st, who->uid, who->role, vr.name, "update",
+	    k->name, k->version, "ok", now)) != 0 ||
+	    (r = tx_commit(st)) != 0)
+		goto out;
+	if (out != NULL) {
+		char v2[KV_VERSION_LEN + 1];
+
+		memcpy(v2, k->version, sizeof(v2));
+		kb_store_key_free(k);
+		k = NULL;
+		if ((r = key_get(st, vr.id, lc, v2, NULL, &k)) != 0)
+			goto out;
+		*out = k;
+		k = NULL;
+	}
+ out:
+	sqlite3_finalize(s);
+	if (r != 0)
+		tx_rollback(st);
+	UNLOCK(st);
+	kb_store_key_free(k);
+	free(tags);
+	return r;
+}
+
+/* Soft delete or recover: flip the key's state. */
+static int
+set_deleted(struct kb_store *st, const struct kb_store_actor *who,
+    const char *vault, const char *name, bool del, int64_t now,
+    struct kb_store_key **out)
+{
+	char lc[KV_NAME_MAX + 1];
+	sqlite3_stmt *s = NULL;
+	struct kb_store_key *k = NULL;
+	struct vault_row vr;
+	struct key_row kr;
+	int64_t busy;
+	int r;
+
+	if ((r = check_actor(who)) != 0 ||
+	    (r = name_lc(KV_FIELD_KEY_NAME, name, lc, sizeof(lc))) != 0 ||
+	    (r = check_time("now", now)) != 0)
+		return r;
+	LOCK(st);
+	if ((r = tx_begin(st)) != 0)
+		goto out;
+	if ((r = vault_find(st, vault, &vr)) != 0 ||
+	    (r = key_find(st, vr.id, lc, &kr)) < 0)
+		goto out;
+	if (r == 0 || kr.deleted == del) {
+		r = kb_error_set(KB_ERR_NOT_FOUND, "no %skey named %s",
+		    del ? "" : "deleted ", name);
+		goto out;
+	}
+	if (!del) {
+		/* Recovering a key whose purge is under way would leave a
+		 * key without objects. */
+		if ((r = intents_on_key(st, vr.id, lc, "purge", &busy)) != 0)
+			goto out;
+		if (busy > 0) {
+			r = kb_error_set(KB_ERR_CONFLICT,
+			    "the key %s is being purged", kr.name);
+			goto out;
+		}
+	}
+	if (del) {
+		r = q_prep(st, &s, "UPDATE keys SET state = 'deleted', "
+		    "deleted_date = ?1, scheduled_purge_date = ?2 WHERE id = ?3",
+		    "iii", now, now + (int64_t)vr.retention_days * DAY_SECONDS,
+		    kr.id);
+	} else {
+		r = q_prep(st, &s, "UPDATE keys SET state = 'active', "
+		    "deleted_date = NULL, scheduled_purge_date = NULL "
+		    "WHERE id = ?1", "i", kr.id);
+	}
+	if (r != 0)
+		goto out;
+	if ((r = q_done(st, s, del ? "delete" : "recover")) != 0 ||
+	    (r = audit_insert(st, who->uid, who->role, vr.name,
+	    del ? "delete" : "recover", kr.name, NULL, "ok", now)) != 0 ||
+	    (r = tx_commit(st)) != 0)
+		goto out;
+	if (out != NULL) {
+		if ((r = key_get(st, vr.id, lc, NULL, del ? "deleted" : "active",
+		    &k)) != 0)
+			goto out;
+		*out = k;
+	}
+ out:
+	if (r != 0)
+		tx_rollback(st);
+	UNLOCK(st);
+	return r;
+}
+
+int
+kb_store_delete(struct kb_store *st, const struct kb_store_actor *who,
+    const char *vault, const char *name, int64_t now,
+    struct kb_store_key **out)
+{
+	return set_deleted(st, who, vault, name, true, now, out);
+}
+
+int
+kb_store_recover(struct kb_store *st, const struct kb_store_actor *who,
+    const char *vault, const char *name, int64_t now,
+    struct kb_store_key **out)
+{
+	return set_deleted(st, who, vault, name, false, now, out);
+}
+
+int
+kb_store_get_deleted(struct kb_store *st, const char *vault,
+    const char *name, struct kb_store_key **out)
+{
+	char lc[KV_NAME_MAX + 1];
+	struct vault_row vr;
+	int r;
+
+	if ((r = name_lc(KV_FIELD_KEY_NAME, name, lc, sizeof(lc))) != 0)
+		return r;
+	LOCK(st);
+	if ((r = vault_find(st, vault, &vr)) == 0)
+		r = key_get(st, vr.id, lc, NULL, "deleted", out);
+	UNLOCK(st);
+	return r;
+}
+
+int
+kb_store_due_for_purge(struct kb_store *st, int64_t now, unsigned limit,
+    struct kb_store_due **out, size_t *n)
+{
+	struct kb_store_due *arr = NULL;
+	sqlite3_stmt *s = NULL;
+	size_t got = 0;
+	int r;
+
+	if ((r = check_limit(limit)) != 0)
+		return r;
+	if ((arr = calloc(limit, sizeof(*arr))) == NULL)
+		return KB_ERR_ALLOC;
+	LOCK(st);
+	/* keys_due partial index. */
+	if ((r = q_prep(st, &s, "SELECT vt.name, k.name, "
+	    "k.scheduled_purge_date FROM keys k JOIN vaults vt ON "
+	    "vt.id = k.vault_id WHERE k.state = 'deleted' AND "
+	    "k.scheduled_purge_date <= ?1 ORDER BY k.scheduled_purge_date, "
+	    "k.id LIMIT ?2", "iu", now, limit)) != 0)
+		goto out;
+	while ((r = q_row(st, s, "due for purge")) == 1) {
+		if ((r = col_str(s, 0, arr[got].vault, sizeof(arr[got].vault))) != 0 ||
+		    (r = col_str(s, 1, arr[got].name, sizeof(arr[got].name))) != 0)
+			goto out;
+		arr[got].scheduled_purge_date = sqlite3_column_int64(s, 2);
+		got++;
+	}
+	if (r < 0)
+		goto out;
+	*out = arr;
+	arr = NULL;
+	*n = got;
+	r = 0;
+ out:
+	sqlite3_finalize(s);
+	UNLOCK(st);
+	free(arr);
+	return r;
+}
+
+/* ---------------------------------------------------------- token objects */
+
+/* Every version's object of a key (caller holds the lock). */
+static int
+objects_read(struct kb_store *st, int64_t key_id, struct kb_store_object **out,
+    size_t *n)
+{
+	struct kb_store_object *arr = NULL, *tmp;
+	sqlite3_stmt *s = NULL;
+	size_t got = 0, alloc = 0;
+	const void *blob;
+	int r;
+
+	if ((r = q_prep(st, &s, "SELECT version, p11_label, p11_id FROM "
+	    "versions WHERE key_id = ?1 ORDER BY id", "i", key_id)) != 0)
+		return r;
+	while ((r = q_row(st, s, "objects")) == 1) {
+		if (got == alloc) {
+			if (alloc >= STORE_VERSIONS_MAX) {
+				r = kb_error_set(KB_ERR_LIMIT,
+				    "a key has more than %d versions",
+				    STORE_VERSIONS_MAX);
+				goto out;
+			}
+			alloc = alloc == 0 ? 8 : alloc * 2;
+			if ((tmp = reallocarray(arr, alloc, sizeof(*arr))) == NULL) {
+				r = KB_ERR_ALLOC;
+				goto out;
+			}
+			arr = tmp;
+		}
+		memset(&arr[got], 0, sizeof(arr[got]));
+		if ((r = col_str(s, 0, arr[got].version,
+		    sizeof(arr[got].version))) != 0 ||
+		    (r = col_str(s, 1, arr[got].p11_label,
+		    sizeof(arr[got].p11_label))) != 0)
+			goto out;
+		blob = sqlite3_column_blob(s, 2);
+		if (blob == NULL || sqlite3_column_bytes(s, 2) != KV_VERSION_BYTES) {
+			r = kb_error_set(KB_ERR_INTERNAL,
+			    "vault store: a version has a bad token object id");
+			goto out;
+		}
+		memcpy(arr[got].p11_id, blob, KV_VERSION_BYTES);
+		got++;
+	}
+	if (r < 0)
+		goto out;
+	*out = arr;
+	arr = NULL;
+	*n = got;
+	r = 0;
+ out:
+	sqlite3_finalize(s);
+	free(arr);
+	return r;
+}
+
+int
+kb_store_key_objects(struct kb_store *st, const char *vault,
+    const char *name, struct kb_store_object **out, size_t *n)
+{
+	char lc[KV_NAME_MAX + 1];
+	struct vault_row vr;
+	struct key_row kr;
+	int r;
+
+	if ((r = name_lc(KV_FIELD_KEY_NAME, name, lc, sizeof(lc))) != 0)
+		return r;
+	LOCK(st);
+	if ((r = vault_find(st, vault, &vr)) != 0 ||
+	    (r = key_find(st, vr.id, lc, &kr)) < 0)
+		goto out;
+	if (r == 0) {
+		r = kb_error_set(KB_ERR_NOT_FOUND, "no key named %s", name);
+		goto out;
+	}
+	r = objects_read(st, kr.id, out, n);
+ out:
+	UNLOCK(st);
+	return r;
+}
+
+int
+kb_store_object_known(struct kb_store *st, const char *vault,
+    const char *label, const unsigned char id[KV_VERSION_BYTES])
+{
+	char hex[KV_VERSION_LEN + 1];
+	sqlite3_stmt *s = NULL;
+	struct vault_row vr;
+	int r;
+
+	if (label == NULL || id == NULL)
+		return kb_error_set(KB_ERR_INVALID, "no object given");
+	id_to_hex(id, hex);
+	LOCK(st);
+	if ((r = vault_find(st, vault, &vr)) != 0)
+		goto out;
+	if ((r = q_prep(st, &s, "SELECT 1 FROM versions v JOIN keys k ON "
+	    "k.id = v.key_id WHERE k.vault_id = ?1 AND v.p11_id = ?2 AND "
+	    "v.p11_label = ?3 UNION ALL SELECT 1 FROM intents WHERE "
+	    "vault_id = ?1 AND op = 'create' AND version = ?4 AND "
+	    "json_extract(payload, '$.label') = ?3",
+	    "ibtt", vr.id, id, label, hex)) != 0)
+		goto out;
+	if ((r = q_row(st, s, "object lookup")) == 0)
+		r = kb_error_set(KB_ERR_NOT_FOUND, "the store knows no object "
+		    "labelled %s with id %s", label, hex);
+	else if (r == 1)
+		r = 0;
+ out:
+	sqlite3_finalize(s);
+	UNLOCK(st);
+	return r;
+}
+
+/* ---------------------------------------------------------------- intents */
+
+void
+kb_store_intent_free(struct kb_store_intent *in)
+{
+	if (in == NULL)
+		return;
+	free(in->payload);
+	free(in);
+}
+
+void
+kb_store_intents_free(struct kb_store_intent *ins, size_t n)
+{
+	size_t i;
+
+	if (ins == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		free(ins[i].payload);
+	free(ins);
+}
+
+#define INTENT_COLS \
+	"i.id, i.op, vt.name, i.key_name, i.version, i.uid, i.role, " \
+	"i.payload, i.created, json_extract(i.payload, '$.label') " \
+	"FROM intents i JOIN vaults vt ON vt.id = i.vault_id "
+
+static int
+intent_read(sqlite3_stmt *s, struct kb_store_intent *in)
+{
+	const unsigned char *op, *payload;
+	int r;
+
+	memset(in, 0, sizeof(*in));
+	in->id = sqlite3_column_int64(s, 0);
+	op = sqlite3_column_text(s, 1);
+	in->op = op != NULL && strcmp((const char *)op, "purge") == 0 ?
+	    KB_STORE_OP_PURGE : KB_STORE_OP_CREATE;
+	if ((r = col_str(s, 2, in->vault, sizeof(in->vault))) != 0 ||
+	    (r = col_str(s, 3, in->name, sizeof(in->name))) != 0 ||
+	    (r = col_str(s, 4, in->version, sizeof(in->version))) != 0 ||
+	    (r = col_str(s, 6, in->role, sizeof(in->role))) != 0 ||
+	    (r = col_str(s, 9, in->p11_label, sizeof(in->p11_label))) != 0)
+		return r;
+	in->uid = (uint32_t)sqlite3_column_int64(s, 5);
+	in->created = sqlite3_column_int64(s, 8);
+	if (in->op == KB_STORE_OP_CREATE &&
+	    (r = hex_to_id(in->version, in->p11_id)) != 0)
+		return kb_error_set(KB_ERR_INTERNAL,
+		    "vault store: intent %" PRId64 " has a bad version", in->id);
+	payload = sqlite3_column_text(s, 7);
+	if ((in->payload = kb_strdup(payload != NULL ?
+	    (const char *)payload : "{}")) == NULL)
+		return KB_ERR_ALLOC;
+	return 0;
+}
+
+static int
+intent_get(struct kb_store *st, int64_t id, struct kb_store_intent **out)
+{
+	struct kb_store_intent *in = NULL;
+	sqlite3_stmt *s = NULL;
+	int r;
+
+	if ((r = q_prep(st, &s, "SELECT " INTENT_COLS "WHERE i.id = ?1",
+	    "i", id)) != 0)
+		return r;
+	if ((r = q_row(st, s, "intent read")) < 0)
+		goto out;
+	if (r == 0) {
+		r = kb_error_set(KB_ERR_NOT_FOUND, "no open intent %" PRId64, id);
+		goto out;
+	}
+	if ((in = calloc(1, sizeof(*in))) == NULL) {
+		r = KB_ERR_ALLOC;
+		goto out;
+	}
+	if ((r = intent_read(s, in)) != 0)
+		goto out;
+	*out = in;
+	in = NULL;
+	r = 0;
+ out:
+	kb_store_intent_free(in);
+	sqlite3_finalize(s);
+	return r;
+}
+
+static int
+intent_insert(struct kb_store *st, const struct kb_store_actor *who,
+    const char *op, int64_t vault_id, const char *display, const char *lc,
+    const char *version, const cJSON *payload, int64_t now, int64_t *id)
+{
+	sqlite3_stmt *s = NULL;
+	char *txt = NULL;
+	int r;
+
+	if ((txt = cJSON_PrintUnformatted(payload)) == NULL)
+		return KB_ERR_ALLOC;
+	if ((r = q_prep(st, &s, "INSERT INTO intents (op, vault_id, key_name, "
+	    "key_name_lc, version, uid, role, payload, created) VALUES "
+	    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", "tittt" "utti",
+	    op, vault_id, display, lc, version, (unsigned)who->uid, who->role,
+	    txt, now)) != 0)
+		goto out;
+	if ((r = q_done(st, s, "intent insert")) != 0)
+		goto out;
+	*id = sqlite3_last_insert_rowid(st->db);
+ out:
+	free(txt);
+	return r;
+}
+
+static cJSON *
+nv_to_json(const struct kb_store_new_version *v, const char *tags,
+    const char *label)
+{
+	cJSON *o = NULL, *t = NULL;
+
+	if ((o = cJSON_CreateObject()) == NULL ||
+	    (t = cJSON_Parse(tags)) == NULL)
+		goto fail;
+	if (cJSON_AddStringToObject(o, "label", label) == NULL ||
+	    cJSON_AddStringToObject(o, "kty", v->kty) == NULL ||
+	    cJSON_AddNumberToObject(o, "key_size", v->key_size) == NULL ||
+	    cJSON_AddStringToObject(o, "crv", v->crv != NULL ? v->crv : "") == NULL ||
+	    cJSON_AddNumberToObject(o, "key_ops", v->key_ops) == NULL ||
+	    cJSON_AddBoolToObject(o, "enabled", v->enabled) == NULL ||
+	    cJSON_AddBoolToObject(o, "exportable", v->exportable) == NULL ||
+	    (v->has_nbf && cJSON_AddNumberToObject(o, "nbf", (double)v->nbf) == NULL) ||
+	    (v->has_exp && cJSON_AddNumberToObject(o, "exp", (double)v->exp) == NULL))
+		goto fail;
+	cJSON_AddItemToObject(o, "tags", t);
+	return o;
+ fail:
+	cJSON_Delete(t);
+	cJSON_Delete(o);
+	return NULL;
+}
+
+/* Numbers the payload holds (written by nv_to_json, so exact). */
+static bool
+json_uint(const cJSON *o, const char *k, unsigned max, unsigned *out)
+{
+	const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, k);
+
+	if (!cJSON_IsNumber(n) || n->valuedouble < 0 || n->valuedouble > max)
+		return false;
+	*out = (unsigned)n->valuedouble;
+	return true;
+}
+
+static bool
+json_time(const cJSON *o, const char *k, bool *has, int64_t *out)
+{
+	const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, k);
+
+	*has = false;
+	if (n == NULL)
+		return true;
+	if (!cJSON_IsNumber(n) || n->valuedouble < 0 ||
+	    n->valuedouble > (double)STORE_TIME_MAX)
+		return false;
+	*has = true;
+	*out = (int64_t)n->valuedouble;
+	return true;
+}
+
+/*
+ * The new version kept in a create intent's payload.  Strings point into
+ * *root (free it with cJSON_Delete); *tags is a new canonical text.
+ */
+static int
+nv_from_json(const char *payload, const char *version,
+    struct kb_store_new_version *v, cJSON **root, char **tags)
+{
+	cJSON *o = NULL;
+	const cJSON *kty, *crv, *en, *ex, *tg;
+	char *tagtxt = NULL;
+	int r;
+
+	memset(v, 0, sizeof(*v));
+	if ((o = cJSON_Parse(payload)) == NULL ||
+	    !cJSON_IsString(kty = cJSON_GetObjectItemCaseSensitive(o, "kty")) ||
+	    !cJSON_IsString(crv = cJSON_GetObjectItemCaseSensitive(o, "crv")) ||
+	    !cJSON_IsBool(en = cJSON_GetObjectItemCaseSensitive(o, "enabled")) ||
+	    !cJSON_IsBool(ex = cJSON_GetObjectItemCaseSensitive(o, "exportable")) ||
+	    !cJSON_IsObject(tg = cJSON_GetObjectItemCaseSensitive(o, "tags")) ||
+	    !json_uint(o, "key_size", 65536, &v->key_size) ||
+	    !json_uint(o, "key_ops", KV_OP__ALL, &v->key_ops) ||
+	    !json_time(o, "nbf", &v->has_nbf, &v->nbf) ||
+	    !json_time(o, "exp", &v->has_exp, &v->exp) ||
+	    (tagtxt = cJSON_PrintUnformatted(tg)) == NULL) {
+		r = kb_error_set(KB_ERR_INTERNAL,
+		    "vault store: a create intent has a malformed payload");
+		goto out;
+	}
+	if (kb_strlcpy(v->version, version, sizeof(v->version)) != 0) {
+		r = kb_error_set(KB_ERR_INTERNAL, "intent version too long");
+		goto out;
+	}
+	v->kty = kty->valuestring;
+	v->crv = crv->valuestring;
+	v->enabled = cJSON_IsTrue(en);
+	v->exportable = cJSON_IsTrue(ex);
+	v->tags_json = tagtxt;
+	{
+		char ver[KV_VERSION_LEN + 1];
+
+		/* Checked again: the payload came from disk. */
+		if ((r = check_new_version(v, ver, tags)) != 0)
+			goto out;
+	}
+	v->tags_json = NULL;
+	*root = o;
+	o = NULL;
+	r = 0;
+ out:
+	free(tagtxt);
+	cJSON_Delete(o);
+	return r;
+}
+
+int
+kb_store_intent_begin_create(struct kb_store *st,
+    const struct kb_store_actor *who, const char *vault, const char *name,
+    const struct kb_store_new_version *v, int64_t now,
+    struct kb_store_intent **out)
+{
+	char lc[KV_NAME_MAX + 1], ver[KV_VERSION_LEN + 1];
+	char display[KV_NAME_MAX + 1];
+	char *tags = NULL;
+	cJSON *payload = NULL;
+	struct vault_row vr;
+	int64_t id;
+	int r;
+
+	if (out == NULL)
+		return kb_error_set(KB_ERR_INVALID, "no intent output");
+	if ((r = check_actor(who)) != 0 ||
+	    (r = name_lc(KV_FIELD_KEY_NAME, name, lc, sizeof(lc))) != 0 ||
+	    (r = check_time("now", now)) != 0 ||
+	    (r = check_new_version(v, ver, &tags)) != 0)
+		return r;
+	LOCK(st);
+	if ((r = tx_begin(st)) != 0)
+		goto out;
+	if ((r = vault_find(st, vault, &vr)) != 0)
+		goto out;
+	if ((r = resolve_display(st, vr.id, lc, name, display,
+	    sizeof(display))) != 0)
+		goto out;
+	if ((r = create_precheck(st, &vr, lc, display, ver)) != 0)
+		goto out;
+	if ((payload = nv_to_json(v, tags, display)) == NULL) {
+		r = KB_ERR_ALLOC;
+		goto out;
+	}
+	if ((r = intent_insert(st, who, "create", vr.id, display, lc, ver,
+	    payload, now, &id)) != 0 ||
+	    (r = tx_commit(st)) != 0 ||
+	    (r = intent_get(st, id, out)) != 0)
+		goto out;
+ out:
+	if (r != 0)
+		tx_rollback(st);
+	UNLOCK(st);
+	cJSON_Delete(payload);
+	free(tags);
+	return r;
+}
+
+int
+kb_store_intent_begin_purge(struct kb_store *st,
+    const struct kb_store_actor *who, const char *vault, const char *name,
+    int64_t now, struct kb_store_intent **out)
+{
+	char lc[KV_NAME_MAX + 1], hex[KV_VERSION_LEN + 1];
+	struct kb_store_object *objs = NULL;
+	size_t nobj = 0, i;
+	cJSON *payload = NULL, *arr, *o;
+	struct vault_row vr;
+	struct key_row kr;
+	int64_t busy, id;
+	int r;
+
+	if (out == NULL)
+		return kb_error_set(KB_ERR_INVALID, "no intent output");
+	if ((r = check_actor(who)) != 0 ||
+	    (r = name_lc(KV_FIELD_KEY_NAME, name, lc, sizeof(lc))) != 0 ||
+	    (r = check_time("now", now)) != 0)
+		return r;
+	LOCK(st);
+	if ((r = tx_begin(st)) != 0)
+		goto out;
+	if ((r = vault_find(st, vault, &vr)) != 0 ||
+	    (r = key_find(st, vr.id, lc, &kr)) < 0)
+		goto out;
+	if (r == 0 || !kr.deleted) {
+		r = kb_error_set(KB_ERR_NOT_FOUND, "no deleted key named %s", name);
+		goto out;
+	}
+	if ((r = intents_on_key(st, vr.id, lc, NULL, &busy)) != 0)
+		goto out;
+	if (busy > 0) {
+		r = kb_error_set(KB_ERR_CONFLICT, "an operation on the key %s "
+		    "is in progress; try again", kr.name);
+		goto out;
+	}
+	if (vr.purge_protection && now < kr.scheduled_purge_date) {
+		/* A denial is audited; it is the only change this makes. */
+		if ((r = audit_insert(st, who->uid, who->role, vr.name, "purge",
+		    kr.name, NULL, "denied", now)) != 0 ||
+		    (r = tx_commit(st)) != 0)
+			goto out;
+		r = kb_error_set(KB_ERR_DENIED, "the vault %s has purge "
+		    "protection: the key %s cannot be purged before its "
+		    "scheduled purge date; it will be purged then",
+		    vr.name, kr.name);
+		goto out;
+	}
+	if ((r = objects_read(st, kr.id, &objs, &nobj)) != 0)
+		goto out;
+	if ((payload = cJSON_CreateObject()) == NULL ||
+	    (arr = cJSON_AddArrayToObject(payload, "versions")) == NULL) {
+		r = KB_ERR_ALLOC;
+		goto out;
+	}
+	for (i = 0; i < nobj; i++) {
+		id_to_hex(objs[i].p11_id, hex);
+		if ((o = cJSON_CreateObject()) == NULL) {
+			r = KB_ERR_ALLOC;
+			goto out;
+		}
+		cJSON_AddItemToArray(arr, o);
+		if (cJSON_AddStringToObject(o, "version", objs[i].version) == NULL ||
+		    cJSON_AddStringToObject(o, "label", objs[i].p11_label) == NULL ||
+		    cJSON_AddStringToObject(o, "id", hex) == NULL) {
+			r = KB_ERR_ALLOC;
+			goto out;
+		}
+	}
+	if ((r = intent_insert(st, who, "purge", vr.id, kr.name, lc, "",
+	    payload, now, &id)) != 0 ||
+	    (r = tx_commit(st)) != 0 ||
+	    (r = intent_get(st, id, out)) != 0)
+		goto out;
+ out:
+	if (r != 0)
+		tx_rollback(st);
+	UNLOCK(st);
+	cJSON_Delete(payload);
+	free(objs);
+	return r;
+}
+
+static int
+intent_close(struct kb_store *st, int64_t id)
+{
+	sqlite3_stmt *s = NULL;
+	int r;
+
+	if ((r = q_prep(st, &s, "DELETE FROM intents WHERE id = ?1", "i",
+	    id)) != 0)
+		return r;
+	if ((r = q_done(st, s, "intent close")) != 0)
+		return r;
+	if (sqlite3_changes(st->db) != 1)
+		return kb_error_set(KB_ERR_NOT_FOUND, "no open intent %" PRId64, id);
+	return 0;
+}
+
+int
+kb_store_intent_commit(struct kb_store *st, int64_t id, int64_t now,
+    struct kb_store_key **out)
+{
+	char lc[KV_NAME_MAX + 1];
+	struct kb_store_intent *in = NULL;
+	struct kb_store_new_version v;
+	struct kb_store_key *k = NULL;
+	sqlite3_stmt *s = NULL;
+	cJSON *root = NULL;
+	char *tags = NULL;
+	struct vault_row vr;
+	struct key_row kr;
+	int r;
+
+	if ((r = check_time("now", now)) != 0)
+		return r;
+	LOCK(st);
+	if ((r = tx_begin(st)) != 0)
+		goto out;
+	if ((r = intent_get(st, id, &in)) != 0 ||
+	    (r = vault_find(st, in->vault, &vr)) != 0 ||
+	    (r = kv_lower(in->name, lc, sizeof(lc))) != 0)
+		goto out;
+	if (in->op == KB_STORE_OP_CREATE) {
+		if ((r = nv_from_json(in->payload, in->version, &v, &root,
+		    &tags)) != 0)
+			goto out;
+		if ((r = apply_create(st, &vr, in->name, lc, &v, in->version,
+		    tags, in->p11_label, true, in->uid, in->role, now)) != 0)
+			goto out;
+	} else {
+		if ((r = key_find(st, vr.id, lc, &kr)) < 0)
+			goto out;
+		if (r == 0 || !kr.deleted) {
+			r = kb_error_set(KB_ERR_INTERNAL, "vault store: purge "
+			    "intent %" PRId64 " names no deleted key", id);
+			goto out;
+		}
+		/* ON DELETE CASCADE removes the versions. */
+		if ((r = q_prep(st, &s, "DELETE FROM keys WHERE id = ?1", "i",
+		    kr.id)) != 0 || (r = q_done(st, s, "purge")) != 0 ||
+		    (r = audit_insert(st, in->uid, in->role, vr.name, "purge",
+		    in->name, NULL, "ok", now)) != 0)
+			goto out;
+	}
+	if ((r = intent_close(st, id)) != 0 || (r = tx_commit(st)) != 0)
+		goto out;
+	if (out != NULL && in->op == KB_STORE_OP_CREATE) {
+		if ((r = key_get(st, vr.id, lc, in->version, NULL, &k)) != 0)
+			goto out;
+		*out = k;
+	} else if (out != NULL) {
+		*out = NULL;
+	}
+ out:
+	if (r != 0)
+		tx_rollback(st);
+	UNLOCK(st);
+	kb_store_intent_free(in);
+	cJSON_Delete(root);
+	free(tags);
+	return r;
+}
+
+int
+kb_store_intent_abort(struct kb_store *st, int64_t id, int64_t now)
+{
+	struct kb_store_intent *in = NULL;
+	int r;
+
+	if ((r = check_time("now", now)) != 0)
+		return r;
+	LOCK(st);
+	if ((r = tx_begin(st)) != 0)
+		goto out;
+	if ((r = intent_get(st, id, &in)) != 0 ||
+	    (r = audit_insert(st, in->uid, in->role, in->vault,
+	    in->op == KB_STORE_OP_CREATE ? "create" : "purge", in->name,
+	    in->version, "failed", now)) != 0 ||
+	    (r = intent_close(st, id)) != 0)
+		goto out;
+	r = tx_commit(st);
+ out:
+	if (r != 0)
+		tx_rollback(st);
+	UNLOCK(st);
+	kb_store_intent_free(in);
+	return r;
+}
+
+int
+kb_store_intents_open(struct kb_store *st, struct kb_store_intent **out,
+    size_t *n)
+{
+	struct kb_store_intent *arr = NULL, *tmp;
+	sqlite3_stmt *s = NULL;
+	size_t got = 0, alloc = 0;
+	int r;
+
+	LOCK(st);
+	if ((r = q_prep(st, &s, "SELECT " INTENT_COLS "ORDER BY i.id", "")) != 0)
+		goto out;
+	while ((r = q_row(st, s, "intents")) == 1) {
+		if (got == alloc) {
+			alloc = alloc == 0 ? 8 : alloc * 2;
+			if ((tmp = reallocarray(arr, alloc, sizeof(*arr))) == NULL) {
+				r = KB_ERR_ALLOC;
+				goto out;
+			}
+			arr = tmp;
+		}
+		if ((r = intent_read(s, &arr[got])) != 0) {
+			free(arr[got].payload);
+			goto out;
+		}
+		got++;
+	}
+	if (r < 0)
+		goto out;
+	*out = arr;
+	arr = NULL;
+	*n = got;
+	r = 0;
+ out:
+	sqlite3_finalize(s);
+	UNLOCK(st);
+	kb_store_intents_free(arr, got);
+	return r;
+}
+
+/* ------------------------------------------------------------------ audit */
+
+static int
+check_word(const char *what, const char *s, size_t max, bool optional)
+{
+	size_t i, n;
+
+	if (s == NULL && optional)
+		return 0;
+	if (s == NULL)
+		return kb_error_set(KB_ERR_INVALID, "no audit %s given", what);
+	n = strnlen(s, max + 1);
+	if ((n == 0 && !optional) || n > max)
+		return kb_error_set(KB_ERR_INVALID,
+		    "the audit %s must be 1-%zu characters", what, max);
+	for (i = 0; i < n; i++)
+		if (s[i] < 0x20 || s[i] >= 0x7f)
+			return kb_error_set(KB_ERR_INVALID,
+			    "the audit %s must be printable ASCII", what);
+	return 0;
+}
+
+int
+kb_store_audit_append(struct kb_store *st, const struct kb_store_actor *who,
+    const char *vault, const char *op, const char *key, const char *version,
+    const char *result, int64_t now)
+{
+	int r;
+
+	if ((r = check_actor(who)) != 0 ||
+	    (r = check_word("vault", vault, KB_STORE_AUDIT_VAULT_MAX, false)) != 0 ||
+	    (r = check_word("operation", op, KB_STORE_WORD_MAX, false)) != 0 ||
+	    (r = check_word("key", key, KV_NAME_MAX, true)) != 0 ||
+	    (r = check_word("version", version, KV_VERSION_LEN, true)) != 0 ||
+	    (r = check_word("result", result, KB_STORE_WORD_MAX, false)) != 0 ||
+	    (r = check_time("now", now)) != 0)
+		return r;
+	LOCK(st);
+	r = audit_insert(st, who->uid, who->role, vault, op, key, version,
+	    result, now);
+	UNLOCK(st);
+	return r;
+}
+
+int
+kb_store_audit_list(struct kb_store *st, int64_t after, unsigned limit,
+    struct kb_store_audit **out, size_t *n, int64_t *next)
+{
+	struct kb_store_audit *arr = NULL;
+	sqlite3_stmt *s = NULL;
+	size_t got = 0;
+	bool more = false;
+	int r;
+
+	if ((r = check_limit(limit)) != 0)
+		return r;
+	if ((arr = calloc(limit, sizeof(*arr))) == NULL)
+		return KB_ERR_ALLOC;
+	LOCK(st);
+	if ((r = q_prep(st, &s, "SELECT seq, time, uid, role, vault, op, key, "
+	    "version, result FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+	    "iu", after, limit + 1)) != 0)
+		goto out;
+	while ((r = q_row(st, s, "audit list")) == 1) {
+		struct kb_store_audit *a = &arr[got];
+
+		if (got == limit) {
+			more = true;
+			break;
+		}
+		a->seq = sqlite3_column_int64(s, 0);
+		a->time = sqlite3_column_int64(s, 1);
+		a->uid = (uint32_t)sqlite3_column_int64(s, 2);
+		if ((r = col_str(s, 3, a->role, sizeof(a->role))) != 0 ||
+		    (r = col_str(s, 4, a->vault, sizeof(a->vault))) != 0 ||
+		    (r = col_str(s, 5, a->op, sizeof(a->op))) != 0 ||
+		    (r = col_str(s, 6, a->key, sizeof(a->key))) != 0 ||
+		    (r = col_str(s, 7, a->version, sizeof(a->version))) != 0 ||
+		    (r = col_str(s, 8, a->result, sizeof(a->result))) != 0)
+			goto out;
+		got++;
+	}
+	if (r < 0)
+		goto out;
+	*out = arr;
+	arr = NULL;
+	*n = got;
+	*next = more ? (*out)[got - 1].seq : 0;
+	r = 0;
+ out:
+	sqlite3_finalize(s);
+	UNLOCK(st);
+	free(arr);
+	return r;
+}
