@@ -593,7 +593,7 @@ pkcs11_tool_check(void)
 {
 	char cmd[2048], line[512], out[400];
 	FILE *p;
-	bool label = false, id = false, access = false, usage = false;
+	bool label = false, id = false, access = false, usage = false, in_priv = false;
 	int rc;
 
 	if (!have_pkcs11_tool) {
@@ -614,10 +614,20 @@ pkcs11_tool_check(void)
 	tap_ok(rc == 0, "pkcs11-tool -O --login ran");
 	if ((p = fopen(out, "r")) == NULL)
 		return;
-	/* The block of the EC key "ec-p256": label, ID, usage, access. */
+	/*
+	 * The block of the EC private key "ec-p256": label, ID, usage,
+	 * access.  Every object header (a line that does not start with a
+	 * space) starts a new block; the object order varies between runs,
+	 * so a block of another object must never count.
+	 */
 	while (fgets(line, sizeof(line), p) != NULL) {
-		if (strstr(line, "Private Key Object") != NULL)
+		if (line[0] != ' ' && line[0] != '\t') {
+			in_priv = strncmp(line, "Private Key Object", 18) == 0;
 			label = id = usage = access = false;
+			continue;
+		}
+		if (!in_priv)
+			continue;
 		if (strstr(line, "label:") && strstr(line, "ec-p256"))
 			label = true;
 		if (label && strstr(line, "ID:") && strstr(line, "a301"))
