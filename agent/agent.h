@@ -65,7 +65,6 @@ void agent_config_free(struct agent_config *c);
 const struct agent_token_cfg *agent_config_token(const struct agent_config *c,
     const char *name);
 /* Where the socket lives when the config does not say (the CLI agrees). */
-char *agent_default_socket(void);
 /* "FILE:LINE" text for messages into buf. */
 const char *agent_where(const struct agent_config *c, unsigned line,
     char *buf, size_t n);

@@ -28,23 +28,6 @@ agent_where(const struct agent_config *c, unsigned line, char *buf, size_t n)
 	return buf;
 }
 
-char *
-agent_default_socket(void)
-{
-	const char *rt = secure_getenv("XDG_RUNTIME_DIR");
-	struct kb_buf b;
-
-	kb_buf_init(&b, 4096);
-	if (rt != NULL && rt[0] == '/') {
-		if (kb_buf_appendf(&b, "%s/keybridge/agent.sock", rt) != 0) {
-			kb_buf_free(&b);
-			return NULL;
-		}
-		return kb_buf_steal(&b, NULL);
-	}
-	return kb_strdup("/run/keybridge/agent.sock");
-}
-
 static int
 cfg_err(const struct agent_config *c, unsigned line, const char *fmt,
     const char *a, const char *b) KB_PRINTF(3, 0);
@@ -460,7 +443,7 @@ agent_config_load(const char *path, struct agent_config **out)
 		    NULL, NULL);
 		goto out;
 	}
-	if (c->socket == NULL && (c->socket = agent_default_socket()) == NULL) {
+	if (c->socket == NULL && (c->socket = kb_default_socket()) == NULL) {
 		r = KB_ERR_ALLOC;
 		goto out;
 	}

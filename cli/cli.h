@@ -36,7 +36,6 @@ extern const struct cli_command cli_commands[];
 int cli_socket(struct cli *c) KB_WARN_UNUSED;
 /* Read [agent] socket from a config file (default socket if absent). */
 int cli_config_socket(const char *path, char **out) KB_WARN_UNUSED;
-char *cli_default_socket(void);
 /* GET path from the agent; *out is the 2xx JSON body. */
 int cli_agent_get(struct cli *c, const char *path, cJSON **out) KB_WARN_UNUSED;
 /* Options every command accepts; use in a getopt_long table. */

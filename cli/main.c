@@ -151,24 +151,6 @@ cli_print_error(int r)
 	return kb_err_exit_code(r);
 }
 
-char *
-cli_default_socket(void)
-{
-	/* Same rule as keybridged's agent_default_socket(). */
-	const char *rt = secure_getenv("XDG_RUNTIME_DIR");
-	struct kb_buf b;
-
-	kb_buf_init(&b, 4200);
-	if (rt != NULL && rt[0] == '/') {
-		if (kb_buf_appendf(&b, "%s/keybridge/agent.sock", rt) != 0) {
-			kb_buf_free(&b);
-			return NULL;
-		}
-		return kb_buf_steal(&b, NULL);
-	}
-	return kb_strdup("/run/keybridge/agent.sock");
-}
-
 int
 cli_config_socket(const char *path, char **out)
 {
@@ -197,7 +179,7 @@ cli_config_socket(const char *path, char **out)
 	if (e != NULL && e->value[0] != '/')
 		r = kb_error_set(KB_ERR_CONFIG,
 		    "%s:%u: socket must be an absolute path", path, e->line);
-	else if ((s = e != NULL ? kb_strdup(e->value) : cli_default_socket()) == NULL)
+	else if ((s = e != NULL ? kb_strdup(e->value) : kb_default_socket()) == NULL)
 		r = KB_ERR_ALLOC;
 	kb_ini_free(ini);
 	if (r == 0)
@@ -236,7 +218,7 @@ cli_socket(struct cli *c)
 		if (path != NULL && stat(path, &st) == 0)
 			r = cli_config_socket(path, &s);
 		else
-			s = cli_default_socket();
+			s = kb_default_socket();
 		free(path);
 	}
 	if (r != 0)

@@ -1,5 +1,6 @@
 /* util.c: small string helpers and process hardening. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -64,6 +65,22 @@ kb_copy_padded(char *dst, size_t dstlen, const unsigned char *src,
 		n = dstlen - 1;
 	memcpy(dst, src, n);
 	dst[n] = '\0';
+}
+
+char *
+kb_default_socket(void)
+{
+	const char *rt = secure_getenv("XDG_RUNTIME_DIR");
+	struct kb_buf b;
+
+	if (rt == NULL || rt[0] != '/')
+		return kb_strdup("/run/keybridge/agent.sock");
+	kb_buf_init(&b, 4096);
+	if (kb_buf_appendf(&b, "%s/keybridge/agent.sock", rt) != 0) {
+		kb_buf_free(&b);
+		return NULL;
+	}
+	return kb_buf_steal(&b, NULL);
 }
 
 void

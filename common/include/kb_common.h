@@ -254,6 +254,14 @@ int kb_parse_ull(const char *s, unsigned long long min,
 void kb_copy_padded(char *dst, size_t dstlen, const unsigned char *src,
     size_t srclen);
 
+/*
+ * The agent's socket when neither the command line nor the config names
+ * one: $XDG_RUNTIME_DIR/keybridge/agent.sock, else
+ * /run/keybridge/agent.sock.  Shared by keybridged and keybridge so the two
+ * can never disagree.  malloc'd; NULL on allocation failure.
+ */
+char *kb_default_socket(void);
+
 /* Make the process undumpable and disable core files (ssh-agent). */
 void kb_harden_process(void);
 

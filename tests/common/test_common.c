@@ -302,6 +302,24 @@ test_util(void)
 	kb_copy_padded(out, sizeof(out), pad, sizeof(pad));
 	tap_is_str(out, "ab", "padded field trimmed");
 	tap_ok(kb_random(out, sizeof(out)) == 0, "random");
+	{
+		char *sock;
+
+		setenv("XDG_RUNTIME_DIR", "/run/user/1000", 1);
+		sock = kb_default_socket();
+		tap_is_str(sock, "/run/user/1000/keybridge/agent.sock",
+		    "default socket under XDG_RUNTIME_DIR");
+		free(sock);
+		setenv("XDG_RUNTIME_DIR", "relative", 1);
+		sock = kb_default_socket();
+		tap_is_str(sock, "/run/keybridge/agent.sock",
+		    "a relative XDG_RUNTIME_DIR is ignored");
+		free(sock);
+		unsetenv("XDG_RUNTIME_DIR");
+		sock = kb_default_socket();
+		tap_is_str(sock, "/run/keybridge/agent.sock", "default socket without it");
+		free(sock);
+	}
 }
 
 int
