@@ -190,6 +190,31 @@ gcm_check(kb_p11_key *k, const unsigned char *iv, size_t iv_len, const unsigned 
 	return kb_p11_need_mech(k->t, CKM_AES_GCM, flag);
 }
 
+/* One CKM_AES_GCM operation with a 128-bit tag (PKCS#11 v2.40 2.10.4). */
+static void
+gcm_setup(struct op_ctx *c, CK_GCM_PARAMS *gp, kb_p11_key *k, enum op_kind kind,
+    const unsigned char *iv, size_t iv_len, const unsigned char *aad, size_t aad_len,
+    const unsigned char *in, size_t in_len, unsigned char *out, size_t out_cap)
+{
+	memset(gp, 0, sizeof(*gp));
+	gp->pIv = (CK_BYTE_PTR)iv;
+	gp->ulIvLen = iv_len;
+	gp->ulIvBits = iv_len * 8;
+	gp->pAAD = (CK_BYTE_PTR)aad;
+	gp->ulAADLen = aad_len;
+	gp->ulTagBits = 128;
+	memset(c, 0, sizeof(*c));
+	c->kind = kind;
+	c->mech.mechanism = CKM_AES_GCM;
+	c->mech.pParameter = gp;
+	c->mech.ulParameterLen = sizeof(*gp);
+	c->key = k->priv;
+	c->in = in;
+	c->in_len = in_len;
+	c->out = out;
+	c->out_cap = out_cap;
+}
+
 int
 kb_p11_aes_gcm_encrypt(kb_p11_key *k, const unsigned char *iv, size_t iv_len,
     const unsigned char *aad, size_t aad_len, const unsigned char *in, size_t in_len,
@@ -206,23 +231,8 @@ kb_p11_aes_gcm_encrypt(kb_p11_key *k, const unsigned char *iv, size_t iv_len,
 		return kb_error_set(KB_ERR_INVALID, "no plaintext");
 	if ((buf = malloc(in_len + 16)) == NULL)
 		return KB_ERR_ALLOC;
-	memset(&gp, 0, sizeof(gp));
-	gp.pIv = (CK_BYTE_PTR)iv;
-	gp.ulIvLen = iv_len;
-	gp.ulIvBits = iv_len * 8;
-	gp.pAAD = (CK_BYTE_PTR)aad;
-	gp.ulAADLen = aad_len;
-	gp.ulTagBits = 128;
-	memset(&c, 0, sizeof(c));
-	c.kind = OP_ENCRYPT;
-	c.mech.mechanism = CKM_AES_GCM;
-	c.mech.pParameter = &gp;
-	c.mech.ulParameterLen = sizeof(gp);
-	c.key = k->priv;
-	c.in = in;
-	c.in_len = in_len;
-	c.out = buf;
-	c.out_cap = in_len + 16;
+	gcm_setup(&c, &gp, k, OP_ENCRYPT, iv, iv_len, aad, aad_len, in, in_len,
+	    buf, in_len + 16);
 	if ((r = run(k, &c)) != 0) {
 		free(buf);
 		return r;
@@ -260,23 +270,8 @@ kb_p11_aes_gcm_decrypt(kb_p11_key *k, const unsigned char *iv, size_t iv_len,
 	if (ct_len)
 		memcpy(in, ct, ct_len);
 	memcpy(in + ct_len, tag, 16);
-	memset(&gp, 0, sizeof(gp));
-	gp.pIv = (CK_BYTE_PTR)iv;
-	gp.ulIvLen = iv_len;
-	gp.ulIvBits = iv_len * 8;
-	gp.pAAD = (CK_BYTE_PTR)aad;
-	gp.ulAADLen = aad_len;
-	gp.ulTagBits = 128;
-	memset(&c, 0, sizeof(c));
-	c.kind = OP_DECRYPT;
-	c.mech.mechanism = CKM_AES_GCM;
-	c.mech.pParameter = &gp;
-	c.mech.ulParameterLen = sizeof(gp);
-	c.key = k->priv;
-	c.in = in;
-	c.in_len = ct_len + 16;
-	c.out = buf;
-	c.out_cap = ct_len + 16;
+	gcm_setup(&c, &gp, k, OP_DECRYPT, iv, iv_len, aad, aad_len, in, ct_len + 16,
+	    buf, ct_len + 16);
 	if ((r = run(k, &c)) != 0) {
 		/* Tokens differ in what they return for a bad tag; all mean one thing. */
 		if (rv_is_bad_ciphertext(c.rv))
