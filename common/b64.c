@@ -119,8 +119,8 @@ kb_hex_encode(const unsigned char *p, size_t n)
 	return out;
 }
 
-static int
-hex_value(char c)
+int
+kb_hex_value(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -143,8 +143,8 @@ kb_hex_decode(const char *s, unsigned char **out, size_t *outlen)
 	if ((p = malloc(n / 2 + 1)) == NULL)
 		return KB_ERR_ALLOC;
 	for (i = 0; i < n / 2; i++) {
-		hi = hex_value(s[2 * i]);
-		lo = hex_value(s[2 * i + 1]);
+		hi = kb_hex_value((unsigned char)s[2 * i]);
+		lo = kb_hex_value((unsigned char)s[2 * i + 1]);
 		if (hi < 0 || lo < 0) {
 			free(p);
 			return kb_error_set(KB_ERR_INVALID,

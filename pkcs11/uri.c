@@ -79,18 +79,6 @@ is_vchar(unsigned char c, bool query)
 	return c == '/' || c == '?' || c == '|';
 }
 
-static int
-hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decode p[0..n) into a malloc'd, NUL-terminated buffer. */
 static int
 pct_decode(const char *name, const char *p, size_t n, bool query, bool binary,
@@ -106,8 +94,8 @@ pct_decode(const char *name, const char *p, size_t n, bool query, bool binary,
 		unsigned char c = (unsigned char)p[i];
 
 		if (c == '%') {
-			if (n - i < 3 || (hi = hexval((unsigned char)p[i + 1])) < 0 ||
-			    (lo = hexval((unsigned char)p[i + 2])) < 0) {
+			if (n - i < 3 || (hi = kb_hex_value((unsigned char)p[i + 1])) < 0 ||
+			    (lo = kb_hex_value((unsigned char)p[i + 2])) < 0) {
 				kb_error_set(KB_ERR_INVALID, "PKCS#11 URI attribute '%s' "
 				    "has a bad percent escape; write %%XX with two hex digits",
 				    name);

@@ -176,6 +176,8 @@ int kb_b64url_decode(const char *s, size_t slen, unsigned char **out,
 /* Lower-case hex. */
 char *kb_hex_encode(const unsigned char *p, size_t n);
 int kb_hex_decode(const char *s, unsigned char **out, size_t *outlen) KB_WARN_UNUSED;
+/* Value of one hex digit (either case), or -1. */
+int kb_hex_value(int c);
 
 /* ----------------------------------------------------------------- files */
 
