@@ -1,9 +1,45 @@
 /*
- * access.c: who may use the agent.  The one place that decides, so the
- * per-vault roles of a later issue replace this function and nothing
- * else.  For now: the agent's own uid and root.
+ * access.c: who may do what.  The one place that decides: a peer's uid
+ * and primary gid (SO_PEERCRED) map to a role per vault from the config
+ * (docs/vaults.md); the agent's own uid is Administrator of every vault;
+ * anyone else is denied until the config names them.
  */
 #include "agent.h"
+
+enum agent_role
+agent_access_role(const struct agent *a, const struct agent_vault *v,
+    const struct agent_peer *p)
+{
+	enum agent_role best = ROLE_NONE;
+	const struct agent_principal *pr;
+	size_t i;
+
+	if (!p->known)
+		return ROLE_NONE;
+	if (p->uid == a->uid)
+		return ROLE_ADMINISTRATOR;
+	for (i = 0; i < v->cfg->n_principals; i++) {
+		pr = &v->cfg->principals[i];
+		if ((pr->group ? (uint32_t)p->gid : (uint32_t)p->uid) == pr->id &&
+		    pr->role > best)
+			best = pr->role;
+	}
+	return best;
+}
+
+enum agent_role
+agent_access_max_role(const struct agent *a, const struct agent_peer *p)
+{
+	enum agent_role best = ROLE_NONE, r;
+	size_t i;
+
+	if (p->known && p->uid == a->uid)
+		return ROLE_ADMINISTRATOR;
+	for (i = 0; i < a->n_vaults; i++)
+		if ((r = agent_access_role(a, &a->vaults[i], p)) > best)
+			best = r;
+	return best;
+}
 
 int
 agent_access_check(const struct agent *a, const struct agent_peer *p)
@@ -11,9 +47,9 @@ agent_access_check(const struct agent *a, const struct agent_peer *p)
 	if (!p->known)
 		return kb_error_set(KB_ERR_DENIED,
 		    "the agent could not read the caller's credentials");
-	if (p->uid == a->uid || p->uid == 0)
+	if (agent_access_max_role(a, p) != ROLE_NONE)
 		return 0;
 	return kb_error_set(KB_ERR_DENIED,
-	    "uid %u may not use this agent; only uid %u and root may",
-	    (unsigned)p->uid, (unsigned)a->uid);
+	    "uid %u has no role on any vault of this agent",
+	    (unsigned)p->uid);
 }

@@ -19,6 +19,7 @@
 
 #include "kb_common.h"
 #include "kb_pkcs11.h"
+#include "kvrules.h"
 
 #ifndef KB_SOFTHSM_MODULE
 #define KB_SOFTHSM_MODULE KB_P11_DEFAULT_MODULE
@@ -44,6 +45,35 @@ struct agent_token_cfg {
 	unsigned max_sessions;
 };
 
+/* Roles per vault, in increasing order of rights (docs/vaults.md). */
+enum agent_role {
+	ROLE_NONE = 0,
+	ROLE_READER,
+	ROLE_CONTRIBUTOR,
+	ROLE_OWNER,
+	ROLE_ADMINISTRATOR
+};
+const char *agent_role_name(enum agent_role r);
+
+/* One entry of a role list: a uid, or a gid ("@group"). */
+struct agent_principal {
+	bool group;
+	uint32_t id;
+	enum agent_role role;
+};
+
+struct agent_vault_cfg {
+	char *name;
+	unsigned line;
+	char *token;                  /* [token NAME] it lives on */
+	size_t token_index;           /* into agent_config.tokens */
+	bool is_default;
+	unsigned retention_days;
+	bool purge_protection;
+	struct agent_principal *principals;
+	size_t n_principals;
+};
+
 struct agent_config {
 	char *path;
 	char *socket;
@@ -57,6 +87,9 @@ struct agent_config {
 	unsigned threads;
 	struct agent_token_cfg *tokens;
 	size_t n_tokens;
+	struct agent_vault_cfg *vaults;
+	size_t n_vaults;
+	unsigned purge_interval;      /* seconds between purge sweeps */
 };
 
 /* Load and check a config file; every error names file:line. */
@@ -77,8 +110,23 @@ struct agent_token {
 	char *uri;                    /* the token's URI, canonical */
 };
 
+struct agent_vault {
+	const struct agent_vault_cfg *cfg;
+	struct agent_token *tok;
+	size_t index;
+};
+
+struct agent_keycache;
+struct agent_inflight;
+
 struct agent {
 	struct agent_config *cfg;
+	struct agent_vault *vaults;
+	size_t n_vaults;
+	struct kb_store *store;
+	struct agent_keycache *keycache;
+	struct agent_inflight *inflight;
+	bool sweeper_running;
 	struct agent_token *tokens;
 	size_t n_tokens;
 	uid_t uid;
@@ -101,6 +149,61 @@ int agent_tokens_json(struct agent *a, cJSON **out) KB_WARN_UNUSED;
 int agent_init_token(const struct agent_config *cfg, const char *name,
     const char *so_pin_file) KB_WARN_UNUSED;
 
+/* vault.c: lifecycle across token and store (docs/vaults.md) */
+struct kb_store_actor;
+struct kb_store_key;
+struct kb_store_new_version;
+struct kb_store_update;
+
+/* Open the store, declare the vaults, resolve open intents, make the
+ * token agree with soft-deleted keys, purge what is due. */
+int agent_vaults_open(struct agent *a) KB_WARN_UNUSED;
+/* Start / stop the thread that purges due keys every purge_interval. */
+int agent_sweeper_start(struct agent *a) KB_WARN_UNUSED;
+void agent_sweeper_stop(struct agent *a);
+void agent_vaults_close(struct agent *a);
+/* Resolve open intents not in flight, then purge due keys. */
+int agent_vaults_sweep(struct agent *a) KB_WARN_UNUSED;
+struct agent_vault *agent_vault_find(struct agent *a, const char *name);
+struct agent_vault *agent_vault_default(struct agent *a);
+
+int agent_vault_create(struct agent *a, struct agent_vault *v,
+    const struct kb_store_actor *who, const char *name,
+    struct kb_store_new_version *nv, struct kb_store_key **out) KB_WARN_UNUSED;
+int agent_vault_rotate(struct agent *a, struct agent_vault *v,
+    const struct kb_store_actor *who, const char *name,
+    struct kb_store_key **out) KB_WARN_UNUSED;
+int agent_vault_update(struct agent *a, struct agent_vault *v,
+    const struct kb_store_actor *who, const char *name, const char *version,
+    const struct kb_store_update *u, struct kb_store_key **out) KB_WARN_UNUSED;
+int agent_vault_delete(struct agent *a, struct agent_vault *v,
+    const struct kb_store_actor *who, const char *name,
+    struct kb_store_key **out) KB_WARN_UNUSED;
+int agent_vault_recover(struct agent *a, struct agent_vault *v,
+    const struct kb_store_actor *who, const char *name,
+    struct kb_store_key **out) KB_WARN_UNUSED;
+int agent_vault_purge(struct agent *a, struct agent_vault *v,
+    const struct kb_store_actor *who, const char *name) KB_WARN_UNUSED;
+int agent_vault_adopt(struct agent *a, struct agent_vault *v,
+    const struct kb_store_actor *who, const char *uri, const char *name,
+    struct kb_store_key **out) KB_WARN_UNUSED;
+
+/* The token key of a stored version, shared and counted: put it back. */
+struct agent_keyref;
+int agent_vault_key(struct agent *a, struct agent_vault *v,
+    const struct kb_store_key *k, struct agent_keyref **out) KB_WARN_UNUSED;
+kb_p11_key *agent_keyref_key(const struct agent_keyref *r);
+void agent_keyref_put(struct agent *a, struct agent_keyref *r);
+/* The token usage flags a version's key_ops ask for. */
+unsigned agent_p11_ops(const char *kty, unsigned key_ops);
+
+/* kvapi.c: the Key Vault keys API and keybridge's extensions */
+struct MHD_Connection;
+struct agent_peer;
+int agent_kvapi_handle(struct agent *a, struct MHD_Connection *c,
+    const struct agent_peer *peer, const char *url, const char *method,
+    const char *body, size_t body_len) KB_WARN_UNUSED;
+
 /* access.c */
 struct agent_peer {
 	bool known;
@@ -108,12 +211,28 @@ struct agent_peer {
 	uid_t uid;
 	gid_t gid;
 };
-/* 0 if the peer may use the agent, KB_ERR_DENIED with a sentence if not. */
+/* 0 if the peer may use the agent at all (a role on some vault). */
 int agent_access_check(const struct agent *a, const struct agent_peer *p) KB_WARN_UNUSED;
+/* The peer's role on a vault (ROLE_NONE if unknown peer). */
+enum agent_role agent_access_role(const struct agent *a,
+    const struct agent_vault *v, const struct agent_peer *p);
+/* The highest role the peer holds on any vault. */
+enum agent_role agent_access_max_role(const struct agent *a,
+    const struct agent_peer *p);
 
 /* server.c */
 int agent_server_start(struct agent *a) KB_WARN_UNUSED;
 void agent_server_stop(struct agent *a);
+
+/* server.c: answers (0, or -1: drop the connection) */
+int agent_respond(struct MHD_Connection *c, unsigned status, cJSON *body,
+    const char *allow);
+int agent_respond_error(struct MHD_Connection *c, unsigned status,
+    const char *code, const char *message, const char *inner,
+    const char *allow);
+/* kvapi.c: an audit record for a refused request (best effort). */
+void agent_audit_denial(struct agent *a, const struct agent_peer *p,
+    const char *vault, const char *op, const char *key);
 
 /* runtime.c */
 int agent_lock_acquire(struct agent *a) KB_WARN_UNUSED;

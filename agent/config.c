@@ -5,18 +5,27 @@
  *                           max_connections, request_timeout, threads
  *   [token NAME]            module, uri | label, pin_file | pin_env |
  *                           pin_prompt, max_sessions
+ *   [vault NAME]            token, default, retention_days,
+ *                           purge_protection, readers, contributors,
+ *                           owners, administrators
  *
  * Rules as tables (name, handler), so an unknown key is an error that
  * names file:line and a new key is one row.
  */
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 #include "agent.h"
 
 #define CFG_MAX_TOKENS 64
 #define CFG_MAX_FILE ((size_t)1 << 20)
+#define CFG_MAX_VAULTS 64
+#define CFG_MAX_PRINCIPALS 256
 
 const char *
 agent_where(const struct agent_config *c, unsigned line, char *buf, size_t n)
@@ -151,10 +160,17 @@ agent_threads(struct agent_config *c, const struct kb_ini_entry *e)
 	return cfg_uint(c, e, 1, 64, &c->threads);
 }
 
+static int
+agent_purge_interval(struct agent_config *c, const struct kb_ini_entry *e)
+{
+	return cfg_uint(c, e, 1, 7 * 86400, &c->purge_interval);
+}
+
 static const struct {
 	const char *key;
 	int (*set)(struct agent_config *, const struct kb_ini_entry *);
 } agent_keys[] = {
+	{ "purge_interval", agent_purge_interval },
 	{ "socket", agent_socket },
 	{ "socket_mode", agent_socket_mode },
 	{ "state_dir", agent_state_dir },
@@ -387,6 +403,262 @@ cfg_token_section(struct agent_config *c, const struct kb_ini_section *s)
 	return 0;
 }
 
+/* -------------------------------------------------------- [vault NAME] */
+
+const char *
+agent_role_name(enum agent_role r)
+{
+	switch (r) {
+	case ROLE_READER: return "Reader";
+	case ROLE_CONTRIBUTOR: return "Contributor";
+	case ROLE_OWNER: return "Owner";
+	case ROLE_ADMINISTRATOR: return "Administrator";
+	default: return "none";
+	}
+}
+
+static int
+cfg_bool(const struct agent_config *c, const struct kb_ini_entry *e, bool *out)
+{
+	if (strcmp(e->value, "true") == 0 || strcmp(e->value, "yes") == 0 ||
+	    strcmp(e->value, "1") == 0)
+		*out = true;
+	else if (strcmp(e->value, "false") == 0 || strcmp(e->value, "no") == 0 ||
+	    strcmp(e->value, "0") == 0)
+		*out = false;
+	else
+		return cfg_err(c, e->line, "%s must be true or false, not '%s'",
+		    e->key, e->value);
+	return 0;
+}
+
+/* One role-list item: "alice", "1001", "@staff", "@100". */
+static int
+cfg_principal(const struct agent_config *c, const struct kb_ini_entry *e,
+    const char *item, struct agent_principal *p)
+{
+	unsigned long long v;
+	char buf[4096];
+	struct passwd pw, *pwr = NULL;
+	struct group gr, *grr = NULL;
+	const char *name = item;
+
+	p->group = item[0] == '@';
+	if (p->group)
+		name++;
+	if (name[0] == '\0')
+		return cfg_err(c, e->line, "empty entry in %s", e->key, NULL);
+	if (kb_parse_ull(name, 0, 0xfffffffeULL, &v) == 0) {
+		p->id = (uint32_t)v;
+		return 0;
+	}
+	if (p->group) {
+		if (getgrnam_r(name, &gr, buf, sizeof(buf), &grr) != 0 || grr == NULL)
+			return cfg_err(c, e->line, "%s: no group named '%s'", e->key,
+			    name);
+		p->id = (uint32_t)grr->gr_gid;
+	} else {
+		if (getpwnam_r(name, &pw, buf, sizeof(buf), &pwr) != 0 || pwr == NULL)
+			return cfg_err(c, e->line, "%s: no user named '%s'", e->key,
+			    name);
+		p->id = (uint32_t)pwr->pw_uid;
+	}
+	return 0;
+}
+
+static int
+cfg_role_list(struct agent_config *c, struct agent_vault_cfg *v,
+    const struct kb_ini_entry *e, enum agent_role role)
+{
+	struct agent_principal *np;
+	char *copy, *item, *save = NULL, *end;
+	int r = 0;
+
+	if ((copy = kb_strdup(e->value)) == NULL)
+		return KB_ERR_ALLOC;
+	for (item = strtok_r(copy, ",", &save); item != NULL;
+	    item = strtok_r(NULL, ",", &save)) {
+		while (*item == ' ' || *item == '\t')
+			item++;
+		end = item + strlen(item);
+		while (end > item && (end[-1] == ' ' || end[-1] == '\t'))
+			*--end = '\0';
+		if (*item == '\0')
+			continue;
+		if (v->n_principals >= CFG_MAX_PRINCIPALS) {
+			r = cfg_err(c, e->line, "too many entries in the role lists "
+			    "of [vault %s]", v->name, NULL);
+			break;
+		}
+		np = realloc(v->principals, (v->n_principals + 1) * sizeof(*np));
+		if (np == NULL) {
+			r = KB_ERR_ALLOC;
+			break;
+		}
+		v->principals = np;
+		np[v->n_principals].role = role;
+		if ((r = cfg_principal(c, e, item, &np[v->n_principals])) != 0)
+			break;
+		v->n_principals++;
+	}
+	free(copy);
+	return r;
+}
+
+static int
+cfg_vault_section(struct agent_config *c, const struct kb_ini_section *s)
+{
+	static const struct {
+		const char *key;
+		enum agent_role role;
+	} lists[] = {
+		{ "readers", ROLE_READER },
+		{ "contributors", ROLE_CONTRIBUTOR },
+		{ "owners", ROLE_OWNER },
+		{ "administrators", ROLE_ADMINISTRATOR },
+	};
+	struct agent_vault_cfg *v, *nv;
+	const struct kb_ini_entry *e;
+	size_t i, k;
+	int r;
+
+	if (s->name == NULL)
+		return cfg_err(c, s->line,
+		    "[vault] needs a name, as in [vault main]", NULL, NULL);
+	if (kv_check(KV_FIELD_VAULT_NAME, s->name) != 0)
+		return cfg_err(c, s->line, "vault name '%s': %s", s->name,
+		    kb_error_detail(KB_ERR_INVALID));
+	for (i = 0; i < c->n_vaults; i++)
+		if (strcasecmp(c->vaults[i].name, s->name) == 0)
+			return cfg_err(c, s->line, "[vault %s] is declared twice",
+			    s->name, NULL);
+	if (c->n_vaults >= CFG_MAX_VAULTS)
+		return cfg_err(c, s->line, "too many [vault] sections", NULL, NULL);
+	nv = realloc(c->vaults, (c->n_vaults + 1) * sizeof(*nv));
+	if (nv == NULL)
+		return KB_ERR_ALLOC;
+	c->vaults = nv;
+	v = &nv[c->n_vaults++];
+	memset(v, 0, sizeof(*v));
+	v->line = s->line;
+	v->retention_days = KV_RETENTION_DEFAULT;
+	if ((v->name = kb_strdup(s->name)) == NULL)
+		return KB_ERR_ALLOC;
+	for (i = 0; i < s->n_entries; i++) {
+		e = &s->entries[i];
+		if (strcmp(e->key, "token") == 0) {
+			free(v->token);
+			if ((v->token = kb_strdup(e->value)) == NULL)
+				return KB_ERR_ALLOC;
+			continue;
+		}
+		if (strcmp(e->key, "default") == 0) {
+			if ((r = cfg_bool(c, e, &v->is_default)) != 0)
+				return r;
+			continue;
+		}
+		if (strcmp(e->key, "purge_protection") == 0) {
+			if ((r = cfg_bool(c, e, &v->purge_protection)) != 0)
+				return r;
+			continue;
+		}
+		if (strcmp(e->key, "retention_days") == 0) {
+			if ((r = cfg_uint(c, e, KV_RETENTION_MIN, KV_RETENTION_MAX,
+			    &v->retention_days)) != 0)
+				return r;
+			continue;
+		}
+		for (k = 0; k < N_ELEM(lists); k++)
+			if (strcmp(e->key, lists[k].key) == 0)
+				break;
+		if (k == N_ELEM(lists))
+			return cfg_err(c, e->line, "unknown key '%s' in [vault %s]",
+			    e->key, s->name);
+		if ((r = cfg_role_list(c, v, e, lists[k].role)) != 0)
+			return r;
+	}
+	if (v->token == NULL)
+		return cfg_err(c, s->line, "[vault %s] needs token = NAME", s->name,
+		    NULL);
+	return 0;
+}
+
+/* Every vault on a declared token, no token shared, one default. */
+static int
+cfg_vaults_check(struct agent_config *c)
+{
+	struct agent_vault_cfg *v;
+	size_t i, j, n_default = 0;
+
+	if (c->n_vaults == 0 && c->n_tokens == 1) {
+		/* The implicit vault of a one-token config (docs/vaults.md). */
+		if ((c->vaults = calloc(1, sizeof(*c->vaults))) == NULL)
+			return KB_ERR_ALLOC;
+		v = &c->vaults[0];
+		c->n_vaults = 1;
+		v->retention_days = KV_RETENTION_DEFAULT;
+		v->is_default = true;
+		if ((v->name = kb_strdup("default")) == NULL ||
+		    (v->token = kb_strdup(c->tokens[0].name)) == NULL)
+			return KB_ERR_ALLOC;
+		return 0;
+	}
+	for (i = 0; i < c->n_vaults; i++) {
+		v = &c->vaults[i];
+		for (j = 0; j < c->n_tokens; j++)
+			if (strcmp(c->tokens[j].name, v->token) == 0)
+				break;
+		if (j == c->n_tokens)
+			return cfg_err(c, v->line, "[vault %s] names token '%s', "
+			    "which has no [token] section", v->name, v->token);
+		v->token_index = j;
+		for (j = 0; j < i; j++)
+			if (c->vaults[j].token_index == v->token_index)
+				return cfg_err(c, v->line, "[vault %s] uses the token "
+				    "of another vault; two vaults cannot share a token",
+				    v->name, NULL);
+		if (v->is_default)
+			n_default++;
+	}
+	if (n_default > 1)
+		return cfg_err(c, 0, "more than one vault says default = true",
+		    NULL, NULL);
+	if (n_default == 0 && c->n_vaults == 1)
+		c->vaults[0].is_default = true;
+	return 0;
+}
+
+/*
+ * The state directory when the config names none: systemd's
+ * $STATE_DIRECTORY, /var/lib/keybridge for root, else
+ * $XDG_STATE_HOME/keybridge or ~/.local/state/keybridge.
+ */
+static char *
+default_state_dir(void)
+{
+	const char *e;
+	char *out;
+	size_t n;
+
+	if ((e = secure_getenv("STATE_DIRECTORY")) != NULL && e[0] == '/' &&
+	    strchr(e, ':') == NULL)
+		return kb_strdup(e);
+	if (geteuid() == 0)
+		return kb_strdup("/var/lib/keybridge");
+	if ((e = secure_getenv("XDG_STATE_HOME")) != NULL && e[0] == '/') {
+		n = strlen(e) + sizeof("/keybridge");
+		if ((out = malloc(n)) != NULL)
+			snprintf(out, n, "%s/keybridge", e);
+		return out;
+	}
+	if ((e = secure_getenv("HOME")) == NULL || e[0] != '/')
+		e = "/tmp";
+	n = strlen(e) + sizeof("/.local/state/keybridge");
+	if ((out = malloc(n)) != NULL)
+		snprintf(out, n, "%s/.local/state/keybridge", e);
+	return out;
+}
+
 int
 agent_config_load(const char *path, struct agent_config **out)
 {
@@ -402,6 +674,7 @@ agent_config_load(const char *path, struct agent_config **out)
 	c->max_connections = 64;
 	c->request_timeout = 30;
 	c->threads = 4;
+	c->purge_interval = 3600;
 	if ((c->path = kb_strdup(path)) == NULL) {
 		r = KB_ERR_ALLOC;
 		goto out;
@@ -425,10 +698,11 @@ agent_config_load(const char *path, struct agent_config **out)
 			r = cfg_agent_section(c, s);
 		else if (strcmp(s->type, "token") == 0)
 			r = cfg_token_section(c, s);
+		else if (strcmp(s->type, "vault") == 0)
+			r = cfg_vault_section(c, s);
 		else
-			r = cfg_err(c, s->line,
-			    "unknown section [%s]; expected [agent] or [token NAME]",
-			    s->type, NULL);
+			r = cfg_err(c, s->line, "unknown section [%s]; expected "
+			    "[agent], [token NAME] or [vault NAME]", s->type, NULL);
 		if (r != 0)
 			goto out;
 	}
@@ -443,7 +717,13 @@ agent_config_load(const char *path, struct agent_config **out)
 		    NULL, NULL);
 		goto out;
 	}
+	if ((r = cfg_vaults_check(c)) != 0)
+		goto out;
 	if (c->socket == NULL && (c->socket = kb_default_socket()) == NULL) {
+		r = KB_ERR_ALLOC;
+		goto out;
+	}
+	if (c->state_dir == NULL && (c->state_dir = default_state_dir()) == NULL) {
 		r = KB_ERR_ALLOC;
 		goto out;
 	}
@@ -475,6 +755,12 @@ agent_config_free(struct agent_config *c)
 		free(t->pin_arg);
 	}
 	free(c->tokens);
+	for (i = 0; i < c->n_vaults; i++) {
+		free(c->vaults[i].name);
+		free(c->vaults[i].token);
+		free(c->vaults[i].principals);
+	}
+	free(c->vaults);
 	free(c->path);
 	free(c->socket);
 	free(c->state_dir);

@@ -82,6 +82,7 @@ agent_cleanup(struct agent *a)
 {
 	agent_server_stop(a);
 	agent_socket_remove(a);
+	agent_vaults_close(a);
 	agent_tokens_close(a);
 	agent_lock_release(a);
 	free(a->tokens);
@@ -148,14 +149,15 @@ run_agent(const char *config_path, const char *log_level)
 		goto out;
 	if ((r = agent_tokens_open(&a)) != 0)
 		goto out;
-	if (a.cfg->state_dir != NULL &&
-	    (r = kb_mkdir_p(a.cfg->state_dir, 0700)) != 0)
+	if ((r = kb_mkdir_p(a.cfg->state_dir, 0700)) != 0 ||
+	    (r = agent_vaults_open(&a)) != 0)
 		goto out;
 	if ((r = agent_socket_create(&a)) != 0)
 		goto out;
 	a.started_unix = kb_now_unix();
 	a.started_mono = kb_now_mono();
-	if ((r = agent_server_start(&a)) != 0)
+	if ((r = agent_server_start(&a)) != 0 ||
+	    (r = agent_sweeper_start(&a)) != 0)
 		goto out;
 	kb_info("keybridged %s ready on %s (pid %ld, %zu token%s)", KB_VERSION,
 	    a.cfg->socket, (long)a.pid, a.n_tokens, a.n_tokens == 1 ? "" : "s");

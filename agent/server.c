@@ -72,119 +72,87 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
 	*socket_ctx = p;
 }
 
-/* Queue body (taking it) with the headers every answer carries. */
-static enum MHD_Result
-respond(struct MHD_Connection *c, unsigned status, cJSON *body,
+/*
+ * Queue body (taking it; NULL: an empty body) with the headers every
+ * answer carries.  0, or -1 when the connection must be dropped.
+ */
+int
+agent_respond(struct MHD_Connection *c, unsigned status, cJSON *body,
     const char *allow)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 	char *text = NULL;
-	size_t len;
+	size_t len = 0;
 
-	text = cJSON_PrintUnformatted(body);
-	cJSON_Delete(body);
-	if (text == NULL)
-		return MHD_NO;    /* out of memory: drop the connection */
-	len = strlen(text);
-	resp = MHD_create_response_from_buffer_with_free_callback(len, text,
-	    cJSON_free);
+	if (body != NULL) {
+		text = cJSON_PrintUnformatted(body);
+		cJSON_Delete(body);
+		if (text == NULL)
+			return -1;    /* out of memory: drop the connection */
+		len = strlen(text);
+	}
+	resp = MHD_create_response_from_buffer_with_free_callback(len,
+	    text != NULL ? text : (char *)"", text != NULL ? cJSON_free : NULL);
 	if (resp == NULL) {
 		cJSON_free(text);
-		return MHD_NO;
+		return -1;
 	}
-	if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-	    "application/json; charset=utf-8") != MHD_YES ||
+	if ((len > 0 && MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+	    "application/json; charset=utf-8") != MHD_YES) ||
 	    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
 	    "no-store") != MHD_YES ||
 	    (allow != NULL &&
 	    MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow) != MHD_YES)) {
 		MHD_destroy_response(resp);
-		return MHD_NO;
+		return -1;
 	}
 	ret = MHD_queue_response(c, status, resp);
 	MHD_destroy_response(resp);
-	return ret;
+	return ret == MHD_YES ? 0 : -1;
 }
 
-/* A Key Vault error body: {"error":{"code":..,"message":..}}. */
+/* A Key Vault error body: {"error":{"code":..,"message":..[,"innererror":
+ * {"code":inner}]}}. */
+int
+agent_respond_error(struct MHD_Connection *c, unsigned status,
+    const char *code, const char *message, const char *inner,
+    const char *allow)
+{
+	cJSON *root, *err, *in;
+
+	if ((root = cJSON_CreateObject()) == NULL)
+		return -1;
+	if ((err = cJSON_AddObjectToObject(root, "error")) == NULL ||
+	    cJSON_AddStringToObject(err, "code", code) == NULL ||
+	    cJSON_AddStringToObject(err, "message", message) == NULL ||
+	    (inner != NULL &&
+	    ((in = cJSON_AddObjectToObject(err, "innererror")) == NULL ||
+	    cJSON_AddStringToObject(in, "code", inner) == NULL))) {
+		cJSON_Delete(root);
+		return -1;
+	}
+	return agent_respond(c, status, root, allow);
+}
+
 static enum MHD_Result
 respond_error(struct MHD_Connection *c, unsigned status, const char *code,
     const char *message, const char *allow)
 {
-	cJSON *root, *err;
-
-	if ((root = cJSON_CreateObject()) == NULL)
-		return MHD_NO;
-	if ((err = cJSON_AddObjectToObject(root, "error")) == NULL ||
-	    cJSON_AddStringToObject(err, "code", code) == NULL ||
-	    cJSON_AddStringToObject(err, "message", message) == NULL) {
-		cJSON_Delete(root);
-		return MHD_NO;
-	}
-	return respond(c, status, root, allow);
+	return agent_respond_error(c, status, code, message, NULL, allow) == 0 ?
+	    MHD_YES : MHD_NO;
 }
 
-/* A failure inside the agent as an HTTP answer. */
-static enum MHD_Result
-respond_kb_error(struct MHD_Connection *c, int r)
+static const struct agent_peer *
+peer_of(struct MHD_Connection *c)
 {
-	unsigned status = 500;
-	const char *code = "InternalError";
+	static const struct agent_peer nobody = { .known = false };
+	const union MHD_ConnectionInfo *ci;
 
-	switch (r) {
-	case KB_ERR_DEVICE:
-	case KB_ERR_NOT_LOGGED_IN:
-	case KB_ERR_PIN_INCORRECT:
-	case KB_ERR_PIN_LOCKED:
-	case KB_ERR_NO_TOKEN:
-		status = 503;
-		code = "HSMError";
-		break;
-	default:
-		break;
-	}
-	return respond_error(c, status, code, kb_error_detail(r), NULL);
-}
-
-typedef int (*handler_fn)(struct agent *, cJSON **);
-
-static const struct route {
-	const char *path;
-	const char *method;
-	handler_fn fn;
-} routes[] = {
-	{ "/keybridge/status", "GET", agent_status_json },
-	{ "/keybridge/tokens", "GET", agent_tokens_json },
-};
-
-static enum MHD_Result
-dispatch(struct agent *a, struct MHD_Connection *c, const char *url,
-    const char *method)
-{
-	const struct route *rt = NULL;
-	char msg[256];
-	cJSON *body = NULL;
-	size_t i;
-	int r;
-
-	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-		if (strcmp(url, routes[i].path) == 0) {
-			rt = &routes[i];
-			break;
-		}
-	if (rt == NULL) {
-		snprintf(msg, sizeof(msg), "no such path: %.128s", url);
-		return respond_error(c, 404, "NotFound", msg, NULL);
-	}
-	if (strcmp(method, rt->method) != 0) {
-		snprintf(msg, sizeof(msg), "%s takes %s, not %.32s", rt->path,
-		    rt->method, method);
-		return respond_error(c, 405, "MethodNotAllowed", msg, rt->method);
-	}
-	if ((r = rt->fn(a, &body)) != 0)
-		return respond_kb_error(c, r);
-	return respond(c, 200, body, NULL);
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	if (ci != NULL && ci->socket_context != NULL)
+		return ci->socket_context;
+	return &nobody;
 }
 
 static enum MHD_Result
@@ -194,9 +162,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 {
 	struct agent *a = cls;
 	struct request *rq = *req_ctx;
-	const union MHD_ConnectionInfo *ci;
 	const struct agent_peer *peer = NULL;
-	struct agent_peer nobody = { .known = false };
 	const char *cl;
 	unsigned long long clen;
 	char msg[128];
@@ -208,14 +174,11 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 			return MHD_NO;
 		kb_buf_init(&rq->body, AGENT_MAX_BODY);
 		*req_ctx = rq;
-		ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-		if (ci != NULL)
-			peer = ci->socket_context;
-		if (peer == NULL)
-			peer = &nobody;
+		peer = peer_of(c);
 		if ((r = agent_access_check(a, peer)) != 0) {
 			kb_info("refused %s %.128s from uid %u pid %ld",
 			    method, url, (unsigned)peer->uid, (long)peer->pid);
+			agent_audit_denial(a, peer, "*", "connect", NULL);
 			rq->answered = true;
 			return respond_error(c, 403, "Forbidden",
 			    kb_error_detail(r), NULL);
@@ -252,7 +215,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		    "request bodies are limited to %zu bytes", AGENT_MAX_BODY);
 		return respond_error(c, 413, "RequestTooLarge", msg, NULL);
 	}
-	return dispatch(a, c, url, method);
+	return agent_kvapi_handle(a, c, peer_of(c), url, method,
+	    (const char *)rq->body.data, rq->body.len) == 0 ? MHD_YES : MHD_NO;
 }
 
 static void

@@ -1561,8 +1561,8 @@ objects_read(struct kb_store *st, int64_t key_id, struct kb_store_object **out,
 	const void *blob;
 	int r;
 
-	if ((r = q_prep(st, &s, "SELECT version, p11_label, p11_id FROM "
-	    "versions WHERE key_id = ?1 ORDER BY id", "i", key_id)) != 0)
+	if ((r = q_prep(st, &s, "SELECT version, p11_label, p11_id, key_ops, "
+	    "kty FROM versions WHERE key_id = ?1 ORDER BY id", "i", key_id)) != 0)
 		return r;
 	while ((r = q_row(st, s, "objects")) == 1) {
 		if (got == alloc) {
@@ -1583,8 +1583,10 @@ objects_read(struct kb_store *st, int64_t key_id, struct kb_store_object **out,
 		if ((r = col_str(s, 0, arr[got].version,
 		    sizeof(arr[got].version))) != 0 ||
 		    (r = col_str(s, 1, arr[got].p11_label,
-		    sizeof(arr[got].p11_label))) != 0)
+		    sizeof(arr[got].p11_label))) != 0 ||
+		    (r = col_str(s, 4, arr[got].kty, sizeof(arr[got].kty))) != 0)
 			goto out;
+		arr[got].key_ops = (unsigned)sqlite3_column_int64(s, 3);
 		blob = sqlite3_column_blob(s, 2);
 		if (blob == NULL || sqlite3_column_bytes(s, 2) != KV_VERSION_BYTES) {
 			r = kb_error_set(KB_ERR_INTERNAL,
@@ -1797,6 +1799,18 @@ nv_to_json(const struct kb_store_new_version *v, const char *tags,
 	    (v->has_nbf && cJSON_AddNumberToObject(o, "nbf", (double)v->nbf) == NULL) ||
 	    (v->has_exp && cJSON_AddNumberToObject(o, "exp", (double)v->exp) == NULL))
 		goto fail;
+	/* adopt: the object's names before, to put back if the intent fails. */
+	if (v->adopt_label != NULL) {
+		char *hex = kb_hex_encode(v->adopt_id, v->adopt_id_len);
+
+		if (hex == NULL ||
+		    cJSON_AddStringToObject(o, "adopt_label", v->adopt_label) == NULL ||
+		    cJSON_AddStringToObject(o, "adopt_id", hex) == NULL) {
+			free(hex);
+			goto fail;
+		}
+		free(hex);
+	}
 	cJSON_AddItemToObject(o, "tags", t);
 	return o;
  fail:

@@ -102,6 +102,11 @@ struct kb_store_new_version {
 	bool has_nbf, has_exp;
 	int64_t nbf, exp;
 	const char *tags_json;              /* JSON object text, NULL = {} */
+	/* Adopting a token object: its label and id before (kept in the
+	 * intent's payload as adopt_label and adopt_id in hex). */
+	const char *adopt_label;
+	const unsigned char *adopt_id;
+	size_t adopt_id_len;
 };
 
 /* A key as Key Vault shows it: one version plus the key's state. */
@@ -214,6 +219,8 @@ int kb_store_due_for_purge(struct kb_store *st, int64_t now, unsigned limit,
 
 struct kb_store_object {
 	char version[KV_VERSION_LEN + 1];
+	char kty[16];
+	unsigned key_ops;                  /* KV_OP_* of this version */
 	char p11_label[KV_NAME_MAX + 1];
 	unsigned char p11_id[KV_VERSION_BYTES];
 };

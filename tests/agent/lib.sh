@@ -102,6 +102,7 @@ mkconf() {
 # written by an agent test
 [agent]
 socket = $2
+state_dir = $(dirname "$1")/state
 log_level = debug
 ${6:-}
 

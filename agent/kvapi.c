@@ -1,0 +1,1687 @@
+/*
+ * kvapi.c: the Azure Key Vault keys REST API for local vaults, and
+ * keybridge's extensions under /keybridge/ (docs/vaults.md, docs/api.md).
+ *
+ * One request: split the path into the vault prefix and segments, find
+ * the route (method + shape), check api-version, the caller's role on
+ * the vault (a denial is audited), parse the body strictly, run the
+ * operation, answer with Key Vault's shapes or a KeyVaultError.
+ * Nothing is changed before every check has passed.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <microhttpd.h>
+
+#include "agent.h"
+#include "store.h"
+
+#define SEG_MAX 8
+#define BASE_MAX 400
+#define PAGE_DEFAULT 25
+#define PAGE_MAX 25
+#define AUDIT_PAGE_DEFAULT 100
+#define AUDIT_PAGE_MAX 1000
+/* IntDate bounds accepted for nbf/exp: 1970 .. 9999-12-31. */
+#define TIME_MAX INT64_C(253402300799)
+
+static const char *const api_versions[] = {
+	"7.4", "7.5", "7.6", "2025-07-01", "2026-04-01"
+};
+
+enum op {
+	OP_LIST_KEYS = 1, OP_GET_KEY, OP_UPDATE_KEY, OP_DELETE_KEY, OP_CREATE,
+	OP_ROTATE, OP_VERSIONS, OP_LIST_DELETED, OP_GET_DELETED, OP_PURGE,
+	OP_RECOVER, OP_ENCRYPT, OP_DECRYPT, OP_SIGN, OP_VERIFY, OP_WRAP,
+	OP_UNWRAP,
+	/* extensions */
+	OP_STATUS, OP_TOKENS, OP_VAULTS, OP_AUDIT, OP_ADOPT
+};
+
+static const struct opinfo {
+	enum op op;
+	const char *name;          /* in audit records */
+	enum agent_role need;
+	unsigned key_op;           /* KV_OP_* a crypto operation needs */
+} opinfo[] = {
+	{ OP_LIST_KEYS, "list", ROLE_READER, 0 },
+	{ OP_GET_KEY, "get", ROLE_READER, 0 },
+	{ OP_UPDATE_KEY, "update", ROLE_CONTRIBUTOR, 0 },
+	{ OP_DELETE_KEY, "delete", ROLE_CONTRIBUTOR, 0 },
+	{ OP_CREATE, "create", ROLE_CONTRIBUTOR, 0 },
+	{ OP_ROTATE, "rotate", ROLE_CONTRIBUTOR, 0 },
+	{ OP_VERSIONS, "list-versions", ROLE_READER, 0 },
+	{ OP_LIST_DELETED, "list-deleted", ROLE_READER, 0 },
+	{ OP_GET_DELETED, "get-deleted", ROLE_READER, 0 },
+	{ OP_PURGE, "purge", ROLE_OWNER, 0 },
+	{ OP_RECOVER, "recover", ROLE_CONTRIBUTOR, 0 },
+	{ OP_ENCRYPT, "encrypt", ROLE_CONTRIBUTOR, KV_OP_ENCRYPT },
+	{ OP_DECRYPT, "decrypt", ROLE_CONTRIBUTOR, KV_OP_DECRYPT },
+	{ OP_SIGN, "sign", ROLE_CONTRIBUTOR, KV_OP_SIGN },
+	{ OP_VERIFY, "verify", ROLE_CONTRIBUTOR, KV_OP_VERIFY },
+	{ OP_WRAP, "wrapKey", ROLE_CONTRIBUTOR, KV_OP_WRAP_KEY },
+	{ OP_UNWRAP, "unwrapKey", ROLE_CONTRIBUTOR, KV_OP_UNWRAP_KEY },
+	{ OP_STATUS, "status", ROLE_READER, 0 },
+	{ OP_TOKENS, "tokens", ROLE_ADMINISTRATOR, 0 },
+	{ OP_VAULTS, "vaults", ROLE_READER, 0 },
+	{ OP_AUDIT, "audit", ROLE_ADMINISTRATOR, 0 },
+	{ OP_ADOPT, "adopt", ROLE_OWNER, 0 },
+};
+
+struct req {
+	struct agent *a;
+	struct MHD_Connection *c;
+	const struct agent_peer *peer;
+	const char *method;
+	struct agent_vault *v;
+	const struct opinfo *oi;
+	enum agent_role role;
+	struct kb_store_actor who;
+	char base[BASE_MAX];          /* http://host[/vaults/NAME] */
+	const char *api_version;
+	char *seg[SEG_MAX];
+	size_t nseg;
+	const char *name, *version;   /* from the path, or NULL */
+	const char *raw;
+	size_t raw_len;
+	cJSON *body;
+	/* The answer. */
+	unsigned status;
+	cJSON *out;
+	const char *inner;            /* innererror code of an error */
+};
+
+/* ---------------------------------------------------------------- errors */
+
+static int
+answer_error(struct req *rq, int r)
+{
+	unsigned status = 500;
+	const char *code = "InternalServerError";
+	const char *msg = kb_error_detail(r);
+
+	switch (r) {
+	case KB_ERR_INVALID:
+	case KB_ERR_LIMIT:
+	case KB_ERR_CRYPTO:
+	case KB_ERR_MECHANISM:
+	case KB_ERR_UNSUPPORTED:
+		status = 400;
+		code = "BadParameter";
+		break;
+	case KB_ERR_NOT_FOUND:
+		status = 404;
+		code = rq->v != NULL ? "KeyNotFound" : "NotFound";
+		break;
+	case KB_ERR_DENIED:
+		status = 403;
+		code = "Forbidden";
+		break;
+	case KB_ERR_CONFLICT:
+		status = 409;
+		code = "Conflict";
+		break;
+	case KB_ERR_DEVICE:
+	case KB_ERR_NOT_LOGGED_IN:
+	case KB_ERR_PIN_INCORRECT:
+	case KB_ERR_PIN_LOCKED:
+	case KB_ERR_NO_TOKEN:
+		status = 503;
+		code = "HSMError";
+		break;
+	default:
+		break;
+	}
+	if (status >= 500)
+		kb_warn("%s %s: %s", rq->method, rq->oi != NULL ? rq->oi->name : "?",
+		    msg);
+	return agent_respond_error(rq->c, status, code, msg,
+	    status == 409 ? rq->inner : NULL, NULL);
+}
+
+static int
+bad(struct req *rq, const char *fmt, ...) KB_PRINTF(2, 3);
+
+static int
+bad(struct req *rq, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	(void)rq;
+	return kb_error_set(KB_ERR_INVALID, "%s", msg);
+}
+
+void
+agent_audit_denial(struct agent *a, const struct agent_peer *p,
+    const char *vault, const char *op, const char *key)
+{
+	struct kb_store_actor who;
+	size_t i;
+	int r;
+
+	if (a->store == NULL)
+		return;
+	who.uid = p->known ? (uint32_t)p->uid : UINT32_MAX;
+	who.role = "none";
+	for (i = 0; i < a->n_vaults; i++)
+		if (strcasecmp(a->vaults[i].cfg->name, vault) == 0)
+			who.role = agent_role_name(agent_access_role(a,
+			    &a->vaults[i], p));
+	if (key != NULL && kv_check(KV_FIELD_KEY_NAME, key) != 0)
+		key = NULL;
+	if ((r = kb_store_audit_append(a->store, &who, vault, op, key, NULL,
+	    "denied", kb_now_unix())) != 0)
+		kb_warn("cannot write an audit record: %s", kb_error_detail(r));
+}
+
+/* ------------------------------------------------------------ JSON input */
+
+/* The member called name, at most once (strict JSON: no duplicates). */
+static int
+member(struct req *rq, const cJSON *obj, const char *name, const cJSON **out)
+{
+	const cJSON *it, *found = NULL;
+
+	cJSON_ArrayForEach(it, obj) {
+		if (it->string != NULL && strcmp(it->string, name) == 0) {
+			if (found != NULL)
+				return bad(rq, "the member '%s' appears twice", name);
+			found = it;
+		}
+	}
+	*out = found;
+	return 0;
+}
+
+static int
+get_string(struct req *rq, const cJSON *obj, const char *name, bool required,
+    const char **out)
+{
+	const cJSON *it;
+	int r;
+
+	*out = NULL;
+	if ((r = member(rq, obj, name, &it)) != 0)
+		return r;
+	if (it == NULL || cJSON_IsNull(it)) {
+		if (required)
+			return bad(rq, "the member '%s' is required", name);
+		return 0;
+	}
+	if (!cJSON_IsString(it))
+		return bad(rq, "the member '%s' must be a string", name);
+	*out = it->valuestring;
+	return 0;
+}
+
+static int
+get_bool(struct req *rq, const cJSON *obj, const char *name, bool *set,
+    bool *out)
+{
+	const cJSON *it;
+	int r;
+
+	*set = false;
+	if ((r = member(rq, obj, name, &it)) != 0)
+		return r;
+	if (it == NULL || cJSON_IsNull(it))
+		return 0;
+	if (!cJSON_IsBool(it))
+		return bad(rq, "the member '%s' must be true or false", name);
+	*set = true;
+	*out = cJSON_IsTrue(it);
+	return 0;
+}
+
+/* An integer member: *set false if absent; *null true if JSON null. */
+static int
+get_int(struct req *rq, const cJSON *obj, const char *name, int64_t min,
+    int64_t max, bool *set, bool *null, int64_t *out)
+{
+	const cJSON *it;
+	double d;
+	int r;
+
+	*set = false;
+	if (null != NULL)
+		*null = false;
+	if ((r = member(rq, obj, name, &it)) != 0)
+		return r;
+	if (it == NULL)
+		return 0;
+	if (cJSON_IsNull(it)) {
+		if (null == NULL)
+			return 0;
+		*set = true;
+		*null = true;
+		return 0;
+	}
+	if (!cJSON_IsNumber(it))
+		return bad(rq, "the member '%s' must be a number", name);
+	d = it->valuedouble;
+	if (!isfinite(d) || d != floor(d) || d < (double)min || d > (double)max)
+		return bad(rq, "the member '%s' must be a whole number from %" PRId64
+		    " to %" PRId64, name, min, max);
+	*set = true;
+	*out = (int64_t)d;
+	return 0;
+}
+
+/* A base64url member (standard base64 accepted too), decoded. */
+static int
+get_bytes(struct req *rq, const cJSON *obj, const char *name, bool required,
+    unsigned char **out, size_t *len, bool *present)
+{
+	const char *s;
+	int r;
+
+	*out = NULL;
+	*len = 0;
+	if (present != NULL)
+		*present = false;
+	if ((r = get_string(rq, obj, name, required, &s)) != 0)
+		return r;
+	if (s == NULL)
+		return 0;
+	if (kb_b64url_decode(s, strlen(s), out, len) != 0)
+		return bad(rq, "the member '%s' is not base64url", name);
+	if (present != NULL)
+		*present = true;
+	return 0;
+}
+
+/* Read-only members a client may not set. */
+static int
+refuse_members(struct req *rq, const cJSON *obj, const char *const *names,
+    size_t n, const char *why)
+{
+	const cJSON *it;
+	size_t i;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		if ((r = member(rq, obj, names[i], &it)) != 0)
+			return r;
+		if (it != NULL && !cJSON_IsNull(it))
+			return bad(rq, "the member '%s' %s", names[i], why);
+	}
+	return 0;
+}
+
+static int
+parse_body(struct req *rq, bool required)
+{
+	const char *end = NULL;
+	size_t i;
+
+	if (rq->raw_len == 0) {
+		if (required)
+			return bad(rq, "the request needs a JSON body");
+		return 0;
+	}
+	rq->body = cJSON_ParseWithLengthOpts(rq->raw, rq->raw_len, &end, false);
+	if (rq->body == NULL)
+		return bad(rq, "the request body is not valid JSON");
+	for (i = (size_t)(end - rq->raw); i < rq->raw_len; i++)
+		if (rq->raw[i] != ' ' && rq->raw[i] != '\t' && rq->raw[i] != '\r' &&
+		    rq->raw[i] != '\n')
+			return bad(rq, "the request body has data after the JSON value");
+	if (!cJSON_IsObject(rq->body))
+		return bad(rq, "the request body must be a JSON object");
+	return 0;
+}
+
+/* attributes {enabled, nbf, exp, exportable}: shared by create and update. */
+struct attrs {
+	bool set_enabled, enabled;
+	bool set_nbf, nbf_null, set_exp, exp_null;
+	int64_t nbf, exp;
+};
+
+static int
+parse_attributes(struct req *rq, const cJSON *body, struct attrs *at)
+{
+	static const char *const ro[] = {
+		"created", "updated", "recoveryLevel", "recoverableDays",
+		"hsmPlatform", "attestation", "key_size"
+	};
+	const cJSON *o;
+	bool set, exportable = false;
+	int r;
+
+	memset(at, 0, sizeof(*at));
+	if ((r = member(rq, body, "attributes", &o)) != 0)
+		return r;
+	if (o == NULL || cJSON_IsNull(o))
+		return 0;
+	if (!cJSON_IsObject(o))
+		return bad(rq, "the member 'attributes' must be an object");
+	if ((r = refuse_members(rq, o, ro, sizeof(ro) / sizeof(ro[0]),
+	    "is read-only")) != 0)
+		return r;
+	if ((r = get_bool(rq, o, "enabled", &at->set_enabled, &at->enabled)) != 0 ||
+	    (r = get_int(rq, o, "nbf", 0, TIME_MAX, &at->set_nbf, &at->nbf_null,
+	    &at->nbf)) != 0 ||
+	    (r = get_int(rq, o, "exp", 0, TIME_MAX, &at->set_exp, &at->exp_null,
+	    &at->exp)) != 0 ||
+	    (r = get_bool(rq, o, "exportable", &set, &exportable)) != 0)
+		return r;
+	if (set && exportable)
+		return bad(rq, "keys of a local vault cannot be exportable");
+	if ((r = member(rq, o, "external_key", &o)) != 0)
+		return r;
+	if (o != NULL && !cJSON_IsNull(o))
+		return bad(rq, "external keys are not supported by local vaults");
+	return 0;
+}
+
+/* tags: checked with Key Vault's rules, returned as JSON text. */
+static int
+parse_tags(struct req *rq, const cJSON *body, bool *set, char **json)
+{
+	const cJSON *t;
+	int r;
+
+	*set = false;
+	*json = NULL;
+	if ((r = member(rq, body, "tags", &t)) != 0)
+		return r;
+	if (t == NULL)
+		return 0;
+	*set = true;
+	if (cJSON_IsNull(t))
+		t = NULL;
+	else if ((r = kv_tags_check(t)) != 0)
+		return r;
+	*json = t != NULL ? cJSON_PrintUnformatted(t) : kb_strdup("{}");
+	return *json != NULL ? 0 : KB_ERR_ALLOC;
+}
+
+/* The key_ops a key type allows (docs/vaults.md). */
+static unsigned
+ops_allowed(const char *kty)
+{
+	if (strncmp(kty, "RSA", 3) == 0)
+		return KV_OP_ENCRYPT | KV_OP_DECRYPT | KV_OP_SIGN | KV_OP_VERIFY |
+		    KV_OP_WRAP_KEY | KV_OP_UNWRAP_KEY;
+	if (strncmp(kty, "EC", 2) == 0)
+		return KV_OP_SIGN | KV_OP_VERIFY;
+	return KV_OP_ENCRYPT | KV_OP_DECRYPT | KV_OP_WRAP_KEY | KV_OP_UNWRAP_KEY;
+}
+
+static int
+parse_key_ops(struct req *rq, const cJSON *body, const char *kty, bool *set,
+    unsigned *ops)
+{
+	const cJSON *k;
+	int r;
+
+	*set = false;
+	if ((r = member(rq, body, "key_ops", &k)) != 0)
+		return r;
+	if (k == NULL || cJSON_IsNull(k))
+		return 0;
+	if (!cJSON_IsArray(k))
+		return bad(rq, "the member 'key_ops' must be an array of strings");
+	if ((r = kv_key_ops_parse(k, ops)) != 0)
+		return r;
+	if (*ops & (KV_OP_IMPORT | KV_OP_EXPORT))
+		return bad(rq, "keys of a local vault never leave the token: "
+		    "key_ops 'import' and 'export' are not supported");
+	if (*ops & ~ops_allowed(kty))
+		return bad(rq, "key_ops names an operation a %s key cannot do", kty);
+	if (*ops == 0)
+		return bad(rq, "key_ops must name at least one operation");
+	*set = true;
+	return 0;
+}
+
+/* ----------------------------------------------------------- JSON output */
+
+static int
+add_str(cJSON *o, const char *k, const char *v)
+{
+	return cJSON_AddStringToObject(o, k, v) != NULL ? 0 : KB_ERR_ALLOC;
+}
+
+static int
+add_num(cJSON *o, const char *k, double v)
+{
+	return cJSON_AddNumberToObject(o, k, v) != NULL ? 0 : KB_ERR_ALLOC;
+}
+
+static int
+add_b64(cJSON *o, const char *k, const unsigned char *p, size_t n)
+{
+	char *s = kb_b64url_encode(p, n);
+	int r;
+
+	if (s == NULL)
+		return KB_ERR_ALLOC;
+	r = add_str(o, k, s);
+	free(s);
+	return r;
+}
+
+static void
+kid_of(const struct req *rq, const struct kb_store_key *k, bool with_version,
+    char *buf, size_t n)
+{
+	if (with_version)
+		snprintf(buf, n, "%s/keys/%s/%s", rq->base, k->name, k->version);
+	else
+		snprintf(buf, n, "%s/keys/%s", rq->base, k->name);
+}
+
+static int
+add_attributes(cJSON *o, const struct kb_store_key *k)
+{
+	cJSON *at;
+
+	if ((at = cJSON_AddObjectToObject(o, "attributes")) == NULL ||
+	    cJSON_AddBoolToObject(at, "enabled", k->enabled) == NULL ||
+	    (k->has_nbf && add_num(at, "nbf", (double)k->nbf) != 0) ||
+	    (k->has_exp && add_num(at, "exp", (double)k->exp) != 0) ||
+	    add_num(at, "created", (double)k->created) != 0 ||
+	    add_num(at, "updated", (double)k->updated) != 0 ||
+	    add_str(at, "recoveryLevel", k->recovery_level) != 0 ||
+	    add_num(at, "recoverableDays", k->recoverable_days) != 0 ||
+	    cJSON_AddBoolToObject(at, "exportable", false) == NULL)
+		return KB_ERR_ALLOC;
+	return 0;
+}
+
+static int
+add_tags(cJSON *o, const struct kb_store_key *k)
+{
+	cJSON *t;
+
+	if (k->tags_json == NULL || strcmp(k->tags_json, "{}") == 0)
+		return 0;    /* Key Vault omits empty tags */
+	if ((t = cJSON_Parse(k->tags_json)) == NULL)
+		return kb_error_set(KB_ERR_INTERNAL, "stored tags are not JSON");
+	cJSON_AddItemToObject(o, "tags", t);
+	return 0;
+}
+
+static int
+add_deleted(struct req *rq, cJSON *o, const struct kb_store_key *k)
+{
+	char rid[BASE_MAX + 160];
+
+	snprintf(rid, sizeof(rid), "%s/deletedkeys/%s", rq->base, k->name);
+	if (add_str(o, "recoveryId", rid) != 0 ||
+	    add_num(o, "deletedDate", (double)k->deleted_date) != 0 ||
+	    add_num(o, "scheduledPurgeDate", (double)k->scheduled_purge_date) != 0)
+		return KB_ERR_ALLOC;
+	return 0;
+}
+
+/* The "key" member: kid, kty, key_ops, public parts (never for oct). */
+static int
+add_jwk(struct req *rq, cJSON *o, const struct kb_store_key *k)
+{
+	static const char *const pub[] = { "n", "e", "crv", "x", "y" };
+	struct agent_keyref *ref = NULL;
+	char kid[BASE_MAX + 200], *text = NULL;
+	cJSON *key, *ops, *parsed = NULL, *it;
+	size_t i;
+	int r;
+
+	kid_of(rq, k, true, kid, sizeof(kid));
+	if ((key = cJSON_AddObjectToObject(o, "key")) == NULL ||
+	    add_str(key, "kid", kid) != 0 || add_str(key, "kty", k->kty) != 0 ||
+	    (ops = kv_key_ops_json(k->key_ops)) == NULL)
+		return KB_ERR_ALLOC;
+	cJSON_AddItemToObject(key, "key_ops", ops);
+	if (strncmp(k->kty, "oct", 3) == 0)
+		return 0;
+	if ((r = agent_vault_key(rq->a, rq->v, k, &ref)) != 0)
+		return r;
+	r = kb_p11_public_jwk(agent_keyref_key(ref), &text);
+	agent_keyref_put(rq->a, ref);
+	if (r != 0)
+		return r;
+	if ((parsed = cJSON_Parse(text)) == NULL) {
+		free(text);
+		return kb_error_set(KB_ERR_INTERNAL, "the public key is not JSON");
+	}
+	free(text);
+	for (i = 0; i < sizeof(pub) / sizeof(pub[0]); i++) {
+		it = cJSON_GetObjectItemCaseSensitive(parsed, pub[i]);
+		if (cJSON_IsString(it) && add_str(key, pub[i], it->valuestring) != 0) {
+			cJSON_Delete(parsed);
+			return KB_ERR_ALLOC;
+		}
+	}
+	cJSON_Delete(parsed);
+	return 0;
+}
+
+/* KeyBundle, or DeletedKeyBundle when k->deleted. */
+static int
+bundle(struct req *rq, const struct kb_store_key *k, cJSON **out)
+{
+	cJSON *o;
+	int r;
+
+	if ((o = cJSON_CreateObject()) == NULL)
+		return KB_ERR_ALLOC;
+	if ((k->deleted && (r = add_deleted(rq, o, k)) != 0) ||
+	    (r = add_jwk(rq, o, k)) != 0 || (r = add_attributes(o, k)) != 0 ||
+	    (r = add_tags(o, k)) != 0) {
+		cJSON_Delete(o);
+		return r;
+	}
+	*out = o;
+	return 0;
+}
+
+/* KeyItem / DeletedKeyItem. */
+static int
+item(struct req *rq, const struct kb_store_key *k, bool with_version,
+    cJSON **out)
+{
+	char kid[BASE_MAX + 200];
+	cJSON *o;
+	int r;
+
+	kid_of(rq, k, with_version, kid, sizeof(kid));
+	if ((o = cJSON_CreateObject()) == NULL)
+		return KB_ERR_ALLOC;
+	if ((k->deleted && (r = add_deleted(rq, o, k)) != 0) ||
+	    (r = add_str(o, "kid", kid)) != 0 || (r = add_attributes(o, k)) != 0 ||
+	    (r = add_tags(o, k)) != 0) {
+		cJSON_Delete(o);
+		return r;
+	}
+	*out = o;
+	return 0;
+}
+
+static int
+answer(struct req *rq, unsigned status, cJSON *body)
+{
+	rq->status = status;
+	rq->out = body;
+	return 0;
+}
+
+/* ------------------------------------------------------------- handlers */
+
+static int
+page_args(struct req *rq, unsigned def, unsigned max, unsigned *limit,
+    const char **skip)
+{
+	const char *m, *s;
+	unsigned long long v;
+
+	m = MHD_lookup_connection_value(rq->c, MHD_GET_ARGUMENT_KIND, "maxresults");
+	s = MHD_lookup_connection_value(rq->c, MHD_GET_ARGUMENT_KIND, "$skiptoken");
+	*limit = def;
+	if (m != NULL) {
+		if (kb_parse_ull(m, 1, max, &v) != 0)
+			return bad(rq, "maxresults must be a number from 1 to %u", max);
+		*limit = (unsigned)v;
+	}
+	*skip = NULL;
+	if (s != NULL && s[0] != '\0') {
+		if (kv_check(KV_FIELD_KEY_NAME, s) != 0)
+			return bad(rq, "the $skiptoken is not one this vault gave");
+		*skip = s;
+	}
+	return 0;
+}
+
+static int
+list_answer(struct req *rq, const char *what, struct kb_store_key *items,
+    size_t n, const char *next, unsigned limit, bool with_version)
+{
+	char link[BASE_MAX + 400];
+	cJSON *o, *arr, *it;
+	size_t i;
+	int r;
+
+	if ((o = cJSON_CreateObject()) == NULL ||
+	    (arr = cJSON_AddArrayToObject(o, "value")) == NULL) {
+		cJSON_Delete(o);
+		return KB_ERR_ALLOC;
+	}
+	for (i = 0; i < n; i++) {
+		if ((r = item(rq, &items[i], with_version, &it)) != 0) {
+			cJSON_Delete(o);
+			return r;
+		}
+		cJSON_AddItemToArray(arr, it);
+	}
+	if (next != NULL) {
+		snprintf(link, sizeof(link), "%s/%s?api-version=%s&$skiptoken=%s"
+		    "&maxresults=%u", rq->base, what, rq->api_version, next, limit);
+		r = add_str(o, "nextLink", link);
+	} else {
+		r = cJSON_AddNullToObject(o, "nextLink") != NULL ? 0 : KB_ERR_ALLOC;
+	}
+	if (r != 0) {
+		cJSON_Delete(o);
+		return r;
+	}
+	return answer(rq, 200, o);
+}
+
+static int
+h_list(struct req *rq)
+{
+	struct kb_store_key *items = NULL;
+	const char *skip, *what = "keys";
+	char *next = NULL, name[KV_NAME_MAX + 1 + 16];
+	unsigned limit;
+	size_t n = 0;
+	int r;
+
+	if ((r = page_args(rq, PAGE_DEFAULT, PAGE_MAX, &limit, &skip)) != 0)
+		return r;
+	switch (rq->oi->op) {
+	case OP_LIST_KEYS:
+		r = kb_store_list_keys(rq->a->store, rq->v->cfg->name, skip, limit,
+		    &items, &n, &next);
+		break;
+	case OP_LIST_DELETED:
+		what = "deletedkeys";
+		r = kb_store_list_deleted(rq->a->store, rq->v->cfg->name, skip,
+		    limit, &items, &n, &next);
+		break;
+	default:
+		snprintf(name, sizeof(name), "keys/%s/versions", rq->name);
+		what = name;
+		r = kb_store_list_versions(rq->a->store, rq->v->cfg->name, rq->name,
+		    skip, limit, &items, &n, &next);
+		break;
+	}
+	if (r == 0)
+		r = list_answer(rq, what, items, n, next, limit,
+		    rq->oi->op == OP_VERSIONS);
+	kb_store_keys_free(items, n);
+	free(next);
+	return r;
+}
+
+static int
+h_get(struct req *rq)
+{
+	struct kb_store_key *k = NULL;
+	cJSON *o = NULL;
+	int r;
+
+	if (rq->oi->op == OP_GET_DELETED)
+		r = kb_store_get_deleted(rq->a->store, rq->v->cfg->name, rq->name, &k);
+	else
+		r = kb_store_get_key(rq->a->store, rq->v->cfg->name, rq->name,
+		    rq->version, &k);
+	if (r == 0 && (r = bundle(rq, k, &o)) == 0)
+		r = answer(rq, 200, o);
+	kb_store_key_free(k);
+	return r;
+}
+
+/* A 409 on a name: say why as Key Vault does. */
+static int
+conflict_inner(struct req *rq, int r)
+{
+	struct kb_store_key *dk = NULL;
+
+	if (r == KB_ERR_CONFLICT && kb_store_get_deleted(rq->a->store,
+	    rq->v->cfg->name, rq->name, &dk) == 0)
+		rq->inner = "ObjectIsDeletedButRecoverable";
+	kb_store_key_free(dk);
+	return r;
+}
+
+static int
+h_create(struct req *rq)
+{
+	static const char *const unsupported[] = { "release_policy" };
+	struct kb_store_new_version nv;
+	struct kb_store_key *k = NULL;
+	struct attrs at;
+	const char *kty, *crv;
+	char *tags = NULL;
+	bool set, ops_set;
+	int64_t size = 0, pe = 0;
+	cJSON *o = NULL;
+	int r;
+
+	memset(&nv, 0, sizeof(nv));
+	if ((r = parse_body(rq, true)) != 0 ||
+	    (r = get_string(rq, rq->body, "kty", true, &kty)) != 0)
+		goto out;
+	if ((r = kv_kty_check(kty)) != 0)
+		goto out;
+	if (strncmp(kty, "AKP", 3) == 0) {
+		r = bad(rq, "local vaults do not support kty %s", kty);
+		goto out;
+	}
+	if ((r = get_string(rq, rq->body, "crv", false, &crv)) != 0 ||
+	    (r = get_int(rq, rq->body, "key_size", 0, 65536, &set, NULL, &size)) != 0)
+		goto out;
+	if (!set)
+		size = strncmp(kty, "RSA", 3) == 0 ? 2048 :
+		    strncmp(kty, "oct", 3) == 0 ? 256 : 0;
+	if (strncmp(kty, "EC", 2) == 0 && crv == NULL)
+		crv = "P-256";
+	if (crv != NULL && (r = kv_crv_check(crv)) != 0)
+		goto out;
+	if ((r = kv_key_shape_check(kty, (unsigned)size, crv)) != 0)
+		goto out;
+	if (crv != NULL && strcmp(crv, "P-256K") == 0) {
+		r = bad(rq, "local vaults do not support the curve P-256K");
+		goto out;
+	}
+	if ((r = get_int(rq, rq->body, "public_exponent", 0, INT32_MAX, &set, NULL,
+	    &pe)) != 0)
+		goto out;
+	if (set && (strncmp(kty, "RSA", 3) != 0 || pe != 65537)) {
+		r = bad(rq, "public_exponent must be 65537, and only for RSA keys");
+		goto out;
+	}
+	if ((r = refuse_members(rq, rq->body, unsupported, 1,
+	    "is not supported: keys of a local vault cannot be released")) != 0 ||
+	    (r = parse_key_ops(rq, rq->body, kty, &ops_set, &nv.key_ops)) != 0 ||
+	    (r = parse_attributes(rq, rq->body, &at)) != 0 ||
+	    (r = parse_tags(rq, rq->body, &set, &tags)) != 0)
+		goto out;
+	nv.kty = kty;
+	nv.key_size = (unsigned)size;
+	nv.crv = crv;
+	if (!ops_set)
+		nv.key_ops = ops_allowed(kty);
+	nv.enabled = at.set_enabled ? at.enabled : true;
+	nv.has_nbf = at.set_nbf && !at.nbf_null;
+	nv.nbf = at.nbf;
+	nv.has_exp = at.set_exp && !at.exp_null;
+	nv.exp = at.exp;
+	nv.tags_json = tags;
+	if ((r = agent_vault_create(rq->a, rq->v, &rq->who, rq->name, &nv, &k)) != 0) {
+		r = conflict_inner(rq, r);
+		goto out;
+	}
+	if ((r = bundle(rq, k, &o)) == 0)
+		r = answer(rq, 200, o);
+ out:
+	kb_store_key_free(k);
+	free(tags);
+	return r;
+}
+
+static int
+h_update(struct req *rq)
+{
+	static const char *const unsupported[] = { "release_policy" };
+	struct kb_store_update u;
+	struct kb_store_key *k = NULL, *cur = NULL;
+	struct attrs at;
+	char *tags = NULL;
+	cJSON *o = NULL;
+	int r;
+
+	memset(&u, 0, sizeof(u));
+	if ((r = parse_body(rq, true)) != 0 ||
+	    (r = refuse_members(rq, rq->body, unsupported, 1,
+	    "is not supported: keys of a local vault cannot be released")) != 0)
+		goto out;
+	/* key_ops depend on the key type: read the version first. */
+	if ((r = kb_store_get_key(rq->a->store, rq->v->cfg->name, rq->name,
+	    rq->version, &cur)) != 0)
+		goto out;
+	if ((r = parse_key_ops(rq, rq->body, cur->kty, &u.set_key_ops,
+	    &u.key_ops)) != 0 ||
+	    (r = parse_attributes(rq, rq->body, &at)) != 0 ||
+	    (r = parse_tags(rq, rq->body, &u.set_tags, &tags)) != 0)
+		goto out;
+	u.set_enabled = at.set_enabled;
+	u.enabled = at.enabled;
+	u.set_nbf = at.set_nbf;
+	u.has_nbf = at.set_nbf && !at.nbf_null;
+	u.nbf = at.nbf;
+	u.set_exp = at.set_exp;
+	u.has_exp = at.set_exp && !at.exp_null;
+	u.exp = at.exp;
+	u.tags_json = tags;
+	/* The version found above, even if a newer one appears meanwhile. */
+	if ((r = agent_vault_update(rq->a, rq->v, &rq->who, rq->name,
+	    cur->version, &u, &k)) != 0)
+		goto out;
+	if ((r = bundle(rq, k, &o)) == 0)
+		r = answer(rq, 200, o);
+ out:
+	kb_store_key_free(k);
+	kb_store_key_free(cur);
+	free(tags);
+	return r;
+}
+
+static int
+h_lifecycle(struct req *rq)
+{
+	struct kb_store_key *k = NULL;
+	cJSON *o = NULL;
+	int r;
+
+	/* These take no body; an empty object is tolerated (SDKs send one). */
+	if ((r = parse_body(rq, false)) != 0)
+		return r;
+	switch (rq->oi->op) {
+	case OP_DELETE_KEY:
+		r = agent_vault_delete(rq->a, rq->v, &rq->who, rq->name, &k);
+		break;
+	case OP_RECOVER:
+		r = agent_vault_recover(rq->a, rq->v, &rq->who, rq->name, &k);
+		r = conflict_inner(rq, r);
+		break;
+	case OP_ROTATE:
+		r = agent_vault_rotate(rq->a, rq->v, &rq->who, rq->name, &k);
+		break;
+	case OP_PURGE:
+		if ((r = agent_vault_purge(rq->a, rq->v, &rq->who, rq->name)) == 0)
+			return answer(rq, 204, NULL);
+		return r;
+	default:
+		return KB_ERR_INTERNAL;
+	}
+	if (r == 0 && (r = bundle(rq, k, &o)) == 0)
+		r = answer(rq, 200, o);
+	kb_store_key_free(k);
+	return r;
+}
+
+/* ----------------------------------------------------------------- crypto */
+
+enum alg_kind { ALG_OAEP1, ALG_OAEP256, ALG_RSA15, ALG_RS, ALG_PS, ALG_ES,
+	ALG_GCM, ALG_KW };
+
+static const struct alg {
+	const char *name;
+	enum alg_kind kind;
+	unsigned param;     /* hash bits, or AES key bits */
+} algs[] = {
+	{ "RSA-OAEP", ALG_OAEP1, 1 },
+	{ "RSA-OAEP-256", ALG_OAEP256, 256 },
+	{ "RSA1_5", ALG_RSA15, 0 },
+	{ "RS256", ALG_RS, 256 }, { "RS384", ALG_RS, 384 }, { "RS512", ALG_RS, 512 },
+	{ "PS256", ALG_PS, 256 }, { "PS384", ALG_PS, 384 }, { "PS512", ALG_PS, 512 },
+	{ "ES256", ALG_ES, 256 }, { "ES384", ALG_ES, 384 }, { "ES512", ALG_ES, 512 },
+	{ "A128GCM", ALG_GCM, 128 }, { "A192GCM", ALG_GCM, 192 },
+	{ "A256GCM", ALG_GCM, 256 },
+	{ "A128KW", ALG_KW, 128 }, { "A192KW", ALG_KW, 192 }, { "A256KW", ALG_KW, 256 },
+};
+
+static enum kb_p11_hash
+hash_of(unsigned bits)
+{
+	return bits == 384 ? KB_P11_SHA384 : bits == 512 ? KB_P11_SHA512 :
+	    KB_P11_SHA256;
+}
+
+/* Is alg valid for this operation on this key?  Key Vault's table. */
+static int
+alg_check(struct req *rq, const struct kb_store_key *k, const struct alg *al)
+{
+	bool rsa = strncmp(k->kty, "RSA", 3) == 0;
+	bool ec = strncmp(k->kty, "EC", 2) == 0;
+	bool oct = strncmp(k->kty, "oct", 3) == 0;
+	enum op op = rq->oi->op;
+	bool ok = false;
+
+	switch (al->kind) {
+	case ALG_OAEP1: case ALG_OAEP256: case ALG_RSA15:
+		ok = rsa && (op == OP_ENCRYPT || op == OP_DECRYPT || op == OP_WRAP ||
+		    op == OP_UNWRAP);
+		break;
+	case ALG_RS: case ALG_PS:
+		ok = rsa && (op == OP_SIGN || op == OP_VERIFY);
+		break;
+	case ALG_ES:
+		ok = ec && (op == OP_SIGN || op == OP_VERIFY) &&
+		    ((al->param == 256 && strcmp(k->crv, "P-256") == 0) ||
+		    (al->param == 384 && strcmp(k->crv, "P-384") == 0) ||
+		    (al->param == 512 && strcmp(k->crv, "P-521") == 0));
+		break;
+	case ALG_GCM:
+		ok = oct && (op == OP_ENCRYPT || op == OP_DECRYPT) &&
+		    al->param == k->key_size;
+		break;
+	case ALG_KW:
+		ok = oct && (op == OP_WRAP || op == OP_UNWRAP) &&
+		    al->param == k->key_size;
+		break;
+	}
+	if (!ok)
+		return bad(rq, "the algorithm %s cannot be used for %s with this "
+		    "%s key", al->name, rq->oi->name, k->kty);
+	return 0;
+}
+
+/* Usable now?  Enabled, within nbf..exp, and the operation in key_ops. */
+static int
+usable(struct req *rq, const struct kb_store_key *k)
+{
+	int64_t now = kb_now_unix();
+
+	if (!k->enabled)
+		return kb_error_set(KB_ERR_DENIED, "Operation %s is not allowed on a "
+		    "disabled key.", rq->oi->name);
+	if (k->has_nbf && now < k->nbf)
+		return kb_error_set(KB_ERR_DENIED, "Operation %s is not allowed: the "
+		    "key is not valid yet (nbf).", rq->oi->name);
+	if (k->has_exp && now >= k->exp)
+		return kb_error_set(KB_ERR_DENIED, "Operation %s is not allowed: the "
+		    "key has expired (exp).", rq->oi->name);
+	if (!(k->key_ops & rq->oi->key_op))
+		return kb_error_set(KB_ERR_DENIED, "Operation %s is not permitted on "
+		    "this key (key_ops).", rq->oi->name);
+	return 0;
+}
+
+struct cbufs {
+	unsigned char *value, *iv, *tag, *aad, *digest, *out;
+	size_t value_len, iv_len, tag_len, aad_len, digest_len, out_len;
+	bool has_iv, has_tag, has_aad;
+};
+
+static void
+cbufs_free(struct cbufs *b)
+{
+	/* Plaintexts pass through here: wipe everything. */
+	if (b->value != NULL)
+		kb_wipe(b->value, b->value_len);
+	if (b->out != NULL)
+		kb_wipe(b->out, b->out_len);
+	free(b->value);
+	free(b->iv);
+	free(b->tag);
+	free(b->aad);
+	free(b->digest);
+	free(b->out);
+}
+
+static int
+do_crypto(struct req *rq, kb_p11_key *key, const struct kb_store_key *k,
+    const struct alg *al, struct cbufs *b, cJSON *o)
+{
+	enum op op = rq->oi->op;
+	unsigned char tag[16];
+	size_t want;
+	int r;
+
+	switch (al->kind) {
+	case ALG_RS: case ALG_PS: case ALG_ES:
+		want = al->param / 8;
+		if (b->digest_len != want)
+			return bad(rq, "%s needs a digest of %zu bytes, not %zu",
+			    al->name, want, b->digest_len);
+		if (op == OP_SIGN)
+			return kb_p11_sign_digest(key, al->kind == ALG_RS ?
+			    KB_P11_SIG_RSA_PKCS1 : al->kind == ALG_PS ?
+			    KB_P11_SIG_RSA_PSS : KB_P11_SIG_ECDSA, hash_of(al->param),
+			    b->digest, b->digest_len, &b->out, &b->out_len);
+		r = kb_p11_verify_digest(key, al->kind == ALG_RS ?
+		    KB_P11_SIG_RSA_PKCS1 : al->kind == ALG_PS ? KB_P11_SIG_RSA_PSS :
+		    KB_P11_SIG_ECDSA, hash_of(al->param), b->digest, b->digest_len,
+		    b->value, b->value_len);
+		if (r == 0 || r == KB_ERR_SIGNATURE || r == KB_ERR_INVALID) {
+			/* A malformed signature does not verify either. */
+			return cJSON_AddBoolToObject(o, "value", r == 0) != NULL ?
+			    0 : KB_ERR_ALLOC;
+		}
+		return r;
+	case ALG_OAEP1: case ALG_OAEP256:
+		if (op == OP_ENCRYPT || op == OP_WRAP)
+			return kb_p11_rsa_oaep_encrypt(key, al->kind == ALG_OAEP1 ?
+			    KB_P11_SHA1 : KB_P11_SHA256, b->value, b->value_len,
+			    &b->out, &b->out_len);
+		return kb_p11_rsa_oaep_decrypt(key, al->kind == ALG_OAEP1 ?
+		    KB_P11_SHA1 : KB_P11_SHA256, b->value, b->value_len, &b->out,
+		    &b->out_len);
+	case ALG_RSA15:
+		if (op == OP_ENCRYPT || op == OP_WRAP)
+			return kb_p11_rsa_pkcs1_encrypt(key, b->value, b->value_len,
+			    &b->out, &b->out_len);
+		return kb_p11_rsa_pkcs1_decrypt(key, b->value, b->value_len, &b->out,
+		    &b->out_len);
+	case ALG_KW:
+		if (b->value_len < 16 || b->value_len % 8 != 0)
+			return bad(rq, "%s takes a value of at least 16 bytes, a "
+			    "multiple of 8", al->name);
+		if (op == OP_WRAP)
+			return kb_p11_wrap_bytes(key, KB_P11_WRAP_AES_KW, b->value,
+			    b->value_len, &b->out, &b->out_len);
+		return kb_p11_unwrap_bytes(key, KB_P11_WRAP_AES_KW, b->value,
+		    b->value_len, &b->out, &b->out_len);
+	case ALG_GCM:
+		if (op == OP_ENCRYPT) {
+			if (b->has_iv)
+				return bad(rq, "%s encryption draws its own IV; do not "
+				    "send one", al->name);
+			if ((b->iv = malloc(12)) == NULL)
+				return KB_ERR_ALLOC;
+			b->iv_len = 12;
+			if ((r = kb_p11_random(rq->v->tok->token, b->iv, 12)) != 0 ||
+			    (r = kb_p11_aes_gcm_encrypt(key, b->iv, 12, b->aad,
+			    b->aad_len, b->value, b->value_len, &b->out, &b->out_len,
+			    tag)) != 0)
+				return r;
+			if ((r = add_b64(o, "iv", b->iv, b->iv_len)) != 0 ||
+			    (r = add_b64(o, "tag", tag, sizeof(tag))) != 0 ||
+			    (b->has_aad && (r = add_b64(o, "aad", b->aad,
+			    b->aad_len)) != 0))
+				return r;
+			return 0;
+		}
+		if (!b->has_iv || b->iv_len == 0 || b->iv_len > 128)
+			return bad(rq, "%s decryption needs the iv (1 to 128 bytes)",
+			    al->name);
+		if (!b->has_tag || b->tag_len != 16)
+			return bad(rq, "%s decryption needs the 16-byte tag", al->name);
+		return kb_p11_aes_gcm_decrypt(key, b->iv, b->iv_len, b->aad,
+		    b->aad_len, b->value, b->value_len, b->tag, &b->out, &b->out_len);
+	}
+	(void)k;
+	return KB_ERR_INTERNAL;
+}
+
+static int
+h_crypto(struct req *rq)
+{
+	struct kb_store_key *k = NULL;
+	struct agent_keyref *ref = NULL;
+	const struct alg *al = NULL;
+	struct cbufs b;
+	const char *alg;
+	char kid[BASE_MAX + 200];
+	cJSON *o = NULL;
+	size_t i;
+	int r;
+
+	memset(&b, 0, sizeof(b));
+	if ((r = parse_body(rq, true)) != 0 ||
+	    (r = get_string(rq, rq->body, "alg", true, &alg)) != 0)
+		goto out;
+	for (i = 0; i < sizeof(algs) / sizeof(algs[0]); i++)
+		if (strcmp(alg, algs[i].name) == 0)
+			al = &algs[i];
+	if (al == NULL) {
+		r = bad(rq, "unknown or unsupported algorithm '%.40s'", alg);
+		goto out;
+	}
+	if (rq->oi->op == OP_VERIFY) {
+		if ((r = get_bytes(rq, rq->body, "digest", true, &b.digest,
+		    &b.digest_len, NULL)) != 0 ||
+		    (r = get_bytes(rq, rq->body, "value", true, &b.value,
+		    &b.value_len, NULL)) != 0)
+			goto out;
+	} else if (rq->oi->op == OP_SIGN) {
+		if ((r = get_bytes(rq, rq->body, "value", true, &b.digest,
+		    &b.digest_len, NULL)) != 0)
+			goto out;
+	} else if ((r = get_bytes(rq, rq->body, "value", true, &b.value,
+	    &b.value_len, NULL)) != 0 ||
+	    (r = get_bytes(rq, rq->body, "iv", false, &b.iv, &b.iv_len,
+	    &b.has_iv)) != 0 ||
+	    (r = get_bytes(rq, rq->body, "tag", false, &b.tag, &b.tag_len,
+	    &b.has_tag)) != 0 ||
+	    (r = get_bytes(rq, rq->body, "aad", false, &b.aad, &b.aad_len,
+	    &b.has_aad)) != 0)
+		goto out;
+	if ((r = kb_store_get_key(rq->a->store, rq->v->cfg->name, rq->name,
+	    rq->version, &k)) != 0 ||
+	    (r = alg_check(rq, k, al)) != 0 || (r = usable(rq, k)) != 0)
+		goto out;
+	if ((r = agent_vault_key(rq->a, rq->v, k, &ref)) != 0)
+		goto out;
+	kid_of(rq, k, true, kid, sizeof(kid));
+	if ((o = cJSON_CreateObject()) == NULL || add_str(o, "kid", kid) != 0) {
+		r = KB_ERR_ALLOC;
+		goto out;
+	}
+	if ((r = do_crypto(rq, agent_keyref_key(ref), k, al, &b, o)) != 0)
+		goto out;
+	if (rq->oi->op != OP_VERIFY &&
+	    (r = add_b64(o, "value", b.out, b.out_len)) != 0)
+		goto out;
+	r = answer(rq, 200, o);
+	o = NULL;
+ out:
+	if (r == KB_ERR_CRYPTO)
+		r = kb_error_set(KB_ERR_CRYPTO, "The %s operation failed: the data "
+		    "does not open with this key.", rq->oi->name);
+	agent_keyref_put(rq->a, ref);
+	cJSON_Delete(o);
+	kb_store_key_free(k);
+	cbufs_free(&b);
+	return r;
+}
+
+/* ------------------------------------------------------------ extensions */
+
+static int
+h_status(struct req *rq)
+{
+	cJSON *o = NULL;
+	int r;
+
+	if (rq->oi->op == OP_STATUS)
+		r = agent_status_json(rq->a, &o);
+	else
+		r = agent_tokens_json(rq->a, &o);
+	if (r != 0)
+		return r;
+	return answer(rq, 200, o);
+}
+
+static int
+h_vaults(struct req *rq)
+{
+	cJSON *o, *arr, *it;
+	enum agent_role role;
+	size_t i;
+
+	if ((o = cJSON_CreateObject()) == NULL ||
+	    (arr = cJSON_AddArrayToObject(o, "value")) == NULL)
+		goto fail;
+	for (i = 0; i < rq->a->n_vaults; i++) {
+		const struct agent_vault *v = &rq->a->vaults[i];
+
+		role = agent_access_role(rq->a, v, rq->peer);
+		if (role == ROLE_NONE)
+			continue;
+		if ((it = cJSON_CreateObject()) == NULL)
+			goto fail;
+		cJSON_AddItemToArray(arr, it);
+		if (add_str(it, "name", v->cfg->name) != 0 ||
+		    cJSON_AddBoolToObject(it, "default", v->cfg->is_default) == NULL ||
+		    add_str(it, "token", v->tok->cfg->name) != 0 ||
+		    (v->tok->uri != NULL ?
+		    add_str(it, "token_uri", v->tok->uri) != 0 :
+		    cJSON_AddNullToObject(it, "token_uri") == NULL) ||
+		    add_num(it, "retention_days", v->cfg->retention_days) != 0 ||
+		    cJSON_AddBoolToObject(it, "purge_protection",
+		    v->cfg->purge_protection) == NULL ||
+		    add_str(it, "recovery_level", kv_recovery_level(
+		    v->cfg->retention_days, v->cfg->purge_protection)) != 0 ||
+		    add_str(it, "role", agent_role_name(role)) != 0)
+			goto fail;
+	}
+	return answer(rq, 200, o);
+ fail:
+	cJSON_Delete(o);
+	return KB_ERR_ALLOC;
+}
+
+static int
+h_audit(struct req *rq)
+{
+	struct kb_store_audit *recs = NULL;
+	const char *skip, *vault;
+	unsigned long long after = 0;
+	char link[BASE_MAX + 200];
+	int64_t next = 0, cursor;
+	unsigned limit;
+	size_t n = 0, i, got = 0;
+	cJSON *o = NULL, *arr, *it;
+	int r;
+
+	if ((r = page_args(rq, AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX, &limit,
+	    &skip)) != 0)
+		return r;
+	if (skip != NULL && kb_parse_ull(skip, 0, INT64_MAX, &after) != 0)
+		return bad(rq, "the $skiptoken is not one this agent gave");
+	vault = MHD_lookup_connection_value(rq->c, MHD_GET_ARGUMENT_KIND, "vault");
+	if (vault != NULL) {
+		const struct agent_vault *fv = agent_vault_find(rq->a, vault);
+
+		if (fv == NULL)
+			return kb_error_set(KB_ERR_NOT_FOUND, "no vault named %.64s",
+			    vault);
+		vault = fv->cfg->name;
+	}
+	if ((o = cJSON_CreateObject()) == NULL ||
+	    (arr = cJSON_AddArrayToObject(o, "value")) == NULL) {
+		r = KB_ERR_ALLOC;
+		goto out;
+	}
+	/* Only records of vaults the caller administers (all for the agent's
+	 * own uid, including connection-level denials). */
+	cursor = (int64_t)after;
+	do {
+		if ((r = kb_store_audit_list(rq->a->store, cursor, limit, &recs, &n,
+		    &next)) != 0)
+			goto out;
+		for (i = 0; i < n && got < limit; i++) {
+			struct agent_vault *v = agent_vault_find(rq->a, recs[i].vault);
+
+			cursor = recs[i].seq;
+			if (vault != NULL && strcasecmp(vault, recs[i].vault) != 0)
+				continue;
+			if (rq->peer->uid != rq->a->uid && (v == NULL ||
+			    agent_access_role(rq->a, v, rq->peer) != ROLE_ADMINISTRATOR))
+				continue;
+			if ((it = cJSON_CreateObject()) == NULL) {
+				r = KB_ERR_ALLOC;
+				goto out;
+			}
+			cJSON_AddItemToArray(arr, it);
+			if (add_num(it, "seq", (double)recs[i].seq) != 0 ||
+			    add_num(it, "time", (double)recs[i].time) != 0 ||
+			    add_num(it, "uid", recs[i].uid) != 0 ||
+			    add_str(it, "role", recs[i].role) != 0 ||
+			    add_str(it, "vault", recs[i].vault) != 0 ||
+			    add_str(it, "op", recs[i].op) != 0 ||
+			    (recs[i].key[0] != '\0' ?
+			    add_str(it, "key", recs[i].key) :
+			    (cJSON_AddNullToObject(it, "key") ? 0 : KB_ERR_ALLOC)) != 0 ||
+			    (recs[i].version[0] != '\0' ?
+			    add_str(it, "version", recs[i].version) :
+			    (cJSON_AddNullToObject(it, "version") ? 0 : KB_ERR_ALLOC)) != 0 ||
+			    add_str(it, "result", recs[i].result) != 0) {
+				r = KB_ERR_ALLOC;
+				goto out;
+			}
+			got++;
+		}
+		/* Stopped inside the batch: more follow from cursor. */
+		if (i < n)
+			next = cursor;
+		free(recs);
+		recs = NULL;
+	} while (got < limit && next != 0);
+	if (next != 0) {
+		snprintf(link, sizeof(link), "%s/keybridge/audit?maxresults=%u"
+		    "&$skiptoken=%" PRId64 "%s%s", rq->base, limit, next,
+		    vault != NULL ? "&vault=" : "", vault != NULL ? vault : "");
+		r = add_str(o, "nextLink", link);
+	} else {
+		r = cJSON_AddNullToObject(o, "nextLink") != NULL ? 0 : KB_ERR_ALLOC;
+	}
+	if (r == 0) {
+		r = answer(rq, 200, o);
+		o = NULL;
+	}
+ out:
+	free(recs);
+	cJSON_Delete(o);
+	return r;
+}
+
+static int
+h_adopt(struct req *rq)
+{
+	struct kb_store_key *k = NULL;
+	const char *uri, *name;
+	cJSON *o = NULL;
+	int r;
+
+	if ((r = parse_body(rq, true)) != 0 ||
+	    (r = get_string(rq, rq->body, "uri", true, &uri)) != 0 ||
+	    (r = get_string(rq, rq->body, "name", true, &name)) != 0)
+		return r;
+	if ((r = kv_check(KV_FIELD_KEY_NAME, name)) != 0)
+		return r;
+	rq->name = name;
+	if ((r = agent_vault_adopt(rq->a, rq->v, &rq->who, uri, name, &k)) != 0)
+		return conflict_inner(rq, r);
+	if ((r = bundle(rq, k, &o)) == 0)
+		r = answer(rq, 200, o);
+	kb_store_key_free(k);
+	return r;
+}
+
+/* ---------------------------------------------------------------- routing */
+
+static const struct opinfo *
+info(enum op op)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(opinfo) / sizeof(opinfo[0]); i++)
+		if (opinfo[i].op == op)
+			return &opinfo[i];
+	return NULL;
+}
+
+static const struct {
+	const char *seg;
+	enum op op;
+} crypto_ops[] = {
+	{ "encrypt", OP_ENCRYPT }, { "decrypt", OP_DECRYPT }, { "sign", OP_SIGN },
+	{ "verify", OP_VERIFY }, { "wrapkey", OP_WRAP }, { "unwrapkey", OP_UNWRAP },
+};
+
+static enum op
+crypto_op(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(crypto_ops) / sizeof(crypto_ops[0]); i++)
+		if (strcasecmp(s, crypto_ops[i].seg) == 0)
+			return crypto_ops[i].op;
+	return 0;
+}
+
+/*
+ * Match the Key Vault path segments.  Sets rq->name/version; returns the
+ * operation, 0 for an unknown path; *allow is the method the path takes
+ * when the method is wrong (op stays 0).
+ */
+static enum op
+route_kv(struct req *rq, const char **allow)
+{
+	char **s = rq->seg;
+	size_t n = rq->nseg;
+	const char *m = rq->method;
+	enum op op;
+
+	*allow = NULL;
+	/* "/keys/NAME/" (SDKs' GetKey without version) is "/keys/NAME". */
+	if (n >= 2 && s[n - 1][0] == '\0')
+		n--;
+	if (n == 0)
+		return 0;
+	if (strcmp(s[0], "keys") == 0) {
+		if (n == 1) {
+			*allow = "GET";
+			return strcmp(m, "GET") == 0 ? OP_LIST_KEYS : 0;
+		}
+		rq->name = s[1];
+		if (n == 2) {
+			*allow = "GET, PATCH, DELETE";
+			if (strcmp(m, "GET") == 0)
+				return OP_GET_KEY;
+			if (strcmp(m, "PATCH") == 0)
+				return OP_UPDATE_KEY;
+			return strcmp(m, "DELETE") == 0 ? OP_DELETE_KEY : 0;
+		}
+		if (n == 3 && strcasecmp(s[2], "create") == 0) {
+			*allow = "POST";
+			return strcmp(m, "POST") == 0 ? OP_CREATE : 0;
+		}
+		if (n == 3 && strcasecmp(s[2], "rotate") == 0) {
+			*allow = "POST";
+			return strcmp(m, "POST") == 0 ? OP_ROTATE : 0;
+		}
+		if (n == 3 && strcasecmp(s[2], "versions") == 0) {
+			*allow = "GET";
+			return strcmp(m, "GET") == 0 ? OP_VERSIONS : 0;
+		}
+		if (n == 3 && (op = crypto_op(s[2])) != 0) {
+			*allow = "POST";
+			return strcmp(m, "POST") == 0 ? op : 0;
+		}
+		if (n == 3) {
+			rq->version = s[2];
+			*allow = "GET, PATCH";
+			if (strcmp(m, "GET") == 0)
+				return OP_GET_KEY;
+			return strcmp(m, "PATCH") == 0 ? OP_UPDATE_KEY : 0;
+		}
+		if (n == 4 && (op = crypto_op(s[3])) != 0) {
+			rq->version = s[2][0] != '\0' ? s[2] : NULL;
+			*allow = "POST";
+			return strcmp(m, "POST") == 0 ? op : 0;
+		}
+		return 0;
+	}
+	if (strcmp(s[0], "deletedkeys") == 0) {
+		if (n == 1) {
+			*allow = "GET";
+			return strcmp(m, "GET") == 0 ? OP_LIST_DELETED : 0;
+		}
+		rq->name = s[1];
+		if (n == 2) {
+			*allow = "GET, DELETE";
+			if (strcmp(m, "GET") == 0)
+				return OP_GET_DELETED;
+			return strcmp(m, "DELETE") == 0 ? OP_PURGE : 0;
+		}
+		if (n == 3 && strcasecmp(s[2], "recover") == 0) {
+			*allow = "POST";
+			return strcmp(m, "POST") == 0 ? OP_RECOVER : 0;
+		}
+	}
+	return 0;
+}
+
+static enum op
+route_ext(struct req *rq, const char **allow)
+{
+	char **s = rq->seg;
+	size_t n = rq->nseg;
+	const char *m = rq->method;
+
+	*allow = "GET";
+	if (n == 2 && strcmp(s[1], "status") == 0)
+		return strcmp(m, "GET") == 0 ? OP_STATUS : 0;
+	if (n == 2 && strcmp(s[1], "tokens") == 0)
+		return strcmp(m, "GET") == 0 ? OP_TOKENS : 0;
+	if (n == 2 && strcmp(s[1], "vaults") == 0)
+		return strcmp(m, "GET") == 0 ? OP_VAULTS : 0;
+	if (n == 2 && strcmp(s[1], "audit") == 0)
+		return strcmp(m, "GET") == 0 ? OP_AUDIT : 0;
+	if (n == 4 && strcmp(s[1], "vaults") == 0 && strcmp(s[3], "adopt") == 0) {
+		*allow = "POST";
+		return strcmp(m, "POST") == 0 ? OP_ADOPT : 0;
+	}
+	*allow = NULL;
+	return 0;
+}
+
+/* The Host header if it is a plain host[:port], else "localhost". */
+static const char *
+host_of(struct MHD_Connection *c)
+{
+	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_HOST);
+	size_t i;
+
+	if (h == NULL || h[0] == '\0' || strlen(h) > 255)
+		return "localhost";
+	for (i = 0; h[i] != '\0'; i++)
+		if (!((h[i] >= 'a' && h[i] <= 'z') || (h[i] >= 'A' && h[i] <= 'Z') ||
+		    (h[i] >= '0' && h[i] <= '9') || strchr(".-:[]", h[i]) != NULL))
+			return "localhost";
+	return h;
+}
+
+static int
+split(struct req *rq, char *path)
+{
+	char *p = path, *slash;
+
+	if (*p != '/')
+		return -1;
+	p++;
+	rq->nseg = 0;
+	for (;;) {
+		if (rq->nseg == SEG_MAX)
+			return -1;
+		rq->seg[rq->nseg++] = p;
+		if ((slash = strchr(p, '/')) == NULL)
+			break;
+		*slash = '\0';
+		p = slash + 1;
+	}
+	return 0;
+}
+
+static int
+run(struct req *rq)
+{
+	switch (rq->oi->op) {
+	case OP_LIST_KEYS: case OP_LIST_DELETED: case OP_VERSIONS:
+		return h_list(rq);
+	case OP_GET_KEY: case OP_GET_DELETED:
+		return h_get(rq);
+	case OP_CREATE:
+		return h_create(rq);
+	case OP_UPDATE_KEY:
+		return h_update(rq);
+	case OP_DELETE_KEY: case OP_RECOVER: case OP_ROTATE: case OP_PURGE:
+		return h_lifecycle(rq);
+	case OP_ENCRYPT: case OP_DECRYPT: case OP_SIGN: case OP_VERIFY:
+	case OP_WRAP: case OP_UNWRAP:
+		return h_crypto(rq);
+	case OP_STATUS: case OP_TOKENS:
+		return h_status(rq);
+	case OP_VAULTS:
+		return h_vaults(rq);
+	case OP_AUDIT:
+		return h_audit(rq);
+	case OP_ADOPT:
+		return h_adopt(rq);
+	}
+	return KB_ERR_INTERNAL;
+}
+
+int
+agent_kvapi_handle(struct agent *a, struct MHD_Connection *c,
+    const struct agent_peer *peer, const char *url, const char *method,
+    const char *body, size_t body_len)
+{
+	struct req rq;
+	const char *allow = NULL, *prefix = "";
+	char *path = NULL, msg[256];
+	bool ext = false;
+	enum op op = 0;
+	size_t i;
+	int r, ret;
+
+	memset(&rq, 0, sizeof(rq));
+	rq.a = a;
+	rq.c = c;
+	rq.peer = peer;
+	rq.method = method;
+	rq.raw = body;
+	rq.raw_len = body_len;
+	if (strlen(url) > 2048 || (path = kb_strdup(url)) == NULL ||
+	    split(&rq, path) != 0) {
+		free(path);
+		return agent_respond_error(c, 404, "NotFound", "no such path", NULL,
+		    NULL);
+	}
+	/* The vault: /vaults/NAME/..., /keybridge/vaults/NAME/adopt, or the default. */
+	if (rq.nseg >= 1 && strcmp(rq.seg[0], "keybridge") == 0) {
+		ext = true;
+		op = route_ext(&rq, &allow);
+		if (rq.nseg == 4 && strcmp(rq.seg[1], "vaults") == 0)
+			rq.v = agent_vault_find(a, rq.seg[2]);
+		if (op == OP_AUDIT || op == OP_STATUS || op == OP_TOKENS ||
+		    op == OP_VAULTS)
+			rq.v = NULL;
+		snprintf(rq.base, sizeof(rq.base), "http://%s", host_of(c));
+	} else {
+		if (rq.nseg >= 2 && strcmp(rq.seg[0], "vaults") == 0) {
+			rq.v = agent_vault_find(a, rq.seg[1]);
+			prefix = rq.seg[1];
+			memmove(rq.seg, rq.seg + 2, (rq.nseg - 2) * sizeof(rq.seg[0]));
+			rq.nseg -= 2;
+			if (rq.v == NULL) {
+				snprintf(msg, sizeof(msg), "no vault named %.64s", prefix);
+				free(path);
+				return agent_respond_error(c, 404, "VaultNotFound", msg,
+				    NULL, NULL);
+			}
+		} else {
+			rq.v = agent_vault_default(a);
+		}
+		op = route_kv(&rq, &allow);
+		if (prefix[0] != '\0')
+			snprintf(rq.base, sizeof(rq.base), "http://%s/vaults/%s",
+			    host_of(c), rq.v->cfg->name);
+		else
+			snprintf(rq.base, sizeof(rq.base), "http://%s", host_of(c));
+	}
+	if (op == 0) {
+		if (allow != NULL) {
+			snprintf(msg, sizeof(msg), "this path takes %s, not %.32s",
+			    allow, method);
+			ret = agent_respond_error(c, 405, "MethodNotAllowed", msg, NULL,
+			    allow);
+		} else {
+			snprintf(msg, sizeof(msg), "no such path: %.128s", url);
+			ret = agent_respond_error(c, 404, "NotFound", msg, NULL, NULL);
+		}
+		free(path);
+		return ret;
+	}
+	rq.oi = info(op);
+	if (!ext) {
+		rq.api_version = MHD_lookup_connection_value(c,
+		    MHD_GET_ARGUMENT_KIND, "api-version");
+		if (rq.api_version == NULL) {
+			r = bad(&rq, "The api-version query parameter is missing; "
+			    "this agent supports 7.4, 7.5, 7.6, 2025-07-01 and 2026-04-01");
+			goto fail;
+		}
+		for (i = 0; i < sizeof(api_versions) / sizeof(api_versions[0]); i++)
+			if (strcmp(rq.api_version, api_versions[i]) == 0)
+				break;
+		if (i == sizeof(api_versions) / sizeof(api_versions[0])) {
+			r = bad(&rq, "The specified version (%.32s) is not recognized. "
+			    "Consider using the latest supported version (2026-04-01); "
+			    "this agent supports 7.4, 7.5, 7.6, 2025-07-01 and "
+			    "2026-04-01", rq.api_version);
+			goto fail;
+		}
+		if (rq.v == NULL) {
+			ret = agent_respond_error(c, 404, "VaultNotFound", "this agent "
+			    "has no default vault; use /vaults/NAME/...", NULL, NULL);
+			free(path);
+			return ret;
+		}
+	} else if (op == OP_ADOPT && rq.v == NULL) {
+		r = kb_error_set(KB_ERR_NOT_FOUND, "no vault named %.64s", rq.seg[2]);
+		goto fail;
+	}
+	/* Who: the role on the vault, or the best role anywhere. */
+	rq.role = rq.v != NULL ? agent_access_role(a, rq.v, peer) :
+	    agent_access_max_role(a, peer);
+	rq.who.uid = peer->known ? (uint32_t)peer->uid : UINT32_MAX;
+	rq.who.role = agent_role_name(rq.role);
+	if (rq.role < rq.oi->need) {
+		kb_info("denied %s %s to uid %u (%s)", rq.oi->name,
+		    rq.v != NULL ? rq.v->cfg->name : "agent", (unsigned)rq.who.uid,
+		    rq.who.role);
+		agent_audit_denial(a, peer, rq.v != NULL ? rq.v->cfg->name : "*",
+		    rq.oi->name, rq.name);
+		snprintf(msg, sizeof(msg), "The user (uid %u, role %s) does not have "
+		    "%s permission on %s %s.", (unsigned)rq.who.uid, rq.who.role,
+		    rq.oi->name, rq.v != NULL ? "vault" : "this",
+		    rq.v != NULL ? rq.v->cfg->name : "agent");
+		free(path);
+		return agent_respond_error(c, 403, "Forbidden", msg, NULL, NULL);
+	}
+	/* Names and versions from the path, before anything else. */
+	if (rq.name != NULL && (r = kv_check(KV_FIELD_KEY_NAME, rq.name)) != 0)
+		goto fail;
+	if (rq.version != NULL && (r = kv_check(KV_FIELD_VERSION, rq.version)) != 0)
+		goto fail;
+	if ((r = run(&rq)) != 0)
+		goto fail;
+	ret = agent_respond(c, rq.status, rq.out, NULL);
+	cJSON_Delete(rq.body);
+	free(path);
+	return ret;
+ fail:
+	ret = answer_error(&rq, r);
+	cJSON_Delete(rq.out);
+	cJSON_Delete(rq.body);
+	free(path);
+	return ret;
+}

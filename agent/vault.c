@@ -1,0 +1,1157 @@
+/*
+ * vault.c: local vaults, each a token plus the metadata store, with Key
+ * Vault's lifecycle made atomic across the two (docs/vaults.md,
+ * docs/internals/store.md).
+ *
+ *   create, rotate, adopt  intent recorded -> token object made (or
+ *                          relabelled) -> intent committed
+ *   purge                  intent recorded -> token objects destroyed ->
+ *                          intent committed
+ *   delete                 store commit -> usage flags cleared on the token
+ *   recover                usage flags restored -> store commit
+ *   update (key_ops)       token flags -> store commit (reverted on failure)
+ *
+ * After a crash: open intents are rolled forward when the token step is
+ * found done and back (object destroyed) when not; every version of a
+ * soft-deleted key gets its usage flags cleared again, which covers a
+ * delete cut short after its commit and a recover cut short before its
+ * commit.  So an active key's objects always carry their flags, and a
+ * deleted key's objects never do once the agent serves requests.
+ *
+ * Lifecycle operations on one name are serialized (lock stripes by the
+ * name's hash); crypto operations are not.  Token keys used by crypto are
+ * cached with a reference count, so a purge never frees a key in use.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "agent.h"
+#include "store.h"
+
+#define NAME_STRIPES 64
+#define KEYCACHE_SLOTS 4096
+#define INFLIGHT_MAX 256
+#define LIST_PAGE 500
+
+struct agent_keyref {
+	size_t vault;
+	unsigned char id[KV_VERSION_BYTES];
+	kb_p11_key *key;
+	unsigned refs;
+	bool dead;
+};
+
+struct agent_keycache {
+	pthread_mutex_t mu;
+	struct agent_keyref *slot[KEYCACHE_SLOTS];
+};
+
+struct agent_inflight {
+	pthread_mutex_t mu;
+	pthread_mutex_t stripes[NAME_STRIPES];
+	int64_t ids[INFLIGHT_MAX];
+	size_t n;
+	/* The sweeper. */
+	pthread_t thread;
+	pthread_cond_t wake;
+	bool stop;
+};
+
+/* ------------------------------------------------------------ utilities */
+
+static uint32_t
+fnv1a(const void *p, size_t n, uint32_t h)
+{
+	const unsigned char *b = p;
+
+	while (n-- > 0) {
+		h ^= *b++;
+		h *= 16777619u;
+	}
+	return h;
+}
+
+static pthread_mutex_t *
+name_lock(struct agent *a, const struct agent_vault *v, const char *name)
+{
+	char lc[KV_NAME_MAX + 1];
+	uint32_t h = 2166136261u;
+
+	if (kv_lower(name, lc, sizeof(lc)) != 0)
+		lc[0] = '\0';
+	h = fnv1a(&v->index, sizeof(v->index), h);
+	h = fnv1a(lc, strlen(lc), h);
+	return &a->inflight->stripes[h % NAME_STRIPES];
+}
+
+static void
+inflight_add(struct agent *a, int64_t id)
+{
+	pthread_mutex_lock(&a->inflight->mu);
+	if (a->inflight->n < INFLIGHT_MAX)
+		a->inflight->ids[a->inflight->n++] = id;
+	pthread_mutex_unlock(&a->inflight->mu);
+}
+
+static void
+inflight_del(struct agent *a, int64_t id)
+{
+	struct agent_inflight *f = a->inflight;
+	size_t i;
+
+	pthread_mutex_lock(&f->mu);
+	for (i = 0; i < f->n; i++)
+		if (f->ids[i] == id) {
+			f->ids[i] = f->ids[--f->n];
+			break;
+		}
+	pthread_mutex_unlock(&f->mu);
+}
+
+/* In flight, or the table was full (then every intent counts as busy). */
+static bool
+inflight_has(struct agent *a, int64_t id)
+{
+	struct agent_inflight *f = a->inflight;
+	bool found = false;
+	size_t i;
+
+	pthread_mutex_lock(&f->mu);
+	for (i = 0; i < f->n; i++)
+		if (f->ids[i] == id)
+			found = true;
+	if (f->n == INFLIGHT_MAX)
+		found = true;
+	pthread_mutex_unlock(&f->mu);
+	return found;
+}
+
+static kb_p11_token *
+vtoken(const struct agent_vault *v)
+{
+	return v->tok->token;
+}
+
+struct agent_vault *
+agent_vault_find(struct agent *a, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < a->n_vaults; i++)
+		if (strcasecmp(a->vaults[i].cfg->name, name) == 0)
+			return &a->vaults[i];
+	return NULL;
+}
+
+struct agent_vault *
+agent_vault_default(struct agent *a)
+{
+	size_t i;
+
+	for (i = 0; i < a->n_vaults; i++)
+		if (a->vaults[i].cfg->is_default)
+			return &a->vaults[i];
+	return NULL;
+}
+
+static bool
+kty_is(const char *kty, const char *base)
+{
+	size_t n = strlen(base);
+
+	return strncmp(kty, base, n) == 0 &&
+	    (kty[n] == '\0' || strcmp(kty + n, "-HSM") == 0);
+}
+
+unsigned
+agent_p11_ops(const char *kty, unsigned key_ops)
+{
+	unsigned ops = 0;
+	bool rsa = kty_is(kty, "RSA");
+
+	if (key_ops & KV_OP_ENCRYPT)
+		ops |= KB_P11_OP_ENCRYPT;
+	if (key_ops & KV_OP_DECRYPT)
+		ops |= KB_P11_OP_DECRYPT;
+	if (key_ops & KV_OP_SIGN)
+		ops |= KB_P11_OP_SIGN;
+	if (key_ops & KV_OP_VERIFY)
+		ops |= KB_P11_OP_VERIFY;
+	/* RSA wrapKey/unwrapKey are OAEP encrypt/decrypt of the bytes given. */
+	if (key_ops & KV_OP_WRAP_KEY)
+		ops |= KB_P11_OP_WRAP | (rsa ? KB_P11_OP_ENCRYPT : 0);
+	if (key_ops & KV_OP_UNWRAP_KEY)
+		ops |= KB_P11_OP_UNWRAP | (rsa ? KB_P11_OP_DECRYPT : 0);
+	return ops;
+}
+
+static int
+p11_spec(const char *kty, unsigned key_size, const char *crv,
+    struct kb_p11_keyspec *spec)
+{
+	memset(spec, 0, sizeof(*spec));
+	spec->token = true;
+	if (kty_is(kty, "RSA")) {
+		spec->type = KB_P11_RSA;
+		spec->bits = key_size;
+	} else if (kty_is(kty, "oct")) {
+		spec->type = KB_P11_AES;
+		spec->bits = key_size;
+	} else if (kty_is(kty, "EC")) {
+		spec->type = KB_P11_EC;
+		if (crv != NULL && strcmp(crv, "P-256") == 0)
+			spec->curve = KB_P11_P256;
+		else if (crv != NULL && strcmp(crv, "P-384") == 0)
+			spec->curve = KB_P11_P384;
+		else if (crv != NULL && strcmp(crv, "P-521") == 0)
+			spec->curve = KB_P11_P521;
+		else
+			return kb_error_set(KB_ERR_INVALID, "local vaults support the "
+			    "curves P-256, P-384 and P-521");
+	} else {
+		return kb_error_set(KB_ERR_INVALID, "unknown key type %s", kty);
+	}
+	return 0;
+}
+
+/* Every token key (object or pair) labelled label with id: 0..n found. */
+static int
+find_objects(struct agent_vault *v, const char *label,
+    const unsigned char id[KV_VERSION_BYTES], kb_p11_key ***keys, size_t *n)
+{
+	struct kb_p11_uri f;
+
+	memset(&f, 0, sizeof(f));
+	f.object = (char *)label;
+	f.id = (unsigned char *)id;
+	f.id_len = KV_VERSION_BYTES;
+	f.has_id = true;
+	return kb_p11_find_keys(vtoken(v), &f, keys, n);
+}
+
+/* Destroy every object labelled label with id (none is fine). */
+static int
+destroy_objects(struct agent_vault *v, const char *label,
+    const unsigned char id[KV_VERSION_BYTES])
+{
+	kb_p11_key **keys = NULL;
+	size_t n = 0, i;
+	int r;
+
+	if ((r = find_objects(v, label, id, &keys, &n)) != 0)
+		return r;
+	for (i = 0; i < n && r == 0; i++)
+		r = kb_p11_key_destroy(keys[i]);
+	kb_p11_keys_free(keys, n);
+	return r;
+}
+
+/* Set usage flags on every object labelled label with id. */
+static int
+set_object_ops(struct agent_vault *v, const char *label,
+    const unsigned char id[KV_VERSION_BYTES], unsigned ops)
+{
+	kb_p11_key **keys = NULL;
+	size_t n = 0, i;
+	int r;
+
+	if ((r = find_objects(v, label, id, &keys, &n)) != 0)
+		return r;
+	for (i = 0; i < n && r == 0; i++) {
+		r = kb_p11_key_set_ops(keys[i], ops);
+		if (r == KB_ERR_UNSUPPORTED) {
+			/* "where the token allows it" (the store stays the judge). */
+			kb_warn("token %s refuses to change the usage flags of %s",
+			    v->tok->cfg->name, label);
+			r = 0;
+		}
+	}
+	kb_p11_keys_free(keys, n);
+	return r;
+}
+
+/* ------------------------------------------------------------ key cache */
+
+static void
+keyref_free(struct agent_keyref *e)
+{
+	if (e == NULL)
+		return;
+	kb_p11_key_free(e->key);
+	free(e);
+}
+
+static size_t
+cache_slot(size_t vault, const unsigned char id[KV_VERSION_BYTES])
+{
+	uint32_t h = fnv1a(&vault, sizeof(vault), 2166136261u);
+
+	return fnv1a(id, KV_VERSION_BYTES, h) % KEYCACHE_SLOTS;
+}
+
+int
+agent_vault_key(struct agent *a, struct agent_vault *v,
+    const struct kb_store_key *k, struct agent_keyref **out)
+{
+	struct agent_keycache *kc = a->keycache;
+	struct agent_keyref *e, *old;
+	kb_p11_key **keys = NULL;
+	size_t n = 0, h = cache_slot(v->index, k->p11_id);
+	int r;
+
+	pthread_mutex_lock(&kc->mu);
+	e = kc->slot[h];
+	if (e != NULL && e->vault == v->index &&
+	    memcmp(e->id, k->p11_id, KV_VERSION_BYTES) == 0) {
+		e->refs++;
+		pthread_mutex_unlock(&kc->mu);
+		*out = e;
+		return 0;
+	}
+	pthread_mutex_unlock(&kc->mu);
+
+	if ((r = find_objects(v, k->p11_label, k->p11_id, &keys, &n)) != 0)
+		return r;
+	if (n != 1) {
+		kb_p11_keys_free(keys, n);
+		return kb_error_set(KB_ERR_INTERNAL, "the token holds %zu objects "
+		    "for version %s of key %s; expected one", n, k->version,
+		    k->name);
+	}
+	if ((e = calloc(1, sizeof(*e))) == NULL) {
+		kb_p11_keys_free(keys, n);
+		return KB_ERR_ALLOC;
+	}
+	e->vault = v->index;
+	memcpy(e->id, k->p11_id, KV_VERSION_BYTES);
+	e->key = keys[0];
+	keys[0] = NULL;
+	kb_p11_keys_free(keys, n);
+	e->refs = 2;    /* the cache's and the caller's */
+
+	pthread_mutex_lock(&kc->mu);
+	old = kc->slot[h];
+	if (old != NULL) {
+		old->dead = true;
+		if (--old->refs == 0)
+			keyref_free(old);
+	}
+	kc->slot[h] = e;
+	pthread_mutex_unlock(&kc->mu);
+	*out = e;
+	return 0;
+}
+
+kb_p11_key *
+agent_keyref_key(const struct agent_keyref *r)
+{
+	return r->key;
+}
+
+void
+agent_keyref_put(struct agent *a, struct agent_keyref *e)
+{
+	if (e == NULL)
+		return;
+	pthread_mutex_lock(&a->keycache->mu);
+	if (--e->refs == 0)
+		keyref_free(e);
+	pthread_mutex_unlock(&a->keycache->mu);
+}
+
+/*
+ * The cache holds one reference to each entry it lists (refs starts at
+ * 2 for a new entry: cache + caller).  cache_forget and replacement drop
+ * the cache's reference; so refs == 0 means nobody holds it.
+ */
+static void
+cache_forget_ref(struct agent *a, size_t vault, const unsigned char id[KV_VERSION_BYTES])
+{
+	struct agent_keycache *kc = a->keycache;
+	struct agent_keyref *e;
+	size_t h = cache_slot(vault, id);
+
+	pthread_mutex_lock(&kc->mu);
+	e = kc->slot[h];
+	if (e != NULL && e->vault == vault && memcmp(e->id, id, KV_VERSION_BYTES) == 0) {
+		kc->slot[h] = NULL;
+		e->dead = true;
+		if (--e->refs == 0)
+			keyref_free(e);
+	}
+	pthread_mutex_unlock(&kc->mu);
+}
+
+/* ------------------------------------------------------------- create */
+
+static int
+new_version_id(struct agent_vault *v, struct kb_store_new_version *nv,
+    unsigned char id[KV_VERSION_BYTES])
+{
+	static const char hx[] = "0123456789abcdef";
+	size_t i;
+	int r;
+
+	/* The token's RNG, with the system's as a fallback for tokens without. */
+	if (kb_p11_random(vtoken(v), id, KV_VERSION_BYTES) != 0 &&
+	    (r = kb_random(id, KV_VERSION_BYTES)) != 0)
+		return r;
+	for (i = 0; i < KV_VERSION_BYTES; i++) {
+		nv->version[2 * i] = hx[id[i] >> 4];
+		nv->version[2 * i + 1] = hx[id[i] & 15];
+	}
+	nv->version[KV_VERSION_LEN] = '\0';
+	return 0;
+}
+
+/* The token step of a create intent failed or cannot be finished. */
+static void
+create_roll_back(struct agent *a, struct agent_vault *v,
+    const struct kb_store_intent *in)
+{
+	int r;
+
+	if ((r = destroy_objects(v, in->p11_label, in->p11_id)) != 0) {
+		kb_warn("cannot remove the token object of %s version %s (%s); "
+		    "the agent retries later", in->name, in->version,
+		    kb_error_detail(r));
+		return;    /* intent stays open: the sweep retries */
+	}
+	if ((r = kb_store_intent_abort(a->store, in->id, kb_now_unix())) != 0)
+		kb_warn("cannot close the intent of %s version %s: %s", in->name,
+		    in->version, kb_error_detail(r));
+}
+
+int
+agent_vault_create(struct agent *a, struct agent_vault *v,
+    const struct kb_store_actor *who, const char *name,
+    struct kb_store_new_version *nv, struct kb_store_key **out)
+{
+	pthread_mutex_t *lk = name_lock(a, v, name);
+	struct kb_store_intent *in = NULL;
+	struct kb_p11_keyspec spec;
+	unsigned char id[KV_VERSION_BYTES];
+	kb_p11_key *key = NULL;
+	int r, r2;
+
+	if ((r = p11_spec(nv->kty, nv->key_size, nv->crv, &spec)) != 0 ||
+	    (r = new_version_id(v, nv, id)) != 0)
+		return r;
+	spec.label = name;
+	spec.id = id;
+	spec.id_len = KV_VERSION_BYTES;
+	spec.ops = agent_p11_ops(nv->kty, nv->key_ops);
+	if (spec.ops == 0)
+		return kb_error_set(KB_ERR_INVALID,
+		    "key_ops must name at least one operation of the key type");
+
+	pthread_mutex_lock(lk);
+	if ((r = kb_store_intent_begin_create(a->store, who, v->cfg->name, name,
+	    nv, kb_now_unix(), &in)) != 0)
+		goto out;
+	inflight_add(a, in->id);
+	if ((r = kb_p11_generate(vtoken(v), &spec, &key)) != 0) {
+		create_roll_back(a, v, in);
+		goto out;
+	}
+	if ((r = kb_store_intent_commit(a->store, in->id, kb_now_unix(), out)) != 0) {
+		kb_warn("cannot record %s version %s: %s", name, nv->version,
+		    kb_error_detail(r));
+		r2 = r;
+		create_roll_back(a, v, in);
+		r = kb_error_set(r2, "%s", kb_error_detail(r2));
+		goto out;
+	}
+	kb_info("vault %s: created %s version %s (uid %u)", v->cfg->name, name,
+	    nv->version, (unsigned)who->uid);
+ out:
+	if (in != NULL)
+		inflight_del(a, in->id);
+	pthread_mutex_unlock(lk);
+	kb_p11_key_free(key);
+	kb_store_intent_free(in);
+	return r;
+}
+
+int
+agent_vault_rotate(struct agent *a, struct agent_vault *v,
+    const struct kb_store_actor *who, const char *name,
+    struct kb_store_key **out)
+{
+	struct kb_store_new_version nv;
+	struct kb_store_key *cur = NULL;
+	int r;
+
+	if ((r = kb_store_get_key(a->store, v->cfg->name, name, NULL, &cur)) != 0)
+		return r;
+	memset(&nv, 0, sizeof(nv));
+	nv.kty = cur->kty;
+	nv.key_size = cur->key_size;
+	nv.crv = cur->crv[0] != '\0' ? cur->crv : NULL;
+	nv.key_ops = cur->key_ops;
+	nv.enabled = true;
+	nv.tags_json = cur->tags_json;
+	r = agent_vault_create(a, v, who, cur->name, &nv, out);
+	kb_store_key_free(cur);
+	return r;
+}
+
+/* ------------------------------------------------------------- update */
+
+int
+agent_vault_update(struct agent *a, struct agent_vault *v,
+    const struct kb_store_actor *who, const char *name, const char *version,
+    const struct kb_store_update *u, struct kb_store_key **out)
+{
+	pthread_mutex_t *lk = name_lock(a, v, name);
+	struct kb_store_key *cur = NULL;
+	unsigned nops;
+	int r;
+
+	pthread_mutex_lock(lk);
+	if (!u->set_key_ops) {
+		r = kb_store_update(a->store, who, v->cfg->name, name, version, u,
+		    kb_now_unix(), out);
+		goto out;
+	}
+	if ((r = kb_store_get_key(a->store, v->cfg->name, name, version, &cur)) != 0)
+		goto out;
+	nops = agent_p11_ops(cur->kty, u->key_ops);
+	if (nops == 0) {
+		r = kb_error_set(KB_ERR_INVALID,
+		    "key_ops must name at least one operation of the key type");
+		goto out;
+	}
+	if ((r = set_object_ops(v, cur->p11_label, cur->p11_id, nops)) != 0)
+		goto out;
+	if ((r = kb_store_update(a->store, who, v->cfg->name, name, version, u,
+	    kb_now_unix(), out)) != 0) {
+		if (set_object_ops(v, cur->p11_label, cur->p11_id,
+		    agent_p11_ops(cur->kty, cur->key_ops)) != 0)
+			kb_warn("cannot restore the usage flags of %s version %s",
+			    cur->name, cur->version);
+		goto out;
+	}
+ out:
+	pthread_mutex_unlock(lk);
+	kb_store_key_free(cur);
+	return r;
+}
+
+/* ------------------------------------------------------ delete, recover */
+
+/* Usage flags of every version of a key: cleared, or as key_ops say. */
+static int
+key_flags(struct agent *a, struct agent_vault *v, const char *name, bool on)
+{
+	struct kb_store_object *objs = NULL;
+	size_t n = 0, i;
+	int r;
+
+	if ((r = kb_store_key_objects(a->store, v->cfg->name, name, &objs, &n)) != 0)
+		return r;
+	for (i = 0; i < n && r == 0; i++)
+		r = set_object_ops(v, objs[i].p11_label, objs[i].p11_id,
+		    on ? agent_p11_ops(objs[i].kty, objs[i].key_ops) : 0);
+	free(objs);
+	return r;
+}
+
+int
+agent_vault_delete(struct agent *a, struct agent_vault *v,
+    const struct kb_store_actor *who, const char *name,
+    struct kb_store_key **out)
+{
+	pthread_mutex_t *lk = name_lock(a, v, name);
+	int r, r2;
+
+	pthread_mutex_lock(lk);
+	r = kb_store_delete(a->store, who, v->cfg->name, name, kb_now_unix(), out);
+	if (r == 0 && (r2 = key_flags(a, v, name, false)) != 0)
+		kb_warn("vault %s: %s is deleted but its usage flags could not be "
+		    "cleared yet (%s); the agent retries at the next sweep",
+		    v->cfg->name, name, kb_error_detail(r2));
+	pthread_mutex_unlock(lk);
+	if (r == 0)
+		kb_info("vault %s: deleted %s (uid %u)", v->cfg->name, name,
+		    (unsigned)who->uid);
+	return r;
+}
+
+int
+agent_vault_recover(struct agent *a, struct agent_vault *v,
+    const struct kb_store_actor *who, const char *name,
+    struct kb_store_key **out)
+{
+	pthread_mutex_t *lk = name_lock(a, v, name);
+	struct kb_store_key *dk = NULL;
+	int r;
+
+	pthread_mutex_lock(lk);
+	/* Only a deleted key: an active one must not be touched. */
+	if ((r = kb_store_get_deleted(a->store, v->cfg->name, name, &dk)) != 0)
+		goto out;
+	if ((r = key_flags(a, v, name, true)) != 0)
+		goto undo;
+	if ((r = kb_store_recover(a->store, who, v->cfg->name, name,
+	    kb_now_unix(), out)) != 0)
+		goto undo;
+	kb_info("vault %s: recovered %s (uid %u)", v->cfg->name, name,
+	    (unsigned)who->uid);
+	goto out;
+ undo:
+	if (key_flags(a, v, name, false) != 0)
+		kb_warn("vault %s: cannot clear the usage flags of deleted key %s "
+		    "again; the agent retries at the next sweep", v->cfg->name, name);
+ out:
+	pthread_mutex_unlock(lk);
+	kb_store_key_free(dk);
+	return r;
+}
+
+/* ---------------------------------------------------------------- purge */
+
+/* The token step of a purge intent, then its commit. */
+static int
+purge_finish(struct agent *a, struct agent_vault *v,
+    const struct kb_store_intent *in)
+{
+	struct kb_store_object *objs = NULL;
+	size_t n = 0, i;
+	int r;
+
+	if ((r = kb_store_key_objects(a->store, v->cfg->name, in->name, &objs,
+	    &n)) != 0)
+		return r;
+	for (i = 0; i < n && r == 0; i++) {
+		cache_forget_ref(a, v->index, objs[i].p11_id);
+		r = destroy_objects(v, objs[i].p11_label, objs[i].p11_id);
+	}
+	free(objs);
+	if (r != 0)
+		return r;    /* the intent stays open; the sweep finishes it */
+	return kb_store_intent_commit(a->store, in->id, kb_now_unix(), NULL);
+}
+
+int
+agent_vault_purge(struct agent *a, struct agent_vault *v,
+    const struct kb_store_actor *who, const char *name)
+{
+	pthread_mutex_t *lk = name_lock(a, v, name);
+	struct kb_store_intent *in = NULL;
+	int r;
+
+	pthread_mutex_lock(lk);
+	if ((r = kb_store_intent_begin_purge(a->store, who, v->cfg->name, name,
+	    kb_now_unix(), &in)) != 0)
+		goto out;
+	inflight_add(a, in->id);
+	if ((r = purge_finish(a, v, in)) != 0) {
+		kb_warn("vault %s: purge of %s not finished (%s); the agent "
+		    "finishes it at the next sweep", v->cfg->name, name,
+		    kb_error_detail(r));
+		r = kb_error_set(KB_ERR_DEVICE, "the purge of %s could not finish "
+		    "on the token; the agent retries it", name);
+		goto out;
+	}
+	kb_info("vault %s: purged %s (uid %u)", v->cfg->name, name,
+	    (unsigned)who->uid);
+ out:
+	if (in != NULL)
+		inflight_del(a, in->id);
+	pthread_mutex_unlock(lk);
+	kb_store_intent_free(in);
+	return r;
+}
+
+/* ---------------------------------------------------------------- adopt */
+
+static const char *
+curve_name(enum kb_p11_curve c)
+{
+	switch (c) {
+	case KB_P11_P256: return "P-256";
+	case KB_P11_P384: return "P-384";
+	case KB_P11_P521: return "P-521";
+	default: return NULL;
+	}
+}
+
+static unsigned
+kv_ops_from_p11(enum kb_p11_key_type t, unsigned ops)
+{
+	unsigned k = 0;
+
+	if (ops & KB_P11_OP_ENCRYPT)
+		k |= KV_OP_ENCRYPT;
+	if (ops & KB_P11_OP_DECRYPT)
+		k |= KV_OP_DECRYPT;
+	if (ops & KB_P11_OP_SIGN)
+		k |= KV_OP_SIGN;
+	if (ops & KB_P11_OP_VERIFY)
+		k |= KV_OP_VERIFY;
+	if (ops & KB_P11_OP_WRAP)
+		k |= KV_OP_WRAP_KEY;
+	if (ops & KB_P11_OP_UNWRAP)
+		k |= KV_OP_UNWRAP_KEY;
+	if (t == KB_P11_RSA && (ops & KB_P11_OP_ENCRYPT))
+		k |= KV_OP_WRAP_KEY;
+	if (t == KB_P11_RSA && (ops & KB_P11_OP_DECRYPT))
+		k |= KV_OP_UNWRAP_KEY;
+	return k;
+}
+
+int
+agent_vault_adopt(struct agent *a, struct agent_vault *v,
+    const struct kb_store_actor *who, const char *uri, const char *name,
+    struct kb_store_key **out)
+{
+	pthread_mutex_t *lk = name_lock(a, v, name);
+	struct kb_p11_uri *u = NULL;
+	struct kb_p11_key_attrs at;
+	struct kb_store_new_version nv;
+	struct kb_store_intent *in = NULL;
+	struct kb_p11_token_info ti;
+	unsigned char id[KV_VERSION_BYTES];
+	kb_p11_key **keys = NULL;
+	size_t n = 0;
+	int r;
+
+	memset(&at, 0, sizeof(at));
+	memset(&nv, 0, sizeof(nv));
+	if ((r = kv_check(KV_FIELD_KEY_NAME, name)) != 0)
+		return r;
+	if ((r = kb_p11_uri_parse(uri, &u)) != 0)
+		return r;
+	if (u->object == NULL && !u->has_id) {
+		r = kb_error_set(KB_ERR_INVALID, "the URI must name an object "
+		    "(object= and/or id=)");
+		goto out;
+	}
+	/* Token parts, if given, must be this vault's token. */
+	if ((r = kb_p11_token_get_info(vtoken(v), &ti)) != 0)
+		goto out;
+	if ((u->token != NULL && strcmp(u->token, ti.label) != 0) ||
+	    (u->serial != NULL && strcmp(u->serial, ti.serial) != 0)) {
+		r = kb_error_set(KB_ERR_NOT_FOUND, "the URI names another token "
+		    "than vault %s's", v->cfg->name);
+		goto out;
+	}
+	pthread_mutex_lock(lk);
+	if ((r = kb_p11_find_keys(vtoken(v), u, &keys, &n)) != 0)
+		goto unlock;
+	if (n != 1) {
+		r = n == 0 ? kb_error_set(KB_ERR_NOT_FOUND, "no key on vault %s's "
+		    "token matches the URI", v->cfg->name) :
+		    kb_error_set(KB_ERR_INVALID, "%zu keys match the URI; it must "
+		    "name exactly one", n);
+		goto unlock;
+	}
+	if ((r = kb_p11_key_get_attrs(keys[0], &at)) != 0)
+		goto unlock;
+	if (at.extractable || !at.sensitive) {
+		r = kb_error_set(KB_ERR_INVALID, "the key is extractable or not "
+		    "sensitive; only keys that cannot leave the token can join a "
+		    "vault");
+		goto unlock;
+	}
+	if (at.id_len == KV_VERSION_BYTES && at.label != NULL &&
+	    kb_store_object_known(a->store, v->cfg->name, at.label, at.id) == 0) {
+		r = kb_error_set(KB_ERR_CONFLICT, "the key already belongs to "
+		    "vault %s", v->cfg->name);
+		goto unlock;
+	}
+	switch (at.type) {
+	case KB_P11_RSA:
+		nv.kty = "RSA-HSM";
+		nv.key_size = at.bits;
+		break;
+	case KB_P11_EC:
+		nv.kty = "EC-HSM";
+		nv.crv = curve_name(at.curve);
+		break;
+	case KB_P11_AES:
+		nv.kty = "oct-HSM";
+		nv.key_size = at.bits;
+		break;
+	default:
+		r = kb_error_set(KB_ERR_UNSUPPORTED, "only RSA, EC and AES keys can "
+		    "join a vault");
+		goto unlock;
+	}
+	if ((r = kv_key_shape_check(nv.kty, nv.key_size, nv.crv)) != 0)
+		goto unlock;
+	nv.key_ops = kv_ops_from_p11(at.type, at.ops);
+	nv.enabled = true;
+	if (nv.key_ops == 0) {
+		r = kb_error_set(KB_ERR_INVALID, "the key allows no operation on "
+		    "the token (all usage flags are off)");
+		goto unlock;
+	}
+	if ((r = new_version_id(v, &nv, id)) != 0)
+		goto unlock;
+	nv.adopt_label = at.label != NULL ? at.label : "";
+	nv.adopt_id = at.id;
+	nv.adopt_id_len = at.id_len;
+	if ((r = kb_store_intent_begin_create(a->store, who, v->cfg->name, name,
+	    &nv, kb_now_unix(), &in)) != 0)
+		goto unlock;
+	inflight_add(a, in->id);
+	if ((r = kb_p11_key_set_label_id(keys[0], name, id, KV_VERSION_BYTES)) != 0) {
+		/* set_label_id put the public half back; the sweep undoes the
+		 * rest if the abort cannot be recorded. */
+		if (kb_store_intent_abort(a->store, in->id, kb_now_unix()) != 0)
+			kb_warn("vault %s: the failed adoption of %s stays open",
+			    v->cfg->name, name);
+		goto unlock;
+	}
+	if ((r = kb_store_intent_commit(a->store, in->id, kb_now_unix(), out)) != 0) {
+		/* Left open: at start the relabelled object rolls it forward. */
+		goto unlock;
+	}
+	kb_info("vault %s: adopted a token key as %s version %s (uid %u)",
+	    v->cfg->name, name, nv.version, (unsigned)who->uid);
+ unlock:
+	if (in != NULL)
+		inflight_del(a, in->id);
+	pthread_mutex_unlock(lk);
+ out:
+	kb_p11_key_attrs_clear(&at);
+	kb_p11_keys_free(keys, n);
+	kb_p11_uri_free(u);
+	kb_store_intent_free(in);
+	return r;
+}
+
+/* ------------------------------------------------- recovery and sweeps */
+
+/*
+ * A create intent of an adoption: give any object already relabelled its
+ * old label and id back (never destroy a key the agent did not make).
+ * 1 if the intent was an adoption and is undone, 0 if not an adoption.
+ */
+static int
+adopt_undo(struct agent_vault *v, const struct kb_store_intent *in)
+{
+	const cJSON *lab, *idh;
+	unsigned char *id = NULL;
+	kb_p11_key **keys = NULL;
+	size_t idlen = 0, n = 0, i;
+	cJSON *o;
+	int r;
+
+	if ((o = cJSON_Parse(in->payload)) == NULL)
+		return KB_ERR_ALLOC;
+	lab = cJSON_GetObjectItemCaseSensitive(o, "adopt_label");
+	idh = cJSON_GetObjectItemCaseSensitive(o, "adopt_id");
+	if (!cJSON_IsString(lab) || !cJSON_IsString(idh)) {
+		cJSON_Delete(o);
+		return 0;
+	}
+	if ((r = kb_hex_decode(idh->valuestring, &id, &idlen)) != 0 ||
+	    (r = find_objects(v, in->p11_label, in->p11_id, &keys, &n)) != 0)
+		goto out;
+	for (i = 0; i < n && r == 0; i++)
+		r = kb_p11_key_set_label_id(keys[i], lab->valuestring, id, idlen);
+	if (r == 0)
+		r = 1;
+ out:
+	kb_p11_keys_free(keys, n);
+	free(id);
+	cJSON_Delete(o);
+	return r;
+}
+
+/* An open intent found at start or by the sweep. */
+static int
+resolve_intent(struct agent *a, const struct kb_store_intent *in)
+{
+	struct agent_vault *v = agent_vault_find(a, in->vault);
+	kb_p11_key **keys = NULL;
+	size_t n = 0;
+	int r;
+
+	if (v == NULL) {
+		kb_warn("an open %s intent for %s names vault %s, which the config "
+		    "no longer declares; left as it is",
+		    in->op == KB_STORE_OP_CREATE ? "create" : "purge", in->name,
+		    in->vault);
+		return 0;
+	}
+	if (in->op == KB_STORE_OP_PURGE) {
+		kb_info("vault %s: finishing the purge of %s", v->cfg->name, in->name);
+		return purge_finish(a, v, in);
+	}
+	if ((r = find_objects(v, in->p11_label, in->p11_id, &keys, &n)) != 0)
+		return r;
+	if (n == 1 && kb_p11_key_is_complete(keys[0])) {
+		kb_p11_keys_free(keys, n);
+		kb_info("vault %s: completing the creation of %s version %s",
+		    v->cfg->name, in->name, in->version);
+		return kb_store_intent_commit(a->store, in->id, kb_now_unix(), NULL);
+	}
+	kb_p11_keys_free(keys, n);
+	kb_info("vault %s: rolling back the creation of %s version %s",
+	    v->cfg->name, in->name, in->version);
+	if ((r = adopt_undo(v, in)) == 1)
+		r = 0;    /* an adopted object: its old names are back */
+	else if (r == 0)
+		r = destroy_objects(v, in->p11_label, in->p11_id);
+	if (r != 0)
+		return r;
+	return kb_store_intent_abort(a->store, in->id, kb_now_unix());
+}
+
+static int
+resolve_intents(struct agent *a, bool skip_inflight)
+{
+	struct kb_store_intent *ins = NULL;
+	size_t n = 0, i;
+	int r, first = 0;
+
+	if ((r = kb_store_intents_open(a->store, &ins, &n)) != 0)
+		return r;
+	for (i = 0; i < n; i++) {
+		struct agent_vault *v = agent_vault_find(a, ins[i].vault);
+		pthread_mutex_t *lk;
+
+		if (v == NULL) {
+			(void)resolve_intent(a, &ins[i]);
+			continue;
+		}
+		lk = name_lock(a, v, ins[i].name);
+		pthread_mutex_lock(lk);
+		if (!skip_inflight || !inflight_has(a, ins[i].id))
+			r = resolve_intent(a, &ins[i]);
+		else
+			r = 0;
+		pthread_mutex_unlock(lk);
+		if (r != 0) {
+			kb_warn("cannot resolve the open intent for %s: %s",
+			    ins[i].name, kb_error_detail(r));
+			if (first == 0)
+				first = r;
+		}
+	}
+	kb_store_intents_free(ins, n);
+	return first;
+}
+
+/* Every version of every soft-deleted key: usage flags off. */
+static int
+reconcile_deleted(struct agent *a, struct agent_vault *v)
+{
+	struct kb_store_key *items = NULL;
+	char *after = NULL, *next = NULL;
+	size_t n = 0, i;
+	int r;
+
+	do {
+		if ((r = kb_store_list_deleted(a->store, v->cfg->name, after,
+		    LIST_PAGE, &items, &n, &next)) != 0)
+			break;
+		for (i = 0; i < n && r == 0; i++) {
+			pthread_mutex_t *lk = name_lock(a, v, items[i].name);
+
+			pthread_mutex_lock(lk);
+			r = key_flags(a, v, items[i].name, false);
+			pthread_mutex_unlock(lk);
+			if (r == KB_ERR_NOT_FOUND)
+				r = 0;    /* purged meanwhile */
+		}
+		kb_store_keys_free(items, n);
+		items = NULL;
+		free(after);
+		after = next;
+		next = NULL;
+	} while (r == 0 && after != NULL);
+	free(after);
+	return r;
+}
+
+static int
+purge_due(struct agent *a)
+{
+	static const struct kb_store_actor sys = { .uid = 0, .role = "system" };
+	struct kb_store_actor who = sys;
+	struct kb_store_due *due = NULL;
+	size_t n = 0, i;
+	int r, first = 0;
+
+	who.uid = (uint32_t)a->uid;
+	do {
+		if ((r = kb_store_due_for_purge(a->store, kb_now_unix(), 100, &due,
+		    &n)) != 0)
+			return r;
+		for (i = 0; i < n; i++) {
+			struct agent_vault *v = agent_vault_find(a, due[i].vault);
+
+			if (v == NULL)
+				continue;
+			if ((r = agent_vault_purge(a, v, &who, due[i].name)) != 0 &&
+			    r != KB_ERR_NOT_FOUND) {
+				kb_warn("vault %s: scheduled purge of %s failed: %s",
+				    v->cfg->name, due[i].name, kb_error_detail(r));
+				if (first == 0)
+					first = r;
+			}
+		}
+		free(due);
+		due = NULL;
+		/* A batch that failed entirely would repeat forever. */
+	} while (n == 100 && first == 0);
+	return first;
+}
+
+int
+agent_vaults_sweep(struct agent *a)
+{
+	size_t i;
+	int r, first;
+
+	first = resolve_intents(a, true);
+	for (i = 0; i < a->n_vaults; i++)
+		if ((r = reconcile_deleted(a, &a->vaults[i])) != 0 && first == 0)
+			first = r;
+	if ((r = purge_due(a)) != 0 && first == 0)
+		first = r;
+	return first;
+}
+
+int
+agent_vaults_open(struct agent *a)
+{
+	struct kb_store_actor who = { .uid = (uint32_t)a->uid, .role = "system" };
+	const struct agent_vault_cfg *vc;
+	char *path = NULL;
+	size_t i, n;
+	int r;
+
+	if ((a->keycache = calloc(1, sizeof(*a->keycache))) == NULL ||
+	    (a->inflight = calloc(1, sizeof(*a->inflight))) == NULL)
+		return KB_ERR_ALLOC;
+	pthread_mutex_init(&a->keycache->mu, NULL);
+	pthread_mutex_init(&a->inflight->mu, NULL);
+	pthread_cond_init(&a->inflight->wake, NULL);
+	for (i = 0; i < NAME_STRIPES; i++)
+		pthread_mutex_init(&a->inflight->stripes[i], NULL);
+	if ((a->vaults = calloc(a->cfg->n_vaults, sizeof(*a->vaults))) == NULL)
+		return KB_ERR_ALLOC;
+	a->n_vaults = a->cfg->n_vaults;
+	for (i = 0; i < a->n_vaults; i++) {
+		vc = &a->cfg->vaults[i];
+		a->vaults[i].cfg = vc;
+		a->vaults[i].index = i;
+		a->vaults[i].tok = &a->tokens[vc->token_index];
+	}
+	n = strlen(a->cfg->state_dir) + sizeof("/vaults.db");
+	if ((path = malloc(n)) == NULL)
+		return KB_ERR_ALLOC;
+	snprintf(path, n, "%s/vaults.db", a->cfg->state_dir);
+	r = kb_store_open(path, &a->store);
+	free(path);
+	if (r != 0)
+		return r;
+	for (i = 0; i < a->n_vaults; i++) {
+		vc = a->vaults[i].cfg;
+		if ((r = kb_store_vault_ensure(a->store, &who, vc->name,
+		    vc->retention_days, vc->purge_protection, kb_now_unix())) != 0) {
+			char where[1024];
+
+			return kb_error_set(KB_ERR_CONFIG, "%s: [vault %s]: %s",
+			    agent_where(a->cfg, vc->line, where, sizeof(where)),
+			    vc->name, kb_error_detail(r));
+		}
+	}
+	/* Before serving: nothing is in flight, every open intent is a crash's. */
+	if ((r = resolve_intents(a, false)) != 0)
+		return r;
+	for (i = 0; i < a->n_vaults; i++)
+		if ((r = reconcile_deleted(a, &a->vaults[i])) != 0)
+			return r;
+	if ((r = purge_due(a)) != 0)
+		kb_warn("some scheduled purges failed; the agent retries them");
+	return 0;
+}
+
+static void *
+sweeper(void *arg)
+{
+	struct agent *a = arg;
+	struct agent_inflight *f = a->inflight;
+	struct timespec until;
+	int r;
+
+	pthread_mutex_lock(&f->mu);
+	while (!f->stop) {
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += a->cfg->purge_interval;
+		while (!f->stop &&
+		    pthread_cond_timedwait(&f->wake, &f->mu, &until) != ETIMEDOUT)
+			;
+		if (f->stop)
+			break;
+		pthread_mutex_unlock(&f->mu);
+		if ((r = agent_vaults_sweep(a)) != 0)
+			kb_warn("vault sweep: %s", kb_error_detail(r));
+		pthread_mutex_lock(&f->mu);
+	}
+	pthread_mutex_unlock(&f->mu);
+	return NULL;
+}
+
+int
+agent_sweeper_start(struct agent *a)
+{
+	if (pthread_create(&a->inflight->thread, NULL, sweeper, a) != 0)
+		return kb_error_set(KB_ERR_INTERNAL, "cannot start the purge thread");
+	a->sweeper_running = true;
+	return 0;
+}
+
+void
+agent_sweeper_stop(struct agent *a)
+{
+	if (!a->sweeper_running)
+		return;
+	pthread_mutex_lock(&a->inflight->mu);
+	a->inflight->stop = true;
+	pthread_cond_signal(&a->inflight->wake);
+	pthread_mutex_unlock(&a->inflight->mu);
+	pthread_join(a->inflight->thread, NULL);
+	a->sweeper_running = false;
+}
+
+void
+agent_vaults_close(struct agent *a)
+{
+	size_t i;
+
+	agent_sweeper_stop(a);
+	if (a->keycache != NULL) {
+		for (i = 0; i < KEYCACHE_SLOTS; i++)
+			keyref_free(a->keycache->slot[i]);
+		pthread_mutex_destroy(&a->keycache->mu);
+		free(a->keycache);
+		a->keycache = NULL;
+	}
+	if (a->inflight != NULL) {
+		for (i = 0; i < NAME_STRIPES; i++)
+			pthread_mutex_destroy(&a->inflight->stripes[i]);
+		pthread_mutex_destroy(&a->inflight->mu);
+		pthread_cond_destroy(&a->inflight->wake);
+		free(a->inflight);
+		a->inflight = NULL;
+	}
+	kb_store_close(a->store);
+	a->store = NULL;
+	free(a->vaults);
+	a->vaults = NULL;
+	a->n_vaults = 0;
+}
