@@ -19,9 +19,9 @@
 #include <microhttpd.h>
 
 #include "agent.h"
+#include "kvroute.h"
 #include "store.h"
 
-#define SEG_MAX 8
 #define BASE_MAX 400
 #define PAGE_DEFAULT 25
 #define PAGE_MAX 25
@@ -34,17 +34,9 @@ static const char *const api_versions[] = {
 	"7.4", "7.5", "7.6", "2025-07-01", "2026-04-01"
 };
 
-enum op {
-	OP_LIST_KEYS = 1, OP_GET_KEY, OP_UPDATE_KEY, OP_DELETE_KEY, OP_CREATE,
-	OP_ROTATE, OP_VERSIONS, OP_LIST_DELETED, OP_GET_DELETED, OP_PURGE,
-	OP_RECOVER, OP_ENCRYPT, OP_DECRYPT, OP_SIGN, OP_VERIFY, OP_WRAP,
-	OP_UNWRAP,
-	/* extensions */
-	OP_STATUS, OP_TOKENS, OP_VAULTS, OP_AUDIT, OP_ADOPT
-};
 
 static const struct opinfo {
-	enum op op;
+	enum kv_op op;
 	const char *name;          /* in audit records */
 	enum agent_role need;
 	unsigned key_op;           /* KV_OP_* a crypto operation needs */
@@ -84,8 +76,7 @@ struct req {
 	struct kb_store_actor who;
 	char base[BASE_MAX];          /* http://host[/vaults/NAME] */
 	const char *api_version;
-	char *seg[SEG_MAX];
-	size_t nseg;
+	struct kv_route rt;
 	const char *name, *version;   /* from the path, or NULL */
 	const char *raw;
 	size_t raw_len;
@@ -937,7 +928,7 @@ alg_check(struct req *rq, const struct kb_store_key *k, const struct alg *al)
 	bool rsa = strncmp(k->kty, "RSA", 3) == 0;
 	bool ec = strncmp(k->kty, "EC", 2) == 0;
 	bool oct = strncmp(k->kty, "oct", 3) == 0;
-	enum op op = rq->oi->op;
+	enum kv_op op = rq->oi->op;
 	bool ok = false;
 
 	switch (al->kind) {
@@ -1016,7 +1007,7 @@ static int
 do_crypto(struct req *rq, kb_p11_key *key, const struct kb_store_key *k,
     const struct alg *al, struct cbufs *b, cJSON *o)
 {
-	enum op op = rq->oi->op;
+	enum kv_op op = rq->oi->op;
 	unsigned char tag[16];
 	size_t want;
 	int r;
@@ -1346,7 +1337,7 @@ h_adopt(struct req *rq)
 /* ---------------------------------------------------------------- routing */
 
 static const struct opinfo *
-info(enum op op)
+info(enum kv_op op)
 {
 	size_t i;
 
@@ -1354,132 +1345,6 @@ info(enum op op)
 		if (opinfo[i].op == op)
 			return &opinfo[i];
 	return NULL;
-}
-
-static const struct {
-	const char *seg;
-	enum op op;
-} crypto_ops[] = {
-	{ "encrypt", OP_ENCRYPT }, { "decrypt", OP_DECRYPT }, { "sign", OP_SIGN },
-	{ "verify", OP_VERIFY }, { "wrapkey", OP_WRAP }, { "unwrapkey", OP_UNWRAP },
-};
-
-static enum op
-crypto_op(const char *s)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(crypto_ops) / sizeof(crypto_ops[0]); i++)
-		if (strcasecmp(s, crypto_ops[i].seg) == 0)
-			return crypto_ops[i].op;
-	return 0;
-}
-
-/*
- * Match the Key Vault path segments.  Sets rq->name/version; returns the
- * operation, 0 for an unknown path; *allow is the method the path takes
- * when the method is wrong (op stays 0).
- */
-static enum op
-route_kv(struct req *rq, const char **allow)
-{
-	char **s = rq->seg;
-	size_t n = rq->nseg;
-	const char *m = rq->method;
-	enum op op;
-
-	*allow = NULL;
-	/* "/keys/NAME/" (SDKs' GetKey without version) is "/keys/NAME". */
-	if (n >= 2 && s[n - 1][0] == '\0')
-		n--;
-	if (n == 0)
-		return 0;
-	if (strcmp(s[0], "keys") == 0) {
-		if (n == 1) {
-			*allow = "GET";
-			return strcmp(m, "GET") == 0 ? OP_LIST_KEYS : 0;
-		}
-		rq->name = s[1];
-		if (n == 2) {
-			*allow = "GET, PATCH, DELETE";
-			if (strcmp(m, "GET") == 0)
-				return OP_GET_KEY;
-			if (strcmp(m, "PATCH") == 0)
-				return OP_UPDATE_KEY;
-			return strcmp(m, "DELETE") == 0 ? OP_DELETE_KEY : 0;
-		}
-		if (n == 3 && strcasecmp(s[2], "create") == 0) {
-			*allow = "POST";
-			return strcmp(m, "POST") == 0 ? OP_CREATE : 0;
-		}
-		if (n == 3 && strcasecmp(s[2], "rotate") == 0) {
-			*allow = "POST";
-			return strcmp(m, "POST") == 0 ? OP_ROTATE : 0;
-		}
-		if (n == 3 && strcasecmp(s[2], "versions") == 0) {
-			*allow = "GET";
-			return strcmp(m, "GET") == 0 ? OP_VERSIONS : 0;
-		}
-		if (n == 3 && (op = crypto_op(s[2])) != 0) {
-			*allow = "POST";
-			return strcmp(m, "POST") == 0 ? op : 0;
-		}
-		if (n == 3) {
-			rq->version = s[2];
-			*allow = "GET, PATCH";
-			if (strcmp(m, "GET") == 0)
-				return OP_GET_KEY;
-			return strcmp(m, "PATCH") == 0 ? OP_UPDATE_KEY : 0;
-		}
-		if (n == 4 && (op = crypto_op(s[3])) != 0) {
-			rq->version = s[2][0] != '\0' ? s[2] : NULL;
-			*allow = "POST";
-			return strcmp(m, "POST") == 0 ? op : 0;
-		}
-		return 0;
-	}
-	if (strcmp(s[0], "deletedkeys") == 0) {
-		if (n == 1) {
-			*allow = "GET";
-			return strcmp(m, "GET") == 0 ? OP_LIST_DELETED : 0;
-		}
-		rq->name = s[1];
-		if (n == 2) {
-			*allow = "GET, DELETE";
-			if (strcmp(m, "GET") == 0)
-				return OP_GET_DELETED;
-			return strcmp(m, "DELETE") == 0 ? OP_PURGE : 0;
-		}
-		if (n == 3 && strcasecmp(s[2], "recover") == 0) {
-			*allow = "POST";
-			return strcmp(m, "POST") == 0 ? OP_RECOVER : 0;
-		}
-	}
-	return 0;
-}
-
-static enum op
-route_ext(struct req *rq, const char **allow)
-{
-	char **s = rq->seg;
-	size_t n = rq->nseg;
-	const char *m = rq->method;
-
-	*allow = "GET";
-	if (n == 2 && strcmp(s[1], "status") == 0)
-		return strcmp(m, "GET") == 0 ? OP_STATUS : 0;
-	if (n == 2 && strcmp(s[1], "tokens") == 0)
-		return strcmp(m, "GET") == 0 ? OP_TOKENS : 0;
-	if (n == 2 && strcmp(s[1], "vaults") == 0)
-		return strcmp(m, "GET") == 0 ? OP_VAULTS : 0;
-	if (n == 2 && strcmp(s[1], "audit") == 0)
-		return strcmp(m, "GET") == 0 ? OP_AUDIT : 0;
-	if (n == 4 && strcmp(s[1], "vaults") == 0 && strcmp(s[3], "adopt") == 0) {
-		*allow = "POST";
-		return strcmp(m, "POST") == 0 ? OP_ADOPT : 0;
-	}
-	*allow = NULL;
-	return 0;
 }
 
 /* The Host header if it is a plain host[:port], else "localhost". */
@@ -1497,27 +1362,6 @@ host_of(struct MHD_Connection *c)
 		    (h[i] >= '0' && h[i] <= '9') || strchr(".-:[]", h[i]) != NULL))
 			return "localhost";
 	return h;
-}
-
-static int
-split(struct req *rq, char *path)
-{
-	char *p = path, *slash;
-
-	if (*p != '/')
-		return -1;
-	p++;
-	rq->nseg = 0;
-	for (;;) {
-		if (rq->nseg == SEG_MAX)
-			return -1;
-		rq->seg[rq->nseg++] = p;
-		if ((slash = strchr(p, '/')) == NULL)
-			break;
-		*slash = '\0';
-		p = slash + 1;
-	}
-	return 0;
 }
 
 static int
@@ -1545,6 +1389,8 @@ run(struct req *rq)
 		return h_audit(rq);
 	case OP_ADOPT:
 		return h_adopt(rq);
+	case OP_NONE:
+		break;
 	}
 	return KB_ERR_INTERNAL;
 }
@@ -1555,10 +1401,8 @@ agent_kvapi_handle(struct agent *a, struct MHD_Connection *c,
     const char *body, size_t body_len)
 {
 	struct req rq;
-	const char *allow = NULL, *prefix = "";
 	char *path = NULL, msg[256];
-	bool ext = false;
-	enum op op = 0;
+	enum kv_op op;
 	size_t i;
 	int r, ret;
 
@@ -1569,50 +1413,34 @@ agent_kvapi_handle(struct agent *a, struct MHD_Connection *c,
 	rq.method = method;
 	rq.raw = body;
 	rq.raw_len = body_len;
-	if (strlen(url) > 2048 || (path = kb_strdup(url)) == NULL ||
-	    split(&rq, path) != 0) {
-		free(path);
-		return agent_respond_error(c, 404, "NotFound", "no such path", NULL,
-		    NULL);
-	}
-	/* The vault: /vaults/NAME/..., /keybridge/vaults/NAME/adopt, or the default. */
-	if (rq.nseg >= 1 && strcmp(rq.seg[0], "keybridge") == 0) {
-		ext = true;
-		op = route_ext(&rq, &allow);
-		if (rq.nseg == 4 && strcmp(rq.seg[1], "vaults") == 0)
-			rq.v = agent_vault_find(a, rq.seg[2]);
-		if (op == OP_AUDIT || op == OP_STATUS || op == OP_TOKENS ||
-		    op == OP_VAULTS)
-			rq.v = NULL;
-		snprintf(rq.base, sizeof(rq.base), "http://%s", host_of(c));
-	} else {
-		if (rq.nseg >= 2 && strcmp(rq.seg[0], "vaults") == 0) {
-			rq.v = agent_vault_find(a, rq.seg[1]);
-			prefix = rq.seg[1];
-			memmove(rq.seg, rq.seg + 2, (rq.nseg - 2) * sizeof(rq.seg[0]));
-			rq.nseg -= 2;
-			if (rq.v == NULL) {
-				snprintf(msg, sizeof(msg), "no vault named %.64s", prefix);
-				free(path);
-				return agent_respond_error(c, 404, "VaultNotFound", msg,
-				    NULL, NULL);
-			}
-		} else {
-			rq.v = agent_vault_default(a);
+	if ((path = kb_strdup(url)) == NULL)
+		return -1;
+	kv_route_parse(path, method, &rq.rt);
+	op = rq.rt.op;
+	rq.name = rq.rt.name;
+	rq.version = rq.rt.version;
+	if (rq.rt.vault != NULL) {
+		if ((rq.v = agent_vault_find(a, rq.rt.vault)) == NULL &&
+		    (op != 0 || rq.rt.allow != NULL)) {
+			snprintf(msg, sizeof(msg), "no vault named %.64s", rq.rt.vault);
+			free(path);
+			return agent_respond_error(c, 404, rq.rt.ext ? "NotFound" :
+			    "VaultNotFound", msg, NULL, NULL);
 		}
-		op = route_kv(&rq, &allow);
-		if (prefix[0] != '\0')
-			snprintf(rq.base, sizeof(rq.base), "http://%s/vaults/%s",
-			    host_of(c), rq.v->cfg->name);
-		else
-			snprintf(rq.base, sizeof(rq.base), "http://%s", host_of(c));
+	} else if (!rq.rt.ext) {
+		rq.v = agent_vault_default(a);
 	}
+	if (rq.rt.ext || rq.v == NULL || !rq.rt.prefixed)
+		snprintf(rq.base, sizeof(rq.base), "http://%s", host_of(c));
+	else
+		snprintf(rq.base, sizeof(rq.base), "http://%s/vaults/%s",
+		    host_of(c), rq.v->cfg->name);
 	if (op == 0) {
-		if (allow != NULL) {
+		if (rq.rt.allow != NULL) {
 			snprintf(msg, sizeof(msg), "this path takes %s, not %.32s",
-			    allow, method);
+			    rq.rt.allow, method);
 			ret = agent_respond_error(c, 405, "MethodNotAllowed", msg, NULL,
-			    allow);
+			    rq.rt.allow);
 		} else {
 			snprintf(msg, sizeof(msg), "no such path: %.128s", url);
 			ret = agent_respond_error(c, 404, "NotFound", msg, NULL, NULL);
@@ -1621,7 +1449,7 @@ agent_kvapi_handle(struct agent *a, struct MHD_Connection *c,
 		return ret;
 	}
 	rq.oi = info(op);
-	if (!ext) {
+	if (!rq.rt.ext) {
 		rq.api_version = MHD_lookup_connection_value(c,
 		    MHD_GET_ARGUMENT_KIND, "api-version");
 		if (rq.api_version == NULL) {
@@ -1645,9 +1473,6 @@ agent_kvapi_handle(struct agent *a, struct MHD_Connection *c,
 			free(path);
 			return ret;
 		}
-	} else if (op == OP_ADOPT && rq.v == NULL) {
-		r = kb_error_set(KB_ERR_NOT_FOUND, "no vault named %.64s", rq.seg[2]);
-		goto fail;
 	}
 	/* Who: the role on the vault, or the best role anywhere. */
 	rq.role = rq.v != NULL ? agent_access_role(a, rq.v, peer) :
