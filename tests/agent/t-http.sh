@@ -36,7 +36,7 @@ check "GET /keybridge/tokens: 200" test "$CODE" = 200
 check "GET /keybridge/tokens: the configured name" \
     test "$(json "$W/body" "[t['name'] for t in j['tokens'] if t.get('label') == 'http'][0]")" = t
 
-req GET /keys
+req GET /nothing/here
 check "unknown path: 404" test "$CODE" = 404
 check "unknown path: Key Vault error body" \
     test "$(json "$W/body" "j['error']['code'] + '|' + str(len(j['error']['message']) > 0)")" = "NotFound|True"

@@ -61,8 +61,8 @@ printf '[agent]\nsocket = %s\nfrobnicate = 1\n[token t]\nlabel = good\npin_file 
 expect_fail "unknown key" 3 "$W/unknown.conf:3: unknown key 'frobnicate'" "$W/unknown.conf"
 no_socket "unknown key"
 
-printf '[agent]\nsocket = %s\n\n[vault v]\n' "$S" >"$W/section.conf"
-expect_fail "unknown section" 3 "$W/section.conf:4: unknown section [vault]" "$W/section.conf"
+printf '[agent]\nsocket = %s\n\n[keys v]\n' "$S" >"$W/section.conf"
+expect_fail "unknown section" 3 "$W/section.conf:4: unknown section [keys]" "$W/section.conf"
 no_socket "unknown section"
 
 printf '[agent]\nsocket = %s\n[token t]\nlabel = good\n' "$S" >"$W/nopin.conf"
