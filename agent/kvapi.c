@@ -9,7 +9,6 @@
  * Nothing is changed before every check has passed.
  */
 #include <inttypes.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -259,7 +258,8 @@ get_int(struct req *rq, const cJSON *obj, const char *name, int64_t min,
 	if (!cJSON_IsNumber(it))
 		return bad(rq, "the member '%s' must be a number", name);
 	d = it->valuedouble;
-	if (!isfinite(d) || d != floor(d) || d < (double)min || d > (double)max)
+	/* Written so that NaN and infinities fail too (no libm needed). */
+	if (!(d >= (double)min && d <= (double)max) || (double)(int64_t)d != d)
 		return bad(rq, "the member '%s' must be a whole number from %" PRId64
 		    " to %" PRId64, name, min, max);
 	*set = true;
