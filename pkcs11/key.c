@@ -934,6 +934,123 @@ kb_p11_key_set_label(kb_p11_key *k, const char *label)
 	return 0;
 }
 
+/*
+ * Adopting a foreign object: CKA_LABEL and CKA_ID change together, one
+ * C_SetAttributeValue per object so that no object is ever seen with the
+ * new label and the old id.  The public half goes first: a crash between
+ * the two calls leaves the private half (the one that matters) under its
+ * old name, which the caller's intent recovery can finish or undo.
+ */
+struct label_id_ctx {
+	kb_p11_key *k;
+	CK_ATTRIBUTE set[2], old_pub[2];
+	bool pub_done;
+};
+
+static int
+label_id_fn(struct p11s *s, void *arg)
+{
+	struct label_id_ctx *c = arg;
+	int r;
+
+	if (c->k->pub && !c->pub_done) {
+		if ((r = p11c_set_attrs(s, c->k->pub, c->set, 2)) != 0)
+			return r;
+		c->pub_done = true;
+	}
+	if (c->k->priv && (r = p11c_set_attrs(s, c->k->priv, c->set, 2)) != 0)
+		return r;
+	return 0;
+}
+
+static int
+label_id_undo_fn(struct p11s *s, void *arg)
+{
+	struct label_id_ctx *c = arg;
+
+	return p11c_set_attrs(s, c->k->pub, c->old_pub, 2);
+}
+
+int
+kb_p11_key_set_label_id(kb_p11_key *k, const char *label, const unsigned char *id,
+    size_t id_len)
+{
+	struct label_id_ctx c;
+	char *lcopy = NULL;
+	unsigned char *icopy = NULL;
+	int r;
+
+	if (k == NULL || label == NULL || strlen(label) > LABEL_MAX)
+		return kb_error_set(KB_ERR_INVALID, "a label has at most %d bytes", LABEL_MAX);
+	if (id == NULL || id_len == 0 || id_len > ID_MAX)
+		return kb_error_set(KB_ERR_INVALID, "a key needs an id of 1 to %d bytes",
+		    ID_MAX);
+	if (k->priv == 0 && k->pub == 0)
+		return kb_error_set(KB_ERR_NOT_FOUND, "key '%s' has no object on the "
+		    "token", k->label);
+	if ((lcopy = kb_strdup(label)) == NULL || (icopy = malloc(id_len)) == NULL) {
+		r = KB_ERR_ALLOC;
+		goto out;
+	}
+	memcpy(icopy, id, id_len);
+	memset(&c, 0, sizeof(c));
+	c.k = k;
+	c.set[0].type = CKA_LABEL;
+	c.set[0].pValue = lcopy;
+	c.set[0].ulValueLen = strlen(lcopy);
+	c.set[1].type = CKA_ID;
+	c.set[1].pValue = icopy;
+	c.set[1].ulValueLen = id_len;
+	c.old_pub[0].type = CKA_LABEL;
+	c.old_pub[0].pValue = k->label;
+	c.old_pub[0].ulValueLen = strlen(k->label);
+	c.old_pub[1].type = CKA_ID;
+	c.old_pub[1].pValue = k->id;
+	c.old_pub[1].ulValueLen = k->id_len;
+	if ((r = kb_p11_with_session(k->t, true, label_id_fn, &c)) != 0) {
+		/* Best effort: do not leave the halves of a pair under two names. */
+		if (c.pub_done && k->priv) {
+			char *msg = kb_strdup(kb_error_detail(r));
+
+			if (kb_p11_with_session(k->t, true, label_id_undo_fn, &c) != 0)
+				kb_debug("pkcs11: token '%s': the public half of '%s' keeps "
+				    "its new label and id", k->t->label, k->label);
+			if (msg != NULL)
+				(void)kb_error_set(r, "%s", msg);
+			free(msg);
+		}
+		goto out;
+	}
+	free(k->label);
+	free(k->id);
+	k->label = lcopy;   /* transferred */
+	k->id = icopy;      /* transferred */
+	k->id_len = id_len;
+	lcopy = NULL;
+	icopy = NULL;
+	r = 0;
+out:
+	free(lcopy);
+	free(icopy);
+	return r;
+}
+
+bool
+kb_p11_key_is_complete(const kb_p11_key *k)
+{
+	if (k == NULL)
+		return false;
+	switch (k->type) {
+	case KB_P11_RSA:
+	case KB_P11_EC:
+		return k->priv != 0 && k->pub != 0;
+	case KB_P11_AES:
+	case KB_P11_GENERIC_SECRET:
+		return k->priv != 0;
+	}
+	return false;
+}
+
 int
 kb_p11_key_set_ops(kb_p11_key *k, unsigned ops)
 {

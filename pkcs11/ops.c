@@ -494,6 +494,96 @@ kb_p11_rsa_oaep_decrypt(kb_p11_key *k, enum kb_p11_hash h, const unsigned char *
 	return oaep(k, h, false, in, in_len, out, out_len);
 }
 
+/* ------------------------------------------------------ RSA PKCS#1 v1.5 */
+
+/*
+ * Key Vault's RSA1_5: RSAES-PKCS1-v1_5 (RFC 8017 section 7.2) with
+ * CKM_RSA_PKCS, encryption with the public half and decryption with the
+ * private half, both on the token.  Every failure to open a ciphertext
+ * gives the same sentence whatever the token said (bad padding, wrong
+ * key, wrong length inside the block): the caller must not become a
+ * padding oracle (Bleichenbacher 1998), so no detail of the failure may
+ * leave this function.  The raw CK_RV still reaches the debug log through
+ * the p11c_* wrapper.
+ */
+static const char pkcs1_decrypt_failed[] =
+    "RSA1_5 decryption failed: wrong key or invalid ciphertext";
+
+static int
+rsa_pkcs1(kb_p11_key *k, bool enc, const unsigned char *in, size_t in_len,
+    unsigned char **out, size_t *out_len)
+{
+	struct op_ctx c;
+	unsigned char *buf = NULL;
+	size_t kb;
+	int r;
+
+	if ((r = want_type(k, KB_P11_RSA, "RSA1_5")) != 0)
+		return r;
+	if (out == NULL || out_len == NULL)
+		return kb_error_set(KB_ERR_INVALID, "no output for RSA1_5");
+	kb = rsa_bytes(k);
+	if (kb < 11 + 1)
+		return kb_error_set(KB_ERR_INVALID, "key '%s' is too small for RSA1_5",
+		    k->label);
+	/* RFC 8017 section 7.2.1 step 1: mLen <= k - 11; 7.2.2 step 1: cLen == k. */
+	if ((in == NULL && in_len) || (enc && in_len > kb - 11))
+		return kb_error_set(KB_ERR_INVALID, "RSA1_5 input for key '%s' has "
+		    "%zu bytes; at most %zu fit", k->label, in_len, kb - 11);
+	if (!enc && (in == NULL || in_len != kb))
+		return kb_error_set(KB_ERR_INVALID, "RSA1_5 ciphertext for key '%s' "
+		    "has %zu bytes, not %zu", k->label, in_len, kb);
+	memset(&c, 0, sizeof(c));
+	c.key = need_half(k, enc, &r);
+	if (r != 0)
+		return r;
+	if ((r = kb_p11_need_mech(k->t, CKM_RSA_PKCS, enc ? CKF_ENCRYPT : CKF_DECRYPT)) != 0)
+		return r;
+	if ((buf = malloc(kb)) == NULL)
+		return KB_ERR_ALLOC;
+	c.kind = enc ? OP_ENCRYPT : OP_DECRYPT;
+	c.mech.mechanism = CKM_RSA_PKCS;
+	c.in = in;
+	c.in_len = in_len;
+	c.out = buf;
+	c.out_cap = kb;
+	if ((r = run(k, &c)) != 0) {
+		/* Missing rights or a lost session are not about the ciphertext. */
+		if (!enc && rv_is_bad_ciphertext(c.rv))
+			r = kb_error_set(KB_ERR_CRYPTO, "%s", pkcs1_decrypt_failed);
+		goto out;
+	}
+	if (c.out_len > kb || (enc && c.out_len != kb)) {
+		r = kb_error_set(KB_ERR_PROTOCOL, "token '%s' returned %zu bytes of "
+		    "RSA1_5 output for a %zu-byte key", k->t->label, c.out_len, kb);
+		goto out;
+	}
+	*out = buf;
+	*out_len = c.out_len;
+	buf = NULL;
+	r = 0;
+out:
+	if (buf != NULL) {
+		kb_wipe(buf, kb);
+		free(buf);
+	}
+	return r;
+}
+
+int
+kb_p11_rsa_pkcs1_encrypt(kb_p11_key *k, const unsigned char *in, size_t in_len,
+    unsigned char **out, size_t *out_len)
+{
+	return rsa_pkcs1(k, true, in, in_len, out, out_len);
+}
+
+int
+kb_p11_rsa_pkcs1_decrypt(kb_p11_key *k, const unsigned char *in, size_t in_len,
+    unsigned char **out, size_t *out_len)
+{
+	return rsa_pkcs1(k, false, in, in_len, out, out_len);
+}
+
 /* ---------------------------------------------------------- wrap/unwrap */
 
 struct wrap_mech {

@@ -219,6 +219,23 @@ unsigned kb_p11_key_bits(const kb_p11_key *k);
 char *kb_p11_key_uri(const kb_p11_key *k);
 
 int kb_p11_key_set_label(kb_p11_key *k, const char *label) KB_WARN_UNUSED;
+/*
+ * Give every object of the key a new CKA_LABEL and CKA_ID (id: 1 to 256
+ * bytes), both in one C_SetAttributeValue per object, the public half
+ * before the private half; for adopting objects the agent did not create.
+ * If the private half refuses, the public half is put back as it was
+ * (best effort: a crash in between leaves the public half renamed).  On
+ * success the key's cached label and id (kb_p11_key_uri) follow.
+ */
+int kb_p11_key_set_label_id(kb_p11_key *k, const char *label,
+    const unsigned char *id, size_t id_len) KB_WARN_UNUSED;
+/*
+ * True when the key has every object its type needs: an RSA or EC key
+ * both its private and its public half (a crash inside
+ * C_GenerateKeyPair, or another application, may leave one), a secret
+ * key its object.  From the handles found; the token is not asked.
+ */
+bool kb_p11_key_is_complete(const kb_p11_key *k);
 /* Set usage flags (all objects of a pair). Tokens may refuse: KB_ERR_UNSUPPORTED. */
 int kb_p11_key_set_ops(kb_p11_key *k, unsigned ops) KB_WARN_UNUSED;
 /* CKA_START_DATE / CKA_END_DATE from Unix time; 0 clears the date. */
@@ -253,6 +270,22 @@ int kb_p11_rsa_oaep_encrypt(kb_p11_key *k, enum kb_p11_hash h,
     const unsigned char *in, size_t in_len, unsigned char **out, size_t *out_len) KB_WARN_UNUSED;
 int kb_p11_rsa_oaep_decrypt(kb_p11_key *k, enum kb_p11_hash h,
     const unsigned char *in, size_t in_len, unsigned char **out, size_t *out_len) KB_WARN_UNUSED;
+
+/*
+ * Key Vault's RSA1_5: RSAES-PKCS1-v1_5 (RFC 8017 section 7.2) with
+ * CKM_RSA_PKCS on the token; encryption with the public half (in_len at
+ * most the modulus size - 11 bytes; empty is allowed), decryption with the
+ * private half (in_len exactly the modulus size).  A length outside those
+ * bounds is KB_ERR_INVALID before the token is asked.  A ciphertext that
+ * does not open gives KB_ERR_CRYPTO with one fixed sentence that never
+ * says why (no padding oracle); missing CKA_DECRYPT stays KB_ERR_DENIED.
+ * *out is malloc'd (encrypt: the modulus size); wipe a plaintext
+ * (kb_wipe) before freeing it.
+ */
+int kb_p11_rsa_pkcs1_encrypt(kb_p11_key *k, const unsigned char *in, size_t in_len,
+    unsigned char **out, size_t *out_len) KB_WARN_UNUSED;
+int kb_p11_rsa_pkcs1_decrypt(kb_p11_key *k, const unsigned char *in, size_t in_len,
+    unsigned char **out, size_t *out_len) KB_WARN_UNUSED;
 
 enum kb_p11_wrap {
 	KB_P11_WRAP_AES_KW = 1,     /* RFC 3394, CKM_AES_KEY_WRAP */

@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/bn.h>
+#include <openssl/pem.h>
 
 #include <p11-kit/pkcs11.h>
 
@@ -224,6 +225,252 @@ test_oaep256_openssl(kb_p11_key *k, unsigned bits)
 	tap_ok(r == KB_ERR_CRYPTO && pt == NULL,
 	    "rsa-%u: the same ciphertext does not open as OAEP-SHA1", bits);
 	free(pem);
+}
+
+static bool
+read_file(const char *path, unsigned char *buf, size_t cap, size_t *len)
+{
+	FILE *f;
+
+	if ((f = fopen(path, "rb")) == NULL)
+		return false;
+	*len = fread(buf, 1, cap, f);
+	fclose(f);
+	return true;
+}
+
+/*
+ * Key Vault's RSA1_5 (RSAES-PKCS1-v1_5) with a key made on the token:
+ * round trip, openssl pkeyutl encrypts with the exported PEM and the
+ * token decrypts, lengths, tampering.  The other direction needs a
+ * private key openssl knows: test_rsa_pkcs1_to_openssl.
+ */
+static void
+test_rsa_pkcs1(kb_p11_key *k, unsigned bits)
+{
+	static const char msg[] = "RSA1_5 from somewhere else";
+	char cmd[2048], pem_path[512], in_path[512], ct_path[520];
+	unsigned char ct[1024], big[1024], *o = NULL, *pt = NULL;
+	char *pem = NULL, *first = NULL;
+	size_t kb = bits / 8, ctl = 0, ol = 0, pl = 0;
+	int r;
+
+	/* Token -> token. */
+	r = kb_p11_rsa_pkcs1_encrypt(k, (const unsigned char *)"secret", 6, &o, &ol);
+	tap_ok(r == 0 && ol == kb, "rsa-%u RSA1_5 encrypt (%s)", bits, r ? kb_error_detail(r) : "ok");
+	if (r != 0)
+		return;
+	r = kb_p11_rsa_pkcs1_decrypt(k, o, ol, &pt, &pl);
+	tap_ok(r == 0 && pl == 6 && memcmp(pt, "secret", 6) == 0, "rsa-%u RSA1_5 round trip", bits);
+	free(pt);
+	pt = NULL;
+
+	if (kb_p11_public_pem(k, &pem) != 0 ||
+	    write_file("p1.pem", pem, strlen(pem), pem_path, sizeof(pem_path)) != 0) {
+		tap_ok(0, "write files for the RSA1_5 cross-check");
+		goto out;
+	}
+
+	/* openssl -> token. */
+	if (write_file("p1.in", msg, strlen(msg), in_path, sizeof(in_path)) != 0) {
+		tap_ok(0, "write RSA1_5 input");
+		goto out;
+	}
+	snprintf(ct_path, sizeof(ct_path), "%s.ct", in_path);
+	snprintf(cmd, sizeof(cmd), "openssl pkeyutl -encrypt -pubin -inkey '%s' "
+	    "-pkeyopt rsa_padding_mode:pkcs1 -in '%s' -out '%s' >/dev/null 2>&1",
+	    pem_path, in_path, ct_path);
+	tap_ok(system(cmd) == 0 && read_file(ct_path, ct, sizeof(ct), &ctl) && ctl == kb,
+	    "rsa-%u openssl pkeyutl encrypts with pkcs1 padding", bits);
+	r = kb_p11_rsa_pkcs1_decrypt(k, ct, ctl, &pt, &pl);
+	tap_ok(r == 0 && pl == strlen(msg) && memcmp(pt, msg, pl) == 0,
+	    "rsa-%u the token decrypts openssl's RSA1_5 ciphertext (%s)", bits,
+	    r ? kb_error_detail(r) : "ok");
+	free(pt);
+	pt = NULL;
+	r = kb_p11_rsa_oaep_decrypt(k, KB_P11_SHA1, ct, ctl, &pt, &pl);
+	tap_ok(r == KB_ERR_CRYPTO && pt == NULL, "rsa-%u an RSA1_5 ciphertext does not "
+	    "open as OAEP", bits);
+
+	/* Lengths: at most k - 11 bytes in, exactly k bytes of ciphertext. */
+	memset(big, 0x41, sizeof(big));
+	free(o);
+	o = NULL;
+	r = kb_p11_rsa_pkcs1_encrypt(k, big, kb - 11, &o, &ol);
+	tap_ok(r == 0 && ol == kb, "rsa-%u RSA1_5 of k-11 = %zu bytes", bits, kb - 11);
+	if (r == 0) {
+		r = kb_p11_rsa_pkcs1_decrypt(k, o, ol, &pt, &pl);
+		tap_ok(r == 0 && pl == kb - 11 && memcmp(pt, big, pl) == 0,
+		    "rsa-%u ... and back", bits);
+		free(pt);
+		pt = NULL;
+	}
+	free(o);
+	o = NULL;
+	r = kb_p11_rsa_pkcs1_encrypt(k, big, kb - 10, &o, &ol);
+	tap_ok(r == KB_ERR_INVALID && o == NULL, "rsa-%u RSA1_5 of k-10 bytes refused (%s)",
+	    bits, kb_error_detail(r));
+	r = kb_p11_rsa_pkcs1_encrypt(k, NULL, 0, &o, &ol);
+	tap_ok(r == 0 && ol == kb, "rsa-%u RSA1_5 of an empty message", bits);
+	if (r == 0) {
+		r = kb_p11_rsa_pkcs1_decrypt(k, o, ol, &pt, &pl);
+		tap_ok(r == 0 && pl == 0, "rsa-%u ... decrypts to nothing", bits);
+		free(pt);
+		pt = NULL;
+	}
+	free(o);
+	o = NULL;
+	tap_is_int(kb_p11_rsa_pkcs1_decrypt(k, ct, ctl - 1, &pt, &pl), KB_ERR_INVALID,
+	    "rsa-%u RSA1_5 ciphertext one byte short refused", bits);
+	tap_is_int(kb_p11_rsa_pkcs1_decrypt(k, big, kb + 1, &pt, &pl), KB_ERR_INVALID,
+	    "rsa-%u RSA1_5 ciphertext one byte long refused", bits);
+
+	/* A tampered ciphertext: KB_ERR_CRYPTO, one sentence whatever failed. */
+	ct[kb / 2] ^= 0x01;
+	r = kb_p11_rsa_pkcs1_decrypt(k, ct, ctl, &pt, &pl);
+	tap_ok(r == KB_ERR_CRYPTO && pt == NULL, "rsa-%u tampered RSA1_5 -> KB_ERR_CRYPTO (%s)",
+	    bits, kb_err_name(r));
+	first = kb_strdup(kb_error_detail(r));
+	ct[kb / 2] ^= 0x01;
+	/* All 0xff... as a ciphertext is >= n: another failure, same words. */
+	memset(big, 0xff, kb);
+	r = kb_p11_rsa_pkcs1_decrypt(k, big, kb, &pt, &pl);
+	tap_ok(r == KB_ERR_CRYPTO && pt == NULL && first != NULL &&
+	    strcmp(first, kb_error_detail(r)) == 0,
+	    "rsa-%u another bad ciphertext gives the same sentence: %s", bits,
+	    first ? first : "");
+	tap_ok(first != NULL && strstr(first, "padding") == NULL, "the sentence says "
+	    "nothing about padding");
+out:
+	free(first);
+	free(pem);
+	free(o);
+}
+
+static kb_p11_key *find_one(const char *label);
+
+/* A BIGNUM parameter of an OpenSSL RSA key, big-endian, into a CK_ATTRIBUTE. */
+static bool
+bn_attr(EVP_PKEY *pk, const char *name, CK_ATTRIBUTE_TYPE type, CK_ATTRIBUTE *a,
+    unsigned char *buf)
+{
+	BIGNUM *bn = NULL;
+	int n;
+
+	if (EVP_PKEY_get_bn_param(pk, name, &bn) != 1)
+		return false;
+	n = BN_bn2bin(bn, buf);
+	BN_clear_free(bn);
+	a->type = type;
+	a->pValue = buf;
+	a->ulValueLen = (CK_ULONG)n;
+	return n > 0;
+}
+
+/*
+ * Token -> openssl for RSA1_5: openssl makes an RSA key, the test puts it
+ * on the token with raw C_CreateObject (the library never imports private
+ * keys), the library encrypts with its public half, and openssl pkeyutl
+ * -decrypt with the PEM private key opens the ciphertext.
+ */
+static void
+test_rsa_pkcs1_to_openssl(void)
+{
+	static const char msg[] = "RSA1_5 made on the token";
+	static const unsigned char id[2] = { 0xb1, 0x01 };
+	CK_FUNCTION_LIST_PTR fl = kb_p11_module_function_list(X.m);
+	CK_OBJECT_CLASS pubc = CKO_PUBLIC_KEY, privc = CKO_PRIVATE_KEY;
+	CK_KEY_TYPE kt = CKK_RSA;
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_ATTRIBUTE pt_[16], vt[16];
+	CK_SESSION_HANDLE sh = 0;
+	CK_OBJECT_HANDLE hp = 0, hv = 0;
+	unsigned char bufs[8][512], out[600], *ct = NULL;
+	char cmd[2048], key_path[512], ct_path[512], out_path[520];
+	size_t ctl = 0, ol = 0;
+	CK_ULONG np = 0, nv = 0;
+	EVP_PKEY *pk = NULL;
+	kb_p11_key *k = NULL;
+	FILE *f;
+	bool ok;
+	int r;
+
+	snprintf(key_path, sizeof(key_path), "%s/p1-priv.pem", X.dir);
+	snprintf(cmd, sizeof(cmd), "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 "
+	    "-out '%s' >/dev/null 2>&1", key_path);
+	if (system(cmd) != 0 || (f = fopen(key_path, "r")) == NULL) {
+		tap_ok(0, "openssl genpkey makes an RSA-2048 key");
+		return;
+	}
+	pk = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	fclose(f);
+#define A(t, p, l) do { t[n##t].type = (p); t[n##t].pValue = (void *)(l); \
+	t[n##t].ulValueLen = sizeof(*(l)); n##t++; } while (0)
+	{
+		CK_ATTRIBUTE *pt = pt_;
+		CK_ULONG npt = 0, nvt = 0;
+
+		A(pt, CKA_CLASS, &pubc); A(pt, CKA_KEY_TYPE, &kt); A(pt, CKA_TOKEN, &no);
+		A(pt, CKA_ENCRYPT, &yes);
+		A(vt, CKA_CLASS, &privc); A(vt, CKA_KEY_TYPE, &kt); A(vt, CKA_TOKEN, &no);
+		A(vt, CKA_PRIVATE, &yes); A(vt, CKA_SENSITIVE, &yes); A(vt, CKA_DECRYPT, &yes);
+		pt[npt].type = vt[nvt].type = CKA_ID;
+		pt[npt].pValue = vt[nvt].pValue = (void *)id;
+		pt[npt++].ulValueLen = vt[nvt++].ulValueLen = sizeof(id);
+		pt[npt].type = vt[nvt].type = CKA_LABEL;
+		pt[npt].pValue = vt[nvt].pValue = (void *)"rsa-openssl";
+		pt[npt++].ulValueLen = vt[nvt++].ulValueLen = 11;
+		ok = pk != NULL &&
+		    bn_attr(pk, "n", CKA_MODULUS, &pt[npt++], bufs[0]) &&
+		    bn_attr(pk, "e", CKA_PUBLIC_EXPONENT, &pt[npt++], bufs[1]);
+		if (ok) {
+			vt[nvt++] = pt[npt - 2];
+			vt[nvt++] = pt[npt - 1];
+		}
+		ok = ok && bn_attr(pk, "d", CKA_PRIVATE_EXPONENT, &vt[nvt++], bufs[2]) &&
+		    bn_attr(pk, "rsa-factor1", CKA_PRIME_1, &vt[nvt++], bufs[3]) &&
+		    bn_attr(pk, "rsa-factor2", CKA_PRIME_2, &vt[nvt++], bufs[4]) &&
+		    bn_attr(pk, "rsa-exponent1", CKA_EXPONENT_1, &vt[nvt++], bufs[5]) &&
+		    bn_attr(pk, "rsa-exponent2", CKA_EXPONENT_2, &vt[nvt++], bufs[6]) &&
+		    bn_attr(pk, "rsa-coefficient1", CKA_COEFFICIENT, &vt[nvt++], bufs[7]);
+		np = npt;
+		nv = nvt;
+	}
+#undef A
+	/* Session objects live as long as the session: keep it open until the end. */
+	ok = ok && fl->C_OpenSession(kb_p11_token_slot(X.t), CKF_SERIAL_SESSION |
+	    CKF_RW_SESSION, NULL, NULL, &sh) == CKR_OK &&
+	    fl->C_CreateObject(sh, pt_, np, &hp) == CKR_OK &&
+	    fl->C_CreateObject(sh, vt, nv, &hv) == CKR_OK;
+	tap_ok(ok, "openssl's RSA-2048 key created on the token (session objects)");
+	OPENSSL_cleanse(bufs, sizeof(bufs));
+	if (!ok)
+		goto out;
+	/* The session objects are visible to the library's sessions too (same app). */
+	k = find_one("rsa-openssl");
+	tap_ok(k != NULL && kb_p11_key_is_complete(k) && kb_p11_key_bits(k) == 2048,
+	    "the library finds it as a complete RSA-2048 pair");
+	if (k == NULL)
+		goto out;
+	r = kb_p11_rsa_pkcs1_encrypt(k, (const unsigned char *)msg, strlen(msg), &ct, &ctl);
+	tap_ok(r == 0 && ctl == 256, "RSA1_5 encrypt with its public half (%s)",
+	    r ? kb_error_detail(r) : "ok");
+	if (r != 0 || write_file("p1-tok.ct", ct, ctl, ct_path, sizeof(ct_path)) != 0)
+		goto out;
+	snprintf(out_path, sizeof(out_path), "%s.out", ct_path);
+	snprintf(cmd, sizeof(cmd), "openssl pkeyutl -decrypt -inkey '%s' "
+	    "-pkeyopt rsa_padding_mode:pkcs1 -in '%s' -out '%s' >/dev/null 2>&1",
+	    key_path, ct_path, out_path);
+	tap_ok(system(cmd) == 0 && read_file(out_path, out, sizeof(out), &ol) &&
+	    ol == strlen(msg) && memcmp(out, msg, ol) == 0,
+	    "openssl pkeyutl -decrypt (pkcs1) opens the token's RSA1_5 ciphertext");
+out:
+	free(ct);
+	kb_p11_key_free(k);
+	EVP_PKEY_free(pk);
+	unlink(key_path);
+	if (sh)
+		fl->C_CloseSession(sh);
 }
 
 static void
@@ -607,7 +854,7 @@ pkcs11_tool_check(void)
 	 * the PIN goes through the child's environment with --pin env:NAME.
 	 */
 	snprintf(cmd, sizeof(cmd), "pkcs11-tool --module '%s' --token-label '%s' -O --login "
-	    "--pin env:KB_TEST_P11_PIN < /dev/null > '%s' 2>&1", X.module, X.label, out);
+	    "--pin env:KB_TEST_P11_PIN < /dev/null > '%s' 2>/dev/null", X.module, X.label, out);
 	setenv("KB_TEST_P11_PIN", (const char *)X.pin->data, 1);
 	rc = system(cmd);
 	unsetenv("KB_TEST_P11_PIN");
@@ -648,6 +895,208 @@ pkcs11_tool_check(void)
 	/* The command line we ran holds no PIN. */
 	tap_ok(strstr(cmd, (const char *)X.pin->data) == NULL,
 	    "the pkcs11-tool command line holds no PIN");
+}
+
+/*
+ * pkcs11-tool -O --login into X.dir/name; the PIN through the environment.
+ * Its stderr (warnings about sensitive values) is not kept: unbuffered,
+ * it lands in the middle of the buffered listing and splits blocks.
+ */
+static int
+tool_list(const char *name, char *out, size_t outlen)
+{
+	char cmd[2048];
+	int rc;
+
+	snprintf(out, outlen, "%s/%s", X.dir, name);
+	snprintf(cmd, sizeof(cmd), "pkcs11-tool --module '%s' --token-label '%s' -O --login "
+	    "--pin env:KB_TEST_P11_PIN < /dev/null > '%s' 2>/dev/null", X.module, X.label, out);
+	setenv("KB_TEST_P11_PIN", (const char *)X.pin->data, 1);
+	rc = system(cmd);
+	unsetenv("KB_TEST_P11_PIN");
+	return rc;
+}
+
+/*
+ * Which object blocks of a pkcs11-tool -O listing carry this label and
+ * this ID (lower-case hex): bit 0 public key, bit 1 private key, bit 2
+ * secret key.  Each header line (not indented) starts a block.
+ */
+static unsigned
+tool_blocks(const char *path, const char *label, const char *idhex)
+{
+	char line[512];
+	unsigned found = 0, kind = 0;
+	bool l = false, id = false;
+	FILE *p;
+
+	if ((p = fopen(path, "r")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), p) != NULL) {
+		if (line[0] != ' ' && line[0] != '\t') {
+			if (l && id)
+				found |= kind;
+			l = id = false;
+			kind = strncmp(line, "Public Key Object", 17) == 0 ? 1 :
+			    strncmp(line, "Private Key Object", 18) == 0 ? 2 :
+			    strncmp(line, "Secret Key Object", 17) == 0 ? 4 : 0;
+			continue;
+		}
+		if (strstr(line, "label:") != NULL) {
+			char *v = strstr(line, "label:") + 6;
+
+			v += strspn(v, " \t");
+			v[strcspn(v, "\r\n")] = '\0';
+			l = strcmp(v, label) == 0;
+		}
+		if (strstr(line, "ID:") != NULL) {
+			char *v = strstr(line, "ID:") + 3;
+
+			v += strspn(v, " \t");
+			v[strcspn(v, "\r\n")] = '\0';
+			id = strcmp(v, idhex) == 0;
+		}
+	}
+	if (l && id)
+		found |= kind;
+	fclose(p);
+	return found;
+}
+
+static kb_p11_key *
+find_one(const char *label)
+{
+	struct kb_p11_uri f;
+	kb_p11_key **found = NULL, *k = NULL;
+	size_t n = 0;
+
+	memset(&f, 0, sizeof(f));
+	f.object = (char *)label;
+	if (kb_p11_find_keys(X.t, &f, &found, &n) != 0)
+		return NULL;
+	if (n == 1) {
+		k = found[0];
+		found[0] = NULL;
+	}
+	kb_p11_keys_free(found, n);
+	return k;
+}
+
+/* Adopting foreign objects: new CKA_LABEL and CKA_ID on every object. */
+static void
+test_label_id(void)
+{
+	static const unsigned char nid[16] = { 0xc0, 0xff, 0xee, 0x00, 0x11, 0x22, 0x33, 0x44,
+		0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc };
+	static const unsigned char aid[16] = { 0xd0, 0x0d, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06,
+		0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e };
+	static const char nhex[] = "c0ffee00112233445566778899aabbcc";
+	static const char ahex[] = "d00d0102030405060708090a0b0c0d0e";
+	unsigned char longid[257];
+	kb_p11_key *ec = NULL, *aes = NULL, *f = NULL;
+	char out[400], *s = NULL;
+	unsigned blocks;
+	int r;
+
+	ec = gen(KB_P11_EC, 0, KB_P11_P256, "foreign-ec", 16, 0, false);
+	aes = gen(KB_P11_AES, 128, 0, "foreign-aes", 16, 0, false);
+	if (ec == NULL || aes == NULL)
+		goto out;
+	tap_ok(kb_p11_key_is_complete(ec) && kb_p11_key_is_complete(aes),
+	    "freshly generated keys are complete");
+	tap_ok(!kb_p11_key_is_complete(NULL), "a NULL key is not complete");
+	memset(longid, 1, sizeof(longid));
+	tap_is_int(kb_p11_key_set_label_id(ec, "x", nid, 0), KB_ERR_INVALID,
+	    "set_label_id with an empty id refused");
+	tap_is_int(kb_p11_key_set_label_id(ec, "x", longid, sizeof(longid)), KB_ERR_INVALID,
+	    "set_label_id with a 257-byte id refused");
+	tap_is_int(kb_p11_key_set_label_id(ec, NULL, nid, 16), KB_ERR_INVALID,
+	    "set_label_id without a label refused");
+	r = kb_p11_key_set_label_id(ec, "adopted-ec", nid, 16);
+	tap_is_int(r, 0, "set_label_id on an EC pair (%s)", r ? kb_error_detail(r) : "ok");
+	r = kb_p11_key_set_label_id(aes, "adopted-aes", aid, 16);
+	tap_is_int(r, 0, "set_label_id on an AES key (%s)", r ? kb_error_detail(r) : "ok");
+	s = kb_p11_key_uri(ec);
+	tap_ok(s != NULL && strstr(s, "object=adopted-ec") != NULL &&
+	    strstr(s, "id=%C0%FF%EE%00%11") != NULL, "the key's URI follows: %s", s ? s : "");
+	free(s);
+	f = find_one("foreign-ec");
+	tap_ok(f == NULL, "no object keeps the old label");
+	kb_p11_key_free(f);
+	f = find_one("adopted-ec");
+	tap_ok(f != NULL && kb_p11_key_is_complete(f) && kb_p11_key_type(f) == KB_P11_EC,
+	    "the pair is found whole under its new label");
+	kb_p11_key_free(f);
+	f = NULL;
+	if (tool_list("label-id.out", out, sizeof(out)) != 0) {
+		tap_ok(0, "pkcs11-tool -O --login ran");
+		goto out;
+	}
+	blocks = tool_blocks(out, "adopted-ec", nhex);
+	tap_ok((blocks & 1) != 0, "pkcs11-tool: the public key has label adopted-ec, ID %s",
+	    nhex);
+	tap_ok((blocks & 2) != 0, "pkcs11-tool: the private key has label adopted-ec, ID %s",
+	    nhex);
+	tap_ok(tool_blocks(out, "adopted-aes", ahex) == 4,
+	    "pkcs11-tool: the secret key has label adopted-aes, ID %s", ahex);
+	tap_ok(tool_blocks(out, "foreign-ec", "a408") == 0, "pkcs11-tool: nothing keeps "
+	    "label foreign-ec with ID a408");
+	if (blocks != 3) {
+		char line[512];
+		FILE *p = fopen(out, "r");
+
+		while (p != NULL && fgets(line, sizeof(line), p) != NULL) {
+			line[strcspn(line, "\r\n")] = '\0';
+			tap_diag("pkcs11-tool: %s", line);
+		}
+		if (p != NULL)
+			fclose(p);
+	}
+
+	/* A pair that lost a half (as a crash in C_GenerateKeyPair may leave it). */
+	{
+		CK_FUNCTION_LIST_PTR fl = kb_p11_module_function_list(X.m);
+		CK_SESSION_HANDLE sh = 0;
+		unsigned long pr = 0, pb = 0;
+		kb_p11_key *h = gen(KB_P11_EC, 0, KB_P11_P256, "half-ec", 15, 0, false);
+		bool ok;
+
+		if (h == NULL)
+			goto out;
+		kb_p11_key_handles(h, &pr, &pb);
+		ok = fl->C_OpenSession(kb_p11_token_slot(X.t), CKF_SERIAL_SESSION | CKF_RW_SESSION,
+		    NULL, NULL, &sh) == CKR_OK && fl->C_DestroyObject(sh, pb) == CKR_OK;
+		tap_ok(ok, "destroy the public half of half-ec behind the library's back");
+		f = find_one("half-ec");
+		tap_ok(f != NULL && !kb_p11_key_is_complete(f), "the private half alone is "
+		    "found and is not complete");
+		kb_p11_key_free(f);
+		f = NULL;
+		kb_p11_key_free(h);
+		/* Another id: a lone half is paired by CKA_ID. */
+		h = gen(KB_P11_EC, 0, KB_P11_P256, "half-ec2", 13, 0, false);
+		if (h != NULL) {
+			kb_p11_key_handles(h, &pr, &pb);
+			ok = fl->C_DestroyObject(sh, pr) == CKR_OK;
+			f = find_one("half-ec2");
+			tap_ok(ok && f != NULL && !kb_p11_key_is_complete(f),
+			    "the public half alone is found and is not complete");
+			tap_is_int(kb_p11_key_destroy(f), 0, "destroy the lone public half");
+			kb_p11_key_free(f);
+			f = NULL;
+			kb_p11_key_free(h);
+		}
+		f = find_one("half-ec");
+		if (f != NULL && kb_p11_key_destroy(f) != 0)
+			tap_diag("could not destroy half-ec");
+		kb_p11_key_free(f);
+		f = NULL;
+		if (sh)
+			fl->C_CloseSession(sh);
+	}
+out:
+	kb_p11_key_free(ec);
+	kb_p11_key_free(aes);
 }
 
 int
@@ -830,6 +1279,10 @@ main(void)
 			}
 			test_oaep256_openssl(rsa[i], rsa_bits[i]);
 		}
+		if (i != 1)
+			test_rsa_pkcs1(rsa[i], rsa_bits[i]);
+		if (i == 0)
+			test_rsa_pkcs1_to_openssl();
 	}
 	/* Public key export. */
 	if (rsa[0] != NULL) {
@@ -875,6 +1328,10 @@ main(void)
 		    KB_ERR_INVALID, "PSS with an EC key -> KB_ERR_INVALID");
 		tap_is_int(kb_p11_rsa_oaep_encrypt(aes[0], KB_P11_SHA1, dg, 4, &o, &ol),
 		    KB_ERR_INVALID, "OAEP with an AES key -> KB_ERR_INVALID");
+		tap_is_int(kb_p11_rsa_pkcs1_encrypt(ec[0], dg, 4, &o, &ol),
+		    KB_ERR_INVALID, "RSA1_5 with an EC key -> KB_ERR_INVALID");
+		tap_is_int(kb_p11_rsa_pkcs1_decrypt(aes[0], dg, 32, &o, &ol),
+		    KB_ERR_INVALID, "RSA1_5 decrypt with an AES key -> KB_ERR_INVALID");
 		tap_is_int(kb_p11_hmac_sha256(ec[0], dg, 4, mac), KB_ERR_INVALID,
 		    "HMAC with an EC key -> KB_ERR_INVALID");
 		tap_is_int(kb_p11_public_jwk(aes[0], (char **)&o), KB_ERR_INVALID,
@@ -1007,6 +1464,8 @@ main(void)
 		}
 		tap_is_int(kb_p11_key_set_label(ec[0], "ec-p256"), 0, "label back");
 	}
+
+	test_label_id();
 
 	/* Several threads sign at once through the pool. */
 	if (ec[0] != NULL) {
