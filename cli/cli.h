@@ -65,5 +65,17 @@ int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_token_list(struct cli *c, int argc, char **argv);
 int cmd_dev_up(struct cli *c, int argc, char **argv);
 int cmd_dev_down(struct cli *c, int argc, char **argv);
+/* keycmds.c: the Key Vault keys API of the agent's vaults, and the audit log. */
+int cmd_key_create(struct cli *c, int argc, char **argv);
+int cmd_key_list(struct cli *c, int argc, char **argv);
+int cmd_key_show(struct cli *c, int argc, char **argv);
+int cmd_key_versions(struct cli *c, int argc, char **argv);
+int cmd_key_update(struct cli *c, int argc, char **argv);
+int cmd_key_rotate(struct cli *c, int argc, char **argv);
+int cmd_key_delete(struct cli *c, int argc, char **argv);
+int cmd_key_recover(struct cli *c, int argc, char **argv);
+int cmd_key_purge(struct cli *c, int argc, char **argv);
+int cmd_key_adopt(struct cli *c, int argc, char **argv);
+int cmd_audit_list(struct cli *c, int argc, char **argv);
 
 #endif /* KB_CLI_H */

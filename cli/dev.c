@@ -24,6 +24,7 @@
 #include "cli.h"
 
 #define DEV_TOKEN_NAME "dev"
+#define DEV_VAULT_NAME "dev"
 #define DEV_DEFAULT_LABEL "keybridge-dev"
 #define DEV_START_TIMEOUT 30.0
 #define DEV_STOP_TIMEOUT 20.0
@@ -339,7 +340,15 @@ write_configs(const struct devenv *e, const char *module, const char *label)
 	    "[token " DEV_TOKEN_NAME "]\n"
 	    "module = %s\n"
 	    "label = %s\n"
-	    "pin_file = %s\n",
+	    "pin_file = %s\n"
+	    "\n"
+	    "# The dev token as a Key Vault-style vault: `keybridge key create`.\n"
+	    "# A short retention suits experiments (7-90 days; it cannot change\n"
+	    "# once the vault exists).\n"
+	    "[vault " DEV_VAULT_NAME "]\n"
+	    "token = " DEV_TOKEN_NAME "\n"
+	    "default = true\n"
+	    "retention_days = 7\n",
 	    e->hsm_conf, e->conf, e->socket, e->dir, module, label, e->user_pin);
 	if (r == 0)
 		r = kb_file_write_atomic(e->conf_new, b.data, b.len, 0600);

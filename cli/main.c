@@ -28,6 +28,13 @@ static int cmd_help(struct cli *c, int argc, char **argv);
 "                   $KEYBRIDGE_CONFIG, then ~/.config/keybridge/keybridge.conf)\n" \
 "  -h, --help       show help\n"
 
+#define KEY_VAULT_HELP \
+"\n" \
+"  --vault VAULT    the vault (default: the agent's default vault)\n" \
+"\n" \
+"Exit codes: 9 not found, 10 denied, 11 conflict, 13 invalid input,\n" \
+"4 agent unreachable (docs/exit-codes.md).\n"
+
 const struct cli_command cli_commands[] = {
 	{ "status", cmd_status, "",
 	  "show the agent's version, uptime and the state of each token",
@@ -63,6 +70,109 @@ const struct cli_command cli_commands[] = {
 	  "it has exited.  DIR, its token and its PINs are kept.\n"
 	  "\n"
 	  "  --dir DIR        the environment's directory (required)\n" },
+	{ "key create", cmd_key_create,
+	  "NAME --type rsa|ec|aes [--size N] [--curve P-256|P-384|P-521] "
+	  "[--ops OPS] [--tag K=V]... [--expires T] [--not-before T] [--disabled] "
+	  "[--vault VAULT]",
+	  "create a key on the vault's token, or a new version of NAME",
+	  "Creates key NAME (1-127 letters, digits and '-') on the vault's token;\n"
+	  "on an existing NAME, adds a version.  Prints the new version, with its\n"
+	  "PKCS#11 URI.\n"
+	  "\n"
+	  "  --type TYPE      rsa (RSA-HSM), ec (EC-HSM) or aes (oct-HSM); Key\n"
+	  "                   Vault's names (RSA, EC-HSM, oct...) work too\n"
+	  "  --size N         RSA: 2048 (default), 3072, 4096; AES: 128, 192, 256\n"
+	  "                   (default)\n"
+	  "  --curve CURVE    EC: P-256 (default), P-384, P-521\n"
+	  "  --ops OPS        key operations, comma-separated: encrypt, decrypt,\n"
+	  "                   sign, verify, wrapKey, unwrapKey (default: all the\n"
+	  "                   type allows)\n"
+	  "  --tag K=V        a tag (repeatable; at most 15, 256 characters each)\n"
+	  "  --expires T      expiry (exp); T is RFC 3339, Unix seconds or +N\n"
+	  "                   with s, m, h or d (+30d)\n"
+	  "  --not-before T   not valid before T (nbf)\n"
+	  "  --disabled       create the version disabled\n"
+	  KEY_VAULT_HELP },
+	{ "key list", cmd_key_list, "[--deleted] [--vault VAULT]",
+	  "list the keys of a vault (or its deleted keys)",
+	  "Lists every key of the vault (all pages): name, enabled, created,\n"
+	  "updated, expires and tags of the latest version.  With --deleted, the\n"
+	  "soft-deleted keys: name, deleted, scheduled purge date, recovery level.\n"
+	  "--json prints one JSON array of Key Vault's KeyItem (DeletedKeyItem)\n"
+	  "objects, across all pages.\n"
+	  "\n"
+	  "  --deleted        list soft-deleted keys instead\n"
+	  KEY_VAULT_HELP },
+	{ "key show", cmd_key_show, "NAME [--version V | --deleted] [--vault VAULT]",
+	  "show a key's latest version (or one version), with its PKCS#11 URI",
+	  "Shows the key's latest version, or version V: kid, kty, size or curve,\n"
+	  "key_ops, attributes, tags, and the PKCS#11 URI of the version's object\n"
+	  "on the token (token URI, id = the version's bytes, object = NAME).\n"
+	  "--json prints Key Vault's KeyBundle.\n"
+	  "\n"
+	  "  --version V      a version (see `keybridge key versions NAME`)\n"
+	  "  --deleted        show the soft-deleted key (DeletedKeyBundle)\n"
+	  KEY_VAULT_HELP },
+	{ "key versions", cmd_key_versions, "NAME [--vault VAULT]",
+	  "list the versions of a key",
+	  "Lists every version of key NAME (all pages): version, enabled,\n"
+	  "created, not before, expires, tags.  --json prints a JSON array of Key\n"
+	  "Vault's KeyItem objects.\n"
+	  KEY_VAULT_HELP },
+	{ "key update", cmd_key_update,
+	  "NAME [--version V] [--tag K=V]... [--untag K]... [--enable|--disable] "
+	  "[--expires T|none] [--not-before T|none] [--ops OPS] [--vault VAULT]",
+	  "change a version's attributes, tags or operations",
+	  "Changes the latest version of NAME, or version V.  Tags: the current\n"
+	  "tags are read, changed as asked, and sent back whole.\n"
+	  "\n"
+	  "  --version V      the version to change (default: the latest)\n"
+	  "  --tag K=V        set a tag (repeatable)\n"
+	  "  --untag K        remove a tag (repeatable; absent tags are ignored)\n"
+	  "  --enable, --disable\n"
+	  "                   enable or disable the version\n"
+	  "  --expires T      new expiry; `none` removes it\n"
+	  "  --not-before T   new not-before; `none` removes it\n"
+	  "  --ops OPS        new key operations, comma-separated\n"
+	  KEY_VAULT_HELP },
+	{ "key rotate", cmd_key_rotate, "NAME [--vault VAULT]",
+	  "add a version of the same type, size and operations",
+	  "Creates a new version of NAME with the kty, size and curve of the\n"
+	  "latest version, its key_ops and the key's tags; prints it.\n"
+	  KEY_VAULT_HELP },
+	{ "key delete", cmd_key_delete, "NAME [--vault VAULT]",
+	  "soft-delete a key (every version)",
+	  "Soft-deletes NAME: every version becomes unusable (its usage flags are\n"
+	  "cleared on the token) and the name stays taken until `key recover` or\n"
+	  "`key purge`.  Prints the deleted key (--json: DeletedKeyBundle).\n"
+	  "Deleting a name that is not an active key exits 9.\n"
+	  KEY_VAULT_HELP },
+	{ "key recover", cmd_key_recover, "NAME [--vault VAULT]",
+	  "recover a soft-deleted key",
+	  "Restores soft-deleted NAME with all its versions; prints the latest.\n"
+	  KEY_VAULT_HELP },
+	{ "key purge", cmd_key_purge, "NAME [--vault VAULT]",
+	  "destroy a soft-deleted key for good",
+	  "Destroys soft-deleted NAME: its objects on the token and its record.\n"
+	  "Only a deleted key can be purged (an active or unknown name exits 9);\n"
+	  "under purge protection only after its scheduled purge date (exit 10).\n"
+	  "Prints one line; with --json nothing (Key Vault answers 204).\n"
+	  KEY_VAULT_HELP },
+	{ "key adopt", cmd_key_adopt, "PKCS11-URI NAME [--vault VAULT]",
+	  "bring a key object made by another tool into a vault",
+	  "Adopts the key the URI names on the vault's token (a secret key, or a\n"
+	  "private key with its public key; not extractable) as the latest\n"
+	  "version of NAME: the agent relabels it and records it.  Owner or\n"
+	  "Administrator.  The URI never carries a PIN.\n"
+	  KEY_VAULT_HELP },
+	{ "audit list", cmd_audit_list, "[--vault VAULT] [--limit N]",
+	  "show the audit log (vaults you administer)",
+	  "Shows the audit records of the vaults where you are Administrator,\n"
+	  "oldest first: seq, time, uid, role, vault, operation, key, version,\n"
+	  "result.  --json prints JSON lines (one record per line).\n"
+	  "\n"
+	  "  --vault VAULT    only this vault's records\n"
+	  "  --limit N        only the N most recent records\n" },
 	{ "help", cmd_help, "[COMMAND]",
 	  "show help for keybridge or for one command",
 	  "Without a command, lists the commands; with one, shows its help.\n" },
@@ -78,7 +188,7 @@ main_help(FILE *f)
 	    "keybridge talks to keybridged, the agent that serves PKCS#11 tokens\n"
 	    "as Key Vault keys.\n\nCommands:\n");
 	for (i = 0; cli_commands[i].name != NULL; i++)
-		fprintf(f, "  %-12s %s\n", cli_commands[i].name,
+		fprintf(f, "  %-14s %s\n", cli_commands[i].name,
 		    cli_commands[i].summary);
 	fprintf(f, "\n" GLOBAL_HELP "  -V, --version    show the version\n\n"
 	    "Run `keybridge help COMMAND` or `keybridge COMMAND --help` for a\n"
@@ -303,7 +413,7 @@ group_help(const char *word, FILE *f)
 			if (!any)
 				fprintf(f, "Commands of keybridge %s:\n", word);
 			any = true;
-			fprintf(f, "  %-12s %s\n", cli_commands[i].name,
+			fprintf(f, "  %-14s %s\n", cli_commands[i].name,
 			    cli_commands[i].summary);
 		}
 	return any;

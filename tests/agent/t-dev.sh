@@ -51,6 +51,20 @@ check "token list --json: configured name and URI" \
 check "token list --json: flags array" \
     test "$(json "$W/tokens.json" "'CKF_LOGIN_REQUIRED' in [t for t in j['tokens'] if t['name'] == 'dev'][0]['flags']")" = True
 
+# --- a key in the dev vault ([vault dev], the default, 7-day retention)
+"$KB" key create dev-k1 --type ec >"$W/kc.out" 2>"$W/kc.err"
+rc=$?
+check "dev vault: key create exits 0" test $rc -eq 0
+[ $rc -eq 0 ] || diag "$(cat "$W/kc.err")"
+"$KB" key show dev-k1 --json >"$W/ks.json" 2>"$W/ks.err"
+check "dev vault: key show --json is an EC-HSM KeyBundle" \
+    test "$(json "$W/ks.json" "j['key']['kty'] + ' ' + j['key']['crv']")" = "EC-HSM P-256"
+check "dev vault: 7-day retention" test "$(json "$W/ks.json" "j['attributes']['recoverableDays']")" = 7
+"$KB" key show dev-k1 >"$W/ks.txt" 2>&1
+check "dev vault: key show names the version on the dev token" \
+    grep -qE "^pkcs11 uri +pkcs11:.*serial=$SERIAL.*;object=dev-k1" "$W/ks.txt"
+DEV_KID=$(json "$W/ks.json" "j['key']['kid']")
+
 # --- secrets stay out of argv, the environment and the log
 UPIN=$(cat "$D/user.pin")
 SPIN=$(cat "$D/so.pin")
@@ -83,6 +97,9 @@ check "dev up after a crash: the same token serial" \
     test "$(json "$W/status3.json" "j['tokens'][0]['serial']")" = "$SERIAL"
 check "dev up after a crash: no second token" test "$(ls "$D/tokens")" = "$TOKDIR"
 check "dev up after a crash: the PINs are unchanged" test "$(cat "$D/user.pin")" = "$UPIN"
+"$KB" key show dev-k1 --json >"$W/ks2.json" 2>/dev/null
+check "dev up after a crash: the key is still there" \
+    test "$(json "$W/ks2.json" "j['key']['kid']")" = "$DEV_KID"
 
 # --- down: process gone, DIR kept
 "$KB" dev down --dir "$D" >"$W/down.out" 2>"$W/down.err"
