@@ -17,6 +17,7 @@ struct kb_kv_client {
 	long connect_ms;
 	long total_ms;
 	size_t max_body;
+	void *handle;          /* curl handle kept for keep-alive */
 };
 
 /* A request path is printable ASCII without spaces, at most 4 KiB. */
@@ -56,6 +57,7 @@ kb_kv_client_free(kb_kv_client *c)
 {
 	if (c == NULL)
 		return;
+	kb_http_handle_free(c->handle);
 	free(c->socket_path);
 	free(c->base_url);
 	free(c);
@@ -161,6 +163,7 @@ kb_kv_request(kb_kv_client *c, const char *method, const char *path,
 	req.connect_ms = c->connect_ms;
 	req.total_ms = c->total_ms;
 	req.max_body = c->max_body;
+	req.reuse = &c->handle;
 	if ((r = kb_http_perform(&req, &status, &rbody)) != 0)
 		goto out;
 	if ((resp = calloc(1, sizeof(*resp))) == NULL) {

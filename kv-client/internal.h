@@ -23,7 +23,13 @@ struct kb_http_req {
 	long connect_ms;
 	long total_ms;
 	size_t max_body;            /* response body cap */
+	/* A curl easy handle kept between requests (keep-alive), or NULL:
+	 * *reuse NULL on entry gets a new handle left there for the next
+	 * request; free it with kb_http_handle_free. */
+	void **reuse;
 };
+
+void kb_http_handle_free(void *h);
 
 /*
  * Perform req.  On success *status is the HTTP status and *body the

@@ -69,7 +69,12 @@ kb_http_perform(const struct kb_http_req *req, long *status,
 		    curl_easy_strerror(curl_init_rc));
 		goto out;
 	}
-	if ((h = curl_easy_init()) == NULL) {
+	if (req->reuse != NULL && *req->reuse != NULL) {
+		/* Same connection cache, fresh options. */
+		h = *req->reuse;
+		*req->reuse = NULL;
+		curl_easy_reset(h);
+	} else if ((h = curl_easy_init()) == NULL) {
 		r = KB_ERR_ALLOC;
 		goto out;
 	}
@@ -170,7 +175,16 @@ kb_http_perform(const struct kb_http_req *req, long *status,
  out:
 	kb_buf_free(&b);
 	curl_slist_free_all(hdrs);
-	if (h != NULL)
+	if (h != NULL && req->reuse != NULL)
+		*req->reuse = h;
+	else if (h != NULL)
 		curl_easy_cleanup(h);
 	return r;
+}
+
+void
+kb_http_handle_free(void *h)
+{
+	if (h != NULL)
+		curl_easy_cleanup(h);
 }

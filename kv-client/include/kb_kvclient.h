@@ -25,6 +25,10 @@
 /* Response bodies above this are refused while they arrive (4 MiB). */
 #define KB_KV_DEFAULT_MAX_BODY ((size_t)4 << 20)
 
+/*
+ * A client keeps its connection open between requests (HTTP keep-alive),
+ * so one client must not be used by two threads at once.
+ */
 typedef struct kb_kv_client kb_kv_client;
 
 /*
