@@ -429,7 +429,8 @@ parse_key_ops(struct req *rq, const cJSON *body, const char *kty, bool *set,
 		return bad(rq, "keys of a local vault never leave the token: "
 		    "key_ops 'import' and 'export' are not supported");
 	if (*ops & ~ops_allowed(kty))
-		return bad(rq, "key_ops names an operation a %s key cannot do", kty);
+		return bad(rq, "key_ops names an operation that keys of type %s "
+		    "cannot do", kty);
 	if (*ops == 0)
 		return bad(rq, "key_ops must name at least one operation");
 	*set = true;
@@ -474,7 +475,7 @@ kid_of(const struct req *rq, const struct kb_store_key *k, bool with_version,
 }
 
 static int
-add_attributes(cJSON *o, const struct kb_store_key *k)
+add_attributes(const struct req *rq, cJSON *o, const struct kb_store_key *k)
 {
 	cJSON *at;
 
@@ -487,6 +488,11 @@ add_attributes(cJSON *o, const struct kb_store_key *k)
 	    add_str(at, "recoveryLevel", k->recovery_level) != 0 ||
 	    add_num(at, "recoverableDays", k->recoverable_days) != 0 ||
 	    cJSON_AddBoolToObject(at, "exportable", false) == NULL)
+		return KB_ERR_ALLOC;
+	/* Read-only key_size, added in 2026-04-01 (NOTES.md 0.1). */
+	if (k->key_size > 0 && rq->api_version != NULL &&
+	    rq->api_version[0] == '2' && strcmp(rq->api_version, "2026-04-01") >= 0 &&
+	    add_num(at, "key_size", k->key_size) != 0)
 		return KB_ERR_ALLOC;
 	return 0;
 }
@@ -568,7 +574,7 @@ bundle(struct req *rq, const struct kb_store_key *k, cJSON **out)
 	if ((o = cJSON_CreateObject()) == NULL)
 		return KB_ERR_ALLOC;
 	if ((k->deleted && (r = add_deleted(rq, o, k)) != 0) ||
-	    (r = add_jwk(rq, o, k)) != 0 || (r = add_attributes(o, k)) != 0 ||
+	    (r = add_jwk(rq, o, k)) != 0 || (r = add_attributes(rq, o, k)) != 0 ||
 	    (r = add_tags(o, k)) != 0) {
 		cJSON_Delete(o);
 		return r;
@@ -590,7 +596,7 @@ item(struct req *rq, const struct kb_store_key *k, bool with_version,
 	if ((o = cJSON_CreateObject()) == NULL)
 		return KB_ERR_ALLOC;
 	if ((k->deleted && (r = add_deleted(rq, o, k)) != 0) ||
-	    (r = add_str(o, "kid", kid)) != 0 || (r = add_attributes(o, k)) != 0 ||
+	    (r = add_str(o, "kid", kid)) != 0 || (r = add_attributes(rq, o, k)) != 0 ||
 	    (r = add_tags(o, k)) != 0) {
 		cJSON_Delete(o);
 		return r;

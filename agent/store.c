@@ -735,8 +735,9 @@ apply_create(struct kb_store *st, const struct vault_row *vr,
 			    version_lc);
 		return r;
 	}
-	return audit_insert(st, uid, role, vr->name, "create", display,
-	    version_lc, "ok", now);
+	return audit_insert(st, uid, role, vr->name,
+	    v->audit_op != NULL ? v->audit_op : "create", display, version_lc,
+	    "ok", now);
 }
 
 /*
@@ -1799,6 +1800,9 @@ nv_to_json(const struct kb_store_new_version *v, const char *tags,
 	    (v->has_nbf && cJSON_AddNumberToObject(o, "nbf", (double)v->nbf) == NULL) ||
 	    (v->has_exp && cJSON_AddNumberToObject(o, "exp", (double)v->exp) == NULL))
 		goto fail;
+	if (v->audit_op != NULL &&
+	    cJSON_AddStringToObject(o, "op", v->audit_op) == NULL)
+		goto fail;
 	/* adopt: the object's names before, to put back if the intent fails. */
 	if (v->adopt_label != NULL) {
 		char *hex = kb_hex_encode(v->adopt_id, v->adopt_id_len);
@@ -1882,6 +1886,13 @@ nv_from_json(const char *payload, const char *version,
 	}
 	v->kty = kty->valuestring;
 	v->crv = crv->valuestring;
+	{
+		const cJSON *op = cJSON_GetObjectItemCaseSensitive(o, "op");
+
+		if (cJSON_IsString(op) && (strcmp(op->valuestring, "rotate") == 0 ||
+		    strcmp(op->valuestring, "adopt") == 0))
+			v->audit_op = op->valuestring;
+	}
 	v->enabled = cJSON_IsTrue(en);
 	v->exportable = cJSON_IsTrue(ex);
 	v->tags_json = tagtxt;

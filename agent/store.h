@@ -102,6 +102,8 @@ struct kb_store_new_version {
 	bool has_nbf, has_exp;
 	int64_t nbf, exp;
 	const char *tags_json;              /* JSON object text, NULL = {} */
+	/* The audit record's op: NULL for "create", "rotate" or "adopt". */
+	const char *audit_op;
 	/* Adopting a token object: its label and id before (kept in the
 	 * intent's payload as adopt_label and adopt_id in hex). */
 	const char *adopt_label;

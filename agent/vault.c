@@ -497,6 +497,7 @@ agent_vault_rotate(struct agent *a, struct agent_vault *v,
 	nv.key_ops = cur->key_ops;
 	nv.enabled = true;
 	nv.tags_json = cur->tags_json;
+	nv.audit_op = "rotate";
 	r = agent_vault_create(a, v, who, cur->name, &nv, out);
 	kb_store_key_free(cur);
 	return r;
@@ -796,6 +797,7 @@ agent_vault_adopt(struct agent *a, struct agent_vault *v,
 	}
 	if ((r = new_version_id(v, &nv, id)) != 0)
 		goto unlock;
+	nv.audit_op = "adopt";
 	nv.adopt_label = at.label != NULL ? at.label : "";
 	nv.adopt_id = at.id;
 	nv.adopt_id_len = at.id_len;
