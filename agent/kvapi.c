@@ -542,12 +542,21 @@ add_jwk(struct req *rq, cJSON *o, const struct kb_store_key *k)
 	cJSON_AddItemToObject(key, "key_ops", ops);
 	if (strncmp(k->kty, "oct", 3) == 0)
 		return 0;
-	if ((r = agent_vault_key(rq->a, rq->v, k, &ref)) != 0)
-		return r;
-	r = kb_p11_public_jwk(agent_keyref_key(ref), &text);
-	agent_keyref_put(rq->a, ref);
-	if (r != 0)
-		return r;
+	/*
+	 * The store is the record: a token that cannot show the public half
+	 * (object lost, device error) must not turn a committed change into
+	 * an error answer.  The bundle then lacks the public parts.
+	 */
+	if ((r = agent_vault_key(rq->a, rq->v, k, &ref)) == 0) {
+		r = kb_p11_public_jwk(agent_keyref_key(ref), &text);
+		agent_keyref_put(rq->a, ref);
+	}
+	if (r != 0) {
+		kb_warn("vault %s: cannot read the public key of %s version %s "
+		    "from the token: %s", rq->v->cfg->name, k->name, k->version,
+		    kb_error_detail(r));
+		return 0;
+	}
 	if ((parsed = cJSON_Parse(text)) == NULL) {
 		free(text);
 		return kb_error_set(KB_ERR_INTERNAL, "the public key is not JSON");

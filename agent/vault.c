@@ -252,10 +252,14 @@ destroy_objects(struct agent_vault *v, const char *label,
 	return r;
 }
 
-/* Set usage flags on every object labelled label with id. */
+/*
+ * Set usage flags on every object labelled label with id.  need_all: the
+ * version's key must be there, whole (recover and update must not make
+ * a key active whose material is gone).
+ */
 static int
 set_object_ops(struct agent_vault *v, const char *label,
-    const unsigned char id[KV_VERSION_BYTES], unsigned ops)
+    const unsigned char id[KV_VERSION_BYTES], unsigned ops, bool need_all)
 {
 	kb_p11_key **keys = NULL;
 	size_t n = 0, i;
@@ -263,6 +267,11 @@ set_object_ops(struct agent_vault *v, const char *label,
 
 	if ((r = find_objects(v, label, id, &keys, &n)) != 0)
 		return r;
+	if (need_all && (n != 1 || !kb_p11_key_is_complete(keys[0]))) {
+		kb_p11_keys_free(keys, n);
+		return kb_error_set(KB_ERR_DEVICE, "a version of key %s has no "
+		    "complete object on the token; its key material is lost", label);
+	}
 	for (i = 0; i < n && r == 0; i++) {
 		r = kb_p11_key_set_ops(keys[i], ops);
 		if (r == KB_ERR_UNSUPPORTED) {
@@ -529,12 +538,12 @@ agent_vault_update(struct agent *a, struct agent_vault *v,
 		    "key_ops must name at least one operation of the key type");
 		goto out;
 	}
-	if ((r = set_object_ops(v, cur->p11_label, cur->p11_id, nops)) != 0)
+	if ((r = set_object_ops(v, cur->p11_label, cur->p11_id, nops, true)) != 0)
 		goto out;
 	if ((r = kb_store_update(a->store, who, v->cfg->name, name, version, u,
 	    kb_now_unix(), out)) != 0) {
 		if (set_object_ops(v, cur->p11_label, cur->p11_id,
-		    agent_p11_ops(cur->kty, cur->key_ops)) != 0)
+		    agent_p11_ops(cur->kty, cur->key_ops), false) != 0)
 			kb_warn("cannot restore the usage flags of %s version %s",
 			    cur->name, cur->version);
 		goto out;
@@ -559,7 +568,7 @@ key_flags(struct agent *a, struct agent_vault *v, const char *name, bool on)
 		return r;
 	for (i = 0; i < n && r == 0; i++)
 		r = set_object_ops(v, objs[i].p11_label, objs[i].p11_id,
-		    on ? agent_p11_ops(objs[i].kty, objs[i].key_ops) : 0);
+		    on ? agent_p11_ops(objs[i].kty, objs[i].key_ops) : 0, on);
 	free(objs);
 	return r;
 }
@@ -977,6 +986,128 @@ reconcile_deleted(struct agent *a, struct agent_vault *v)
 	return r;
 }
 
+/* ------------------------------------------------ start-up verification */
+
+struct tobj {
+	const char *label;
+	const unsigned char *id;
+	bool complete;
+};
+
+static int
+tobj_cmp(const void *x, const void *y)
+{
+	const struct tobj *a = x, *b = y;
+	int c = strcmp(a->label, b->label);
+
+	return c != 0 ? c : memcmp(a->id, b->id, KV_VERSION_BYTES);
+}
+
+/* Check every version of the keys of one listing against the token. */
+static size_t
+verify_listing(struct agent *a, struct agent_vault *v, struct tobj *objs,
+    size_t nobj, bool deleted)
+{
+	struct kb_store_key *items = NULL;
+	struct kb_store_object *vers = NULL;
+	char *after = NULL, *next = NULL;
+	size_t n = 0, nv = 0, i, j, bad = 0;
+	struct tobj key, *hit;
+	int r;
+
+	do {
+		r = deleted ? kb_store_list_deleted(a->store, v->cfg->name, after,
+		    LIST_PAGE, &items, &n, &next) :
+		    kb_store_list_keys(a->store, v->cfg->name, after, LIST_PAGE,
+		    &items, &n, &next);
+		if (r != 0)
+			break;
+		for (i = 0; i < n; i++) {
+			if (kb_store_key_objects(a->store, v->cfg->name, items[i].name,
+			    &vers, &nv) != 0)
+				continue;
+			for (j = 0; j < nv; j++) {
+				key.label = vers[j].p11_label;
+				key.id = vers[j].p11_id;
+				hit = bsearch(&key, objs, nobj, sizeof(*objs), tobj_cmp);
+				if (hit == NULL || !hit->complete) {
+					kb_error("vault %s: key %s version %s has no "
+					    "object on the token%s; its key material is lost",
+					    v->cfg->name, items[i].name, vers[j].version,
+					    hit != NULL ? " (only half of its key pair)" : "");
+					bad++;
+				}
+			}
+			free(vers);
+			vers = NULL;
+		}
+		kb_store_keys_free(items, n);
+		items = NULL;
+		free(after);
+		after = next;
+		next = NULL;
+	} while (after != NULL);
+	free(after);
+	return bad;
+}
+
+/*
+ * At start: every version the store knows has its object on the token,
+ * and no object with a 16-byte id and the name of a vault key is unknown
+ * to the store.  Reported, not repaired: key material cannot be made up,
+ * and an unknown object might be another application's.
+ */
+static void
+verify_objects(struct agent *a, struct agent_vault *v)
+{
+	kb_p11_key **keys = NULL;
+	struct tobj *objs = NULL;
+	size_t n = 0, i, nobj = 0, idlen, bad;
+	const unsigned char *id;
+	const char *label;
+
+	if (kb_p11_find_keys(vtoken(v), NULL, &keys, &n) != 0) {
+		kb_warn("vault %s: cannot list the token's objects to check them: %s",
+		    v->cfg->name, kb_error_detail(KB_ERR_DEVICE));
+		return;
+	}
+	if ((objs = calloc(n + 1, sizeof(*objs))) == NULL)
+		goto out;
+	for (i = 0; i < n; i++) {
+		label = kb_p11_key_label(keys[i]);
+		id = kb_p11_key_id(keys[i], &idlen);
+		if (label == NULL || id == NULL || idlen != KV_VERSION_BYTES)
+			continue;
+		objs[nobj].label = label;
+		objs[nobj].id = id;
+		objs[nobj].complete = kb_p11_key_is_complete(keys[i]);
+		nobj++;
+		if (kv_check(KV_FIELD_KEY_NAME, label) == 0 &&
+		    kb_store_object_known(a->store, v->cfg->name, label, id) ==
+		    KB_ERR_NOT_FOUND) {
+			struct kb_store_key *k = NULL;
+
+			/* Only names of this vault's keys: others are not ours. */
+			if (kb_store_get_key(a->store, v->cfg->name, label, NULL,
+			    &k) == 0 || kb_store_get_deleted(a->store, v->cfg->name,
+			    label, &k) == 0)
+				kb_warn("vault %s: the token holds an object labelled %s "
+				    "that is no version of that key; left untouched",
+				    v->cfg->name, label);
+			kb_store_key_free(k);
+		}
+	}
+	qsort(objs, nobj, sizeof(*objs), tobj_cmp);
+	bad = verify_listing(a, v, objs, nobj, false) +
+	    verify_listing(a, v, objs, nobj, true);
+	if (bad > 0)
+		kb_error("vault %s: %zu version%s without key material; purge "
+		    "or restore them", v->cfg->name, bad, bad == 1 ? "" : "s");
+ out:
+	free(objs);
+	kb_p11_keys_free(keys, n);
+}
+
 static int
 purge_due(struct agent *a)
 {
@@ -1077,6 +1208,8 @@ agent_vaults_open(struct agent *a)
 	for (i = 0; i < a->n_vaults; i++)
 		if ((r = reconcile_deleted(a, &a->vaults[i])) != 0)
 			return r;
+	for (i = 0; i < a->n_vaults; i++)
+		verify_objects(a, &a->vaults[i]);
 	if ((r = purge_due(a)) != 0)
 		kb_warn("some scheduled purges failed; the agent retries them");
 	return 0;

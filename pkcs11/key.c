@@ -717,6 +717,19 @@ kb_p11_key_bits(const kb_p11_key *k)
 	return k ? k->bits : 0;
 }
 
+const char *
+kb_p11_key_label(const kb_p11_key *k)
+{
+	return k != NULL ? k->label : NULL;
+}
+
+const unsigned char *
+kb_p11_key_id(const kb_p11_key *k, size_t *len)
+{
+	*len = k != NULL && k->id != NULL ? k->id_len : 0;
+	return k != NULL ? k->id : NULL;
+}
+
 void
 kb_p11_key_handles(const kb_p11_key *k, unsigned long *priv, unsigned long *pub)
 {

@@ -215,6 +215,9 @@ int kb_p11_key_get_attrs(kb_p11_key *k, struct kb_p11_key_attrs *out) KB_WARN_UN
 void kb_p11_key_attrs_clear(struct kb_p11_key_attrs *a);
 enum kb_p11_key_type kb_p11_key_type(const kb_p11_key *k);
 unsigned kb_p11_key_bits(const kb_p11_key *k);
+/* CKA_LABEL and CKA_ID as found or set (NULL / 0 if the object has none). */
+const char *kb_p11_key_label(const kb_p11_key *k);
+const unsigned char *kb_p11_key_id(const kb_p11_key *k, size_t *len);
 /* PKCS#11 URI naming the key on its token (token parts + object + id). */
 char *kb_p11_key_uri(const kb_p11_key *k);
 
