@@ -230,9 +230,12 @@ int agent_respond(struct MHD_Connection *c, unsigned status, cJSON *body,
 int agent_respond_error(struct MHD_Connection *c, unsigned status,
     const char *code, const char *message, const char *inner,
     const char *allow);
-/* kvapi.c: an audit record for a refused request (best effort). */
+/* kvapi.c: an audit record for a refused request (best effort); the
+ * second names the operation and vault from the request's path. */
 void agent_audit_denial(struct agent *a, const struct agent_peer *p,
     const char *vault, const char *op, const char *key);
+void agent_kvapi_deny_audit(struct agent *a, const struct agent_peer *p,
+    const char *url, const char *method);
 
 /* runtime.c */
 int agent_lock_acquire(struct agent *a) KB_WARN_UNUSED;

@@ -155,22 +155,50 @@ agent_audit_denial(struct agent *a, const struct agent_peer *p,
     const char *vault, const char *op, const char *key)
 {
 	struct kb_store_actor who;
-	size_t i;
+	const struct agent_vault *v;
 	int r;
 
 	if (a->store == NULL)
 		return;
 	who.uid = p->known ? (uint32_t)p->uid : UINT32_MAX;
-	who.role = "none";
-	for (i = 0; i < a->n_vaults; i++)
-		if (strcasecmp(a->vaults[i].cfg->name, vault) == 0)
-			who.role = agent_role_name(agent_access_role(a,
-			    &a->vaults[i], p));
+	v = agent_vault_find(a, vault);
+	who.role = agent_role_name(v != NULL ? agent_access_role(a, v, p) :
+	    agent_access_max_role(a, p));
 	if (key != NULL && kv_check(KV_FIELD_KEY_NAME, key) != 0)
 		key = NULL;
 	if ((r = kb_store_audit_append(a->store, &who, vault, op, key, NULL,
 	    "denied", kb_now_unix())) != 0)
 		kb_warn("cannot write an audit record: %s", kb_error_detail(r));
+}
+
+static const struct opinfo *info(enum kv_op op);
+
+void
+agent_kvapi_deny_audit(struct agent *a, const struct agent_peer *p,
+    const char *url, const char *method)
+{
+	const struct agent_vault *dv = agent_vault_default(a);
+	const struct opinfo *oi;
+	struct kv_route rt;
+	const char *vault;
+	char *path;
+
+	if ((path = kb_strdup(url)) == NULL)
+		return;
+	kv_route_parse(path, method, &rt);
+	oi = info(rt.op);
+	if (rt.vault != NULL)
+		vault = rt.vault;
+	else if (!rt.ext && dv != NULL)
+		vault = dv->cfg->name;
+	else
+		vault = "*";
+	if (strlen(vault) > KB_STORE_AUDIT_VAULT_MAX ||
+	    kv_check(KV_FIELD_VAULT_NAME, vault) != 0)
+		vault = "*";
+	agent_audit_denial(a, p, vault, oi != NULL ? oi->name : "request",
+	    rt.name);
+	free(path);
 }
 
 /* ------------------------------------------------------------ JSON input */

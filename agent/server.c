@@ -178,7 +178,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		if ((r = agent_access_check(a, peer)) != 0) {
 			kb_info("refused %s %.128s from uid %u pid %ld",
 			    method, url, (unsigned)peer->uid, (long)peer->pid);
-			agent_audit_denial(a, peer, "*", "connect", NULL);
+			agent_kvapi_deny_audit(a, peer, url, method);
 			rq->answered = true;
 			return respond_error(c, 403, "Forbidden",
 			    kb_error_detail(r), NULL);
