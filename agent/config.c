@@ -233,7 +233,7 @@ token_select(struct agent_config *c, struct agent_token_cfg *t,
 		    t->name, NULL);
 	if (strcmp(e->key, "uri") == 0) {
 		if ((r = kb_p11_uri_parse(e->value, &u)) != 0) {
-			char why[1024];
+			char why[900];
 			snprintf(why, sizeof(why), "%s", kb_error_detail(r));
 			return cfg_err(c, e->line, "bad uri: %s", why, NULL);
 		}

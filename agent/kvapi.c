@@ -209,6 +209,7 @@ member(struct req *rq, const cJSON *obj, const char *name, const cJSON **out)
 {
 	const cJSON *it, *found = NULL;
 
+	*out = NULL;
 	cJSON_ArrayForEach(it, obj) {
 		if (it->string != NULL && strcmp(it->string, name) == 0) {
 			if (found != NULL)
