@@ -54,6 +54,13 @@ struct agent_keycache {
 
 struct agent_inflight {
 	pthread_mutex_t mu;
+	/*
+	 * One per vault (so per token): SoftHSM 2.6 fails object creation
+	 * under concurrent token writes (CKR_GENERAL_ERROR, stray objects;
+	 * SoftHSMv2 issue #573), so calls that write token objects are
+	 * serialized per token.  Crypto operations do not take it.
+	 */
+	pthread_mutex_t *tokwrite;
 	pthread_mutex_t stripes[NAME_STRIPES];
 	int64_t ids[INFLIGHT_MAX];
 	size_t n;
@@ -136,6 +143,20 @@ static kb_p11_token *
 vtoken(const struct agent_vault *v)
 {
 	return v->tok->token;
+}
+
+static struct agent *the_agent;    /* for the token write lock */
+
+static void
+tw_lock(const struct agent_vault *v)
+{
+	pthread_mutex_lock(&the_agent->inflight->tokwrite[v->index]);
+}
+
+static void
+tw_unlock(const struct agent_vault *v)
+{
+	pthread_mutex_unlock(&the_agent->inflight->tokwrite[v->index]);
 }
 
 struct agent_vault *
@@ -246,8 +267,10 @@ destroy_objects(struct agent_vault *v, const char *label,
 
 	if ((r = find_objects(v, label, id, &keys, &n)) != 0)
 		return r;
+	tw_lock(v);
 	for (i = 0; i < n && r == 0; i++)
 		r = kb_p11_key_destroy(keys[i]);
+	tw_unlock(v);
 	kb_p11_keys_free(keys, n);
 	return r;
 }
@@ -272,7 +295,18 @@ set_object_ops(struct agent_vault *v, const char *label,
 		return kb_error_set(KB_ERR_DEVICE, "a version of key %s has no "
 		    "complete object on the token; its key material is lost", label);
 	}
+	tw_lock(v);
 	for (i = 0; i < n && r == 0; i++) {
+		struct kb_p11_key_attrs at;
+
+		/* Read first: SoftHSM rewrites the whole object file on every
+		 * C_SetAttributeValue, so write only what must change. */
+		memset(&at, 0, sizeof(at));
+		if (kb_p11_key_get_attrs(keys[i], &at) == 0 && at.ops == ops) {
+			kb_p11_key_attrs_clear(&at);
+			continue;
+		}
+		kb_p11_key_attrs_clear(&at);
 		r = kb_p11_key_set_ops(keys[i], ops);
 		if (r == KB_ERR_UNSUPPORTED) {
 			/* "where the token allows it" (the store stays the judge). */
@@ -281,6 +315,7 @@ set_object_ops(struct agent_vault *v, const char *label,
 			r = 0;
 		}
 	}
+	tw_unlock(v);
 	kb_p11_keys_free(keys, n);
 	return r;
 }
@@ -465,7 +500,14 @@ agent_vault_create(struct agent *a, struct agent_vault *v,
 	    nv, kb_now_unix(), &in)) != 0)
 		goto out;
 	inflight_add(a, in->id);
-	if ((r = kb_p11_generate(vtoken(v), &spec, &key)) != 0) {
+	tw_lock(v);
+	r = kb_p11_generate(vtoken(v), &spec, &key);
+	tw_unlock(v);
+	if (r != 0) {
+		/* The request was checked: a refusal now is the token's fault. */
+		if (r == KB_ERR_INVALID)
+			r = kb_error_set(KB_ERR_DEVICE, "the token could not make "
+			    "the key: %s", kb_error_detail(r));
 		create_roll_back(a, v, in);
 		goto out;
 	}
@@ -520,37 +562,30 @@ agent_vault_update(struct agent *a, struct agent_vault *v,
     const struct kb_store_update *u, struct kb_store_key **out)
 {
 	pthread_mutex_t *lk = name_lock(a, v, name);
-	struct kb_store_key *cur = NULL;
-	unsigned nops;
-	int r;
+	struct kb_store_key *k = NULL;
+	int r, r2;
 
 	pthread_mutex_lock(lk);
-	if (!u->set_key_ops) {
-		r = kb_store_update(a->store, who, v->cfg->name, name, version, u,
-		    kb_now_unix(), out);
-		goto out;
-	}
-	if ((r = kb_store_get_key(a->store, v->cfg->name, name, version, &cur)) != 0)
-		goto out;
-	nops = agent_p11_ops(cur->kty, u->key_ops);
-	if (nops == 0) {
-		r = kb_error_set(KB_ERR_INVALID,
-		    "key_ops must name at least one operation of the key type");
-		goto out;
-	}
-	if ((r = set_object_ops(v, cur->p11_label, cur->p11_id, nops, true)) != 0)
-		goto out;
+	/*
+	 * The store first, then the token: a crash in between leaves flags
+	 * the start-up check puts back in line with the store (never the
+	 * other way round, which nothing could detect).
+	 */
 	if ((r = kb_store_update(a->store, who, v->cfg->name, name, version, u,
-	    kb_now_unix(), out)) != 0) {
-		if (set_object_ops(v, cur->p11_label, cur->p11_id,
-		    agent_p11_ops(cur->kty, cur->key_ops), false) != 0)
-			kb_warn("cannot restore the usage flags of %s version %s",
-			    cur->name, cur->version);
+	    kb_now_unix(), &k)) != 0)
 		goto out;
+	if (u->set_key_ops && (r2 = set_object_ops(v, k->p11_label, k->p11_id,
+	    agent_p11_ops(k->kty, k->key_ops), false)) != 0)
+		kb_warn("vault %s: %s version %s: key_ops recorded but the token's "
+		    "usage flags could not follow yet (%s); the agent retries at "
+		    "start", v->cfg->name, name, k->version, kb_error_detail(r2));
+	if (out != NULL) {
+		*out = k;
+		k = NULL;
 	}
  out:
 	pthread_mutex_unlock(lk);
-	kb_store_key_free(cur);
+	kb_store_key_free(k);
 	return r;
 }
 
@@ -814,7 +849,10 @@ agent_vault_adopt(struct agent *a, struct agent_vault *v,
 	    &nv, kb_now_unix(), &in)) != 0)
 		goto unlock;
 	inflight_add(a, in->id);
-	if ((r = kb_p11_key_set_label_id(keys[0], name, id, KV_VERSION_BYTES)) != 0) {
+	tw_lock(v);
+	r = kb_p11_key_set_label_id(keys[0], name, id, KV_VERSION_BYTES);
+	tw_unlock(v);
+	if (r != 0) {
 		/* set_label_id put the public half back; the sweep undoes the
 		 * rest if the abort cannot be recorded. */
 		if (kb_store_intent_abort(a->store, in->id, kb_now_unix()) != 0)
@@ -868,8 +906,10 @@ adopt_undo(struct agent_vault *v, const struct kb_store_intent *in)
 	if ((r = kb_hex_decode(idh->valuestring, &id, &idlen)) != 0 ||
 	    (r = find_objects(v, in->p11_label, in->p11_id, &keys, &n)) != 0)
 		goto out;
+	tw_lock(v);
 	for (i = 0; i < n && r == 0; i++)
 		r = kb_p11_key_set_label_id(keys[i], lab->valuestring, id, idlen);
+	tw_unlock(v);
 	if (r == 0)
 		r = 1;
  out:
@@ -992,6 +1032,7 @@ struct tobj {
 	const char *label;
 	const unsigned char *id;
 	bool complete;
+	kb_p11_key *key;
 };
 
 static int
@@ -1003,6 +1044,53 @@ tobj_cmp(const void *x, const void *y)
 	return c != 0 ? c : memcmp(a->id, b->id, KV_VERSION_BYTES);
 }
 
+/* One version looked up alone (when the whole listing failed). */
+static bool
+fallback_find(struct agent_vault *v, const struct kb_store_object *o,
+    struct tobj *t)
+{
+	kb_p11_key **keys = NULL;
+	size_t n = 0;
+
+	memset(t, 0, sizeof(*t));
+	if (find_objects(v, o->p11_label, o->p11_id, &keys, &n) != 0 || n == 0) {
+		kb_p11_keys_free(keys, n);
+		return false;
+	}
+	t->complete = n == 1 && kb_p11_key_is_complete(keys[0]);
+	t->key = keys[0];
+	keys[0] = NULL;
+	kb_p11_keys_free(keys, n);
+	return true;
+}
+
+/* Usage flags as the store says: key_ops if active, none if deleted. */
+static void
+fix_flags(struct agent_vault *v, kb_p11_key *k, const char *name,
+    const struct kb_store_object *o, bool deleted)
+{
+	struct kb_p11_key_attrs at;
+	unsigned want = deleted ? 0 : agent_p11_ops(o->kty, o->key_ops);
+	int r;
+
+	memset(&at, 0, sizeof(at));
+	if (kb_p11_key_get_attrs(k, &at) != 0)
+		return;
+	if (at.ops != want) {
+		tw_lock(v);
+		r = kb_p11_key_set_ops(k, want);
+		tw_unlock(v);
+		if (r != 0)
+			kb_warn("vault %s: cannot put the usage flags of %s version %s "
+			    "in line with the store: %s", v->cfg->name, name,
+			    o->version, kb_error_detail(r));
+		else
+			kb_info("vault %s: usage flags of %s version %s put back in "
+			    "line with the store", v->cfg->name, name, o->version);
+	}
+	kb_p11_key_attrs_clear(&at);
+}
+
 /* Check every version of the keys of one listing against the token. */
 static size_t
 verify_listing(struct agent *a, struct agent_vault *v, struct tobj *objs,
@@ -1012,7 +1100,7 @@ verify_listing(struct agent *a, struct agent_vault *v, struct tobj *objs,
 	struct kb_store_object *vers = NULL;
 	char *after = NULL, *next = NULL;
 	size_t n = 0, nv = 0, i, j, bad = 0;
-	struct tobj key, *hit;
+	struct tobj key, *hit, hit_buf;
 	int r;
 
 	do {
@@ -1029,7 +1117,14 @@ verify_listing(struct agent *a, struct agent_vault *v, struct tobj *objs,
 			for (j = 0; j < nv; j++) {
 				key.label = vers[j].p11_label;
 				key.id = vers[j].p11_id;
-				hit = bsearch(&key, objs, nobj, sizeof(*objs), tobj_cmp);
+				hit = objs != NULL ? bsearch(&key, objs, nobj,
+				    sizeof(*objs), tobj_cmp) : NULL;
+				if (objs == NULL && fallback_find(v, &vers[j], &hit_buf))
+					hit = &hit_buf;
+				if (hit != NULL && hit->complete)
+					fix_flags(v, hit->key, items[i].name, &vers[j], deleted);
+				if (objs == NULL && hit == &hit_buf)
+					kb_p11_key_free(hit_buf.key);
 				if (hit == NULL || !hit->complete) {
 					kb_error("vault %s: key %s version %s has no "
 					    "object on the token%s; its key material is lost",
@@ -1065,11 +1160,16 @@ verify_objects(struct agent *a, struct agent_vault *v)
 	size_t n = 0, i, nobj = 0, idlen, bad;
 	const unsigned char *id;
 	const char *label;
+	int r;
 
-	if (kb_p11_find_keys(vtoken(v), NULL, &keys, &n) != 0) {
-		kb_warn("vault %s: cannot list the token's objects to check them: %s",
-		    v->cfg->name, kb_error_detail(KB_ERR_DEVICE));
-		return;
+	if ((r = kb_p11_find_keys(vtoken(v), NULL, &keys, &n)) != 0) {
+		/* One unreadable object (a torn write) fails the whole listing:
+		 * then look every version up alone. */
+		kb_warn("vault %s: cannot list the token's objects (%s); checking "
+		    "each version alone", v->cfg->name, kb_error_detail(r));
+		keys = NULL;
+		n = 0;
+		goto check;
 	}
 	if ((objs = calloc(n + 1, sizeof(*objs))) == NULL)
 		goto out;
@@ -1081,6 +1181,7 @@ verify_objects(struct agent *a, struct agent_vault *v)
 		objs[nobj].label = label;
 		objs[nobj].id = id;
 		objs[nobj].complete = kb_p11_key_is_complete(keys[i]);
+		objs[nobj].key = keys[i];
 		nobj++;
 		if (kv_check(KV_FIELD_KEY_NAME, label) == 0 &&
 		    kb_store_object_known(a->store, v->cfg->name, label, id) ==
@@ -1098,6 +1199,7 @@ verify_objects(struct agent *a, struct agent_vault *v)
 		}
 	}
 	qsort(objs, nobj, sizeof(*objs), tobj_cmp);
+ check:
 	bad = verify_listing(a, v, objs, nobj, false) +
 	    verify_listing(a, v, objs, nobj, true);
 	if (bad > 0)
@@ -1174,8 +1276,13 @@ agent_vaults_open(struct agent *a)
 	pthread_cond_init(&a->inflight->wake, NULL);
 	for (i = 0; i < NAME_STRIPES; i++)
 		pthread_mutex_init(&a->inflight->stripes[i], NULL);
-	if ((a->vaults = calloc(a->cfg->n_vaults, sizeof(*a->vaults))) == NULL)
+	if ((a->vaults = calloc(a->cfg->n_vaults, sizeof(*a->vaults))) == NULL ||
+	    (a->inflight->tokwrite = calloc(a->cfg->n_vaults,
+	    sizeof(*a->inflight->tokwrite))) == NULL)
 		return KB_ERR_ALLOC;
+	for (i = 0; i < a->cfg->n_vaults; i++)
+		pthread_mutex_init(&a->inflight->tokwrite[i], NULL);
+	the_agent = a;
 	a->n_vaults = a->cfg->n_vaults;
 	for (i = 0; i < a->n_vaults; i++) {
 		vc = &a->cfg->vaults[i];
@@ -1279,6 +1386,9 @@ agent_vaults_close(struct agent *a)
 	if (a->inflight != NULL) {
 		for (i = 0; i < NAME_STRIPES; i++)
 			pthread_mutex_destroy(&a->inflight->stripes[i]);
+		for (i = 0; a->inflight->tokwrite != NULL && i < a->n_vaults; i++)
+			pthread_mutex_destroy(&a->inflight->tokwrite[i]);
+		free(a->inflight->tokwrite);
 		pthread_mutex_destroy(&a->inflight->mu);
 		pthread_cond_destroy(&a->inflight->wake);
 		free(a->inflight);
