@@ -163,6 +163,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	struct agent *a = cls;
 	struct request *rq = *req_ctx;
 	const struct agent_peer *peer = NULL;
+	char why[512];
 	const char *cl;
 	unsigned long long clen;
 	char msg[128];
@@ -178,10 +179,11 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		if ((r = agent_access_check(a, peer)) != 0) {
 			kb_info("refused %s %.128s from uid %u pid %ld",
 			    method, url, (unsigned)peer->uid, (long)peer->pid);
+			/* The sentence first: auditing may set another. */
+			snprintf(why, sizeof(why), "%s", kb_error_detail(r));
 			agent_kvapi_deny_audit(a, peer, url, method);
 			rq->answered = true;
-			return respond_error(c, 403, "Forbidden",
-			    kb_error_detail(r), NULL);
+			return respond_error(c, 403, "Forbidden", why, NULL);
 		}
 		kb_debug("%s %.128s from uid %u pid %ld", method, url,
 		    (unsigned)peer->uid, (long)peer->pid);

@@ -248,12 +248,19 @@ find_objects(struct agent_vault *v, const char *label,
 {
 	struct kb_p11_uri f;
 
+	int r;
+
 	memset(&f, 0, sizeof(f));
 	f.object = (char *)label;
 	f.id = (unsigned char *)id;
 	f.id_len = KV_VERSION_BYTES;
 	f.has_id = true;
-	return kb_p11_find_keys(vtoken(v), &f, keys, n);
+	/* SoftHSM's object store also trips over searches that run while
+	 * another thread writes (seen by t-crash): searches take the lock. */
+	tw_lock(v);
+	r = kb_p11_find_keys(vtoken(v), &f, keys, n);
+	tw_unlock(v);
+	return r;
 }
 
 /* Destroy every object labelled label with id (none is fine). */
@@ -789,7 +796,10 @@ agent_vault_adopt(struct agent *a, struct agent_vault *v,
 		goto out;
 	}
 	pthread_mutex_lock(lk);
-	if ((r = kb_p11_find_keys(vtoken(v), u, &keys, &n)) != 0)
+	tw_lock(v);
+	r = kb_p11_find_keys(vtoken(v), u, &keys, &n);
+	tw_unlock(v);
+	if (r != 0)
 		goto unlock;
 	if (n != 1) {
 		r = n == 0 ? kb_error_set(KB_ERR_NOT_FOUND, "no key on vault %s's "
@@ -1162,7 +1172,10 @@ verify_objects(struct agent *a, struct agent_vault *v)
 	const char *label;
 	int r;
 
-	if ((r = kb_p11_find_keys(vtoken(v), NULL, &keys, &n)) != 0) {
+	tw_lock(v);
+	r = kb_p11_find_keys(vtoken(v), NULL, &keys, &n);
+	tw_unlock(v);
+	if (r != 0) {
 		/* One unreadable object (a torn write) fails the whole listing:
 		 * then look every version up alone. */
 		kb_warn("vault %s: cannot list the token's objects (%s); checking "
