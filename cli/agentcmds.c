@@ -27,26 +27,6 @@ plain_options(struct cli *c, const char *name, int argc, char **argv)
 	return 0;
 }
 
-static void
-print_json(const cJSON *j)
-{
-	char *s = cJSON_Print(j);
-
-	if (s != NULL) {
-		fputs(s, stdout);
-		putchar('\n');
-	}
-	cJSON_free(s);
-}
-
-static const char *
-jstr(const cJSON *o, const char *k)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 static double
 jnum(const cJSON *o, const char *k)
 {
@@ -108,11 +88,11 @@ cmd_status(struct cli *c, int argc, char **argv)
 	if ((r = cli_agent_get(c, "/keybridge/status", &st)) != 0)
 		return cli_print_error(r);
 	if (c->json) {
-		print_json(st);
+		cli_print_json(st);
 		goto out;
 	}
 	printf("keybridged ");
-	cli_put(jstr(st, "version"));
+	cli_put(cli_jstr(st, "version"));
 	printf(", pid %.0f, up %.0fs, socket ", jnum(st, "pid"),
 	    jnum(st, "uptime_seconds"));
 	cli_put(c->socket);
@@ -128,13 +108,13 @@ cmd_status(struct cli *c, int argc, char **argv)
 		if (i >= n)
 			break;
 		k = i * 7;
-		cells[k] = kb_strdup(jstr(t, "name") ? jstr(t, "name") : "-");
-		cells[k + 1] = kb_strdup(jstr(t, "state") ? jstr(t, "state") : "-");
+		cells[k] = kb_strdup(cli_jstr(t, "name") ? cli_jstr(t, "name") : "-");
+		cells[k + 1] = kb_strdup(cli_jstr(t, "state") ? cli_jstr(t, "state") : "-");
 		cells[k + 2] = kb_strdup(jyesno(t, "logged_in"));
-		cells[k + 3] = jstr(t, "label") ? kb_strdup(jstr(t, "label")) : NULL;
-		cells[k + 4] = jstr(t, "serial") ? kb_strdup(jstr(t, "serial")) : NULL;
+		cells[k + 3] = cli_jstr(t, "label") ? kb_strdup(cli_jstr(t, "label")) : NULL;
+		cells[k + 4] = cli_jstr(t, "serial") ? kb_strdup(cli_jstr(t, "serial")) : NULL;
 		cells[k + 5] = ratio_dup(jnum(s, "open"), jnum(s, "max"));
-		cells[k + 6] = jstr(t, "uri") ? kb_strdup(jstr(t, "uri")) : NULL;
+		cells[k + 6] = cli_jstr(t, "uri") ? kb_strdup(cli_jstr(t, "uri")) : NULL;
 		i++;
 	}
 	cli_table(head, 7, cells, i);
@@ -161,7 +141,7 @@ cmd_token_list(struct cli *c, int argc, char **argv)
 	if ((r = cli_agent_get(c, "/keybridge/tokens", &tl)) != 0)
 		return cli_print_error(r);
 	if (c->json) {
-		print_json(tl);
+		cli_print_json(tl);
 		goto out;
 	}
 	toks = cJSON_GetObjectItemCaseSensitive(tl, "tokens");
@@ -176,25 +156,25 @@ cmd_token_list(struct cli *c, int argc, char **argv)
 		if (i >= n)
 			break;
 		k = i * 6;
-		cells[k] = kb_strdup(jstr(t, "name") ? jstr(t, "name") : "-");
+		cells[k] = kb_strdup(cli_jstr(t, "name") ? cli_jstr(t, "name") : "-");
 		cells[k + 1] = num_dup(jnum(t, "slot_id"));
 		if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "present"))) {
 			cells[k + 2] = kb_strdup("(no token)");
 		} else {
-			cells[k + 2] = jstr(t, "label") ? kb_strdup(jstr(t, "label")) : NULL;
-			cells[k + 3] = jstr(t, "serial") ? kb_strdup(jstr(t, "serial")) : NULL;
-			cells[k + 4] = jstr(t, "manufacturer") ?
-			    kb_strdup(jstr(t, "manufacturer")) : NULL;
-			cells[k + 5] = jstr(t, "model") ? kb_strdup(jstr(t, "model")) : NULL;
+			cells[k + 2] = cli_jstr(t, "label") ? kb_strdup(cli_jstr(t, "label")) : NULL;
+			cells[k + 3] = cli_jstr(t, "serial") ? kb_strdup(cli_jstr(t, "serial")) : NULL;
+			cells[k + 4] = cli_jstr(t, "manufacturer") ?
+			    kb_strdup(cli_jstr(t, "manufacturer")) : NULL;
+			cells[k + 5] = cli_jstr(t, "model") ? kb_strdup(cli_jstr(t, "model")) : NULL;
 		}
 		i++;
 	}
 	cli_table(head, 6, cells, i);
 	i = 0;
 	cJSON_ArrayForEach(t, toks) {
-		const char *name = jstr(t, "name");
+		const char *name = cli_jstr(t, "name");
 
-		if (jstr(t, "uri") == NULL)
+		if (cli_jstr(t, "uri") == NULL)
 			continue;
 		printf("\nslot %.0f%s", jnum(t, "slot_id"), name ? " (" : "");
 		if (name != NULL) {
@@ -202,9 +182,9 @@ cmd_token_list(struct cli *c, int argc, char **argv)
 			putchar(')');
 		}
 		printf("\n  module: ");
-		cli_put(jstr(t, "module"));
+		cli_put(cli_jstr(t, "module"));
 		printf("\n  uri:    ");
-		cli_put(jstr(t, "uri"));
+		cli_put(cli_jstr(t, "uri"));
 		printf("\n  flags: ");
 		cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(t, "flags")) {
 			if (cJSON_IsString(f)) {

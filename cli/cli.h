@@ -38,6 +38,17 @@ int cli_socket(struct cli *c) KB_WARN_UNUSED;
 int cli_config_socket(const char *path, char **out) KB_WARN_UNUSED;
 /* GET path from the agent; *out is the 2xx JSON body. */
 int cli_agent_get(struct cli *c, const char *path, cJSON **out) KB_WARN_UNUSED;
+/*
+ * One request on *kv (connected on first use, kept for the next).  0 for
+ * a 2xx answer with *out (if not NULL) its JSON body, NULL when empty;
+ * else kv-client's error with Key Vault's message, or the CLI's sentence
+ * when the agent cannot be reached.
+ */
+int cli_agent_request(struct cli *c, kb_kv_client **kv, const char *method,
+    const char *path, const cJSON *body, cJSON **out) KB_WARN_UNUSED;
+/* Pretty-print JSON on stdout; a string member of o, or NULL. */
+void cli_print_json(const cJSON *j);
+const char *cli_jstr(const cJSON *o, const char *k);
 /* Options every command accepts; use in a getopt_long table. */
 #define CLI_GLOBAL_OPTIONS \
 	{ "json", no_argument, NULL, 'j' }, \

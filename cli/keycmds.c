@@ -246,19 +246,6 @@ kc_clear(struct kc *k)
 	memset(k, 0, sizeof(*k));
 }
 
-/* Rewrite kv-client's unreachable sentence into the CLI's (as status does). */
-static int
-unreachable(const struct cli *c, int r)
-{
-	char reason[256];
-	const char *d = kb_error_detail(r), *colon = strrchr(d, ':');
-
-	snprintf(reason, sizeof(reason), "%s", colon != NULL ? colon + 2 : d);
-	return kb_error_set(r, "cannot reach the agent at %s: %s; start it with "
-	    "`keybridge dev up --dir DIR` or `keybridged --config FILE`",
-	    c->socket, reason);
-}
-
 /*
  * One request.  0 for a 2xx answer, with *out its JSON body (NULL when
  * the body was empty, as for purge's 204); else the error kv-client
@@ -268,30 +255,7 @@ static int
 kc_call(struct kc *k, const char *method, const char *path, const cJSON *body,
     cJSON **out)
 {
-	struct kb_kv_response *resp = NULL;
-	int r;
-
-	if (k->kv == NULL) {
-		if ((r = cli_socket(k->c)) != 0)
-			return r;
-		if ((r = kb_kv_client_new_unix(k->c->socket, &k->kv)) != 0)
-			return r;
-	}
-	kb_debug("%s %s", method, path);
-	if ((r = kb_kv_request(k->kv, method, path, body, &resp)) != 0) {
-		if (r == KB_ERR_UNREACHABLE)
-			r = unreachable(k->c, r);
-		goto out;
-	}
-	if ((r = kb_kv_response_error(resp)) != 0)
-		goto out;
-	if (out != NULL) {
-		*out = resp->body;
-		resp->body = NULL;    /* transferred */
-	}
- out:
-	kb_kv_response_free(resp);
-	return r;
+	return cli_agent_request(k->c, &k->kv, method, path, body, out);
 }
 
 /* Like kc_call, but a JSON object must come back. */
@@ -467,26 +431,6 @@ kc_vault(struct kc *k, const cJSON **out)
 
 /* ------------------------------------------------------------- printing */
 
-static void
-print_json(const cJSON *j)
-{
-	char *s = cJSON_Print(j);
-
-	if (s != NULL) {
-		fputs(s, stdout);
-		putchar('\n');
-	}
-	cJSON_free(s);
-}
-
-static const char *
-jstr(const cJSON *o, const char *k)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 /* A Key Vault IntDate as RFC 3339 UTC, or NULL when absent. */
 static char *
 jtime(const cJSON *o, const char *k)
@@ -610,7 +554,7 @@ kid_parts(const char *kid, char *name, size_t nn, char *ver, size_t vn)
 static char *
 rsa_bits(const cJSON *key)
 {
-	const char *n = jstr(key, "n");
+	const char *n = cli_jstr(key, "n");
 	unsigned char *raw = NULL;
 	size_t len = 0, i = 0, bits;
 	char buf[32];
@@ -636,7 +580,7 @@ rsa_bits(const cJSON *key)
 static char *
 size_str(const cJSON *key, const cJSON *attrs)
 {
-	const char *kty = jstr(key, "kty"), *crv = jstr(key, "crv");
+	const char *kty = cli_jstr(key, "kty"), *crv = cli_jstr(key, "crv");
 
 	if (crv != NULL)
 		return kb_strdup(crv);
@@ -663,7 +607,7 @@ version_uri(struct kc *k, const char *name, const char *ver)
 	char *s = NULL;
 	int r;
 
-	if (kc_vault(k, &v) != 0 || (tok = jstr(v, "token_uri")) == NULL ||
+	if (kc_vault(k, &v) != 0 || (tok = cli_jstr(v, "token_uri")) == NULL ||
 	    strncmp(tok, "pkcs11:", 7) != 0) {
 		kb_error_clear();
 		return NULL;
@@ -715,7 +659,7 @@ print_rows(struct row *rows, size_t n)
 static char *
 recovery_str(const cJSON *attrs)
 {
-	const char *lvl = jstr(attrs, "recoveryLevel");
+	const char *lvl = cli_jstr(attrs, "recoveryLevel");
 	const cJSON *d = cJSON_GetObjectItemCaseSensitive(attrs, "recoverableDays");
 	char buf[160];
 
@@ -739,18 +683,18 @@ print_bundle(struct kc *k, const cJSON *b)
 	bool deleted;
 
 	if (k->c->json) {
-		print_json(b);
+		cli_print_json(b);
 		return 0;
 	}
 	key = cJSON_GetObjectItemCaseSensitive(b, "key");
 	attrs = cJSON_GetObjectItemCaseSensitive(b, "attributes");
-	kid_parts(jstr(key, "kid"), name, sizeof(name), ver, sizeof(ver));
+	kid_parts(cli_jstr(key, "kid"), name, sizeof(name), ver, sizeof(ver));
 	deleted = cJSON_GetObjectItemCaseSensitive(b, "recoveryId") != NULL;
 	rows[n++] = (struct row){ "name", kb_strdup(name) };
 	rows[n++] = (struct row){ "version", kb_strdup(ver) };
-	rows[n++] = (struct row){ "kid", jstr(key, "kid") ? kb_strdup(jstr(key, "kid")) : NULL };
-	rows[n++] = (struct row){ "kty", jstr(key, "kty") ? kb_strdup(jstr(key, "kty")) : NULL };
-	rows[n++] = (struct row){ jstr(key, "crv") ? "curve" : "size", size_str(key, attrs) };
+	rows[n++] = (struct row){ "kid", cli_jstr(key, "kid") ? kb_strdup(cli_jstr(key, "kid")) : NULL };
+	rows[n++] = (struct row){ "kty", cli_jstr(key, "kty") ? kb_strdup(cli_jstr(key, "kty")) : NULL };
+	rows[n++] = (struct row){ cli_jstr(key, "crv") ? "curve" : "size", size_str(key, attrs) };
 	rows[n++] = (struct row){ "key_ops", strings_str(cJSON_GetObjectItemCaseSensitive(key, "key_ops")) };
 	rows[n++] = (struct row){ "enabled", jbool(attrs, "enabled") };
 	rows[n++] = (struct row){ "not before", jtime(attrs, "nbf") };
@@ -762,8 +706,8 @@ print_bundle(struct kc *k, const cJSON *b)
 	if (deleted) {
 		rows[n++] = (struct row){ "deleted", jtime(b, "deletedDate") };
 		rows[n++] = (struct row){ "purge date", jtime(b, "scheduledPurgeDate") };
-		rows[n++] = (struct row){ "recovery id", jstr(b, "recoveryId") ?
-		    kb_strdup(jstr(b, "recoveryId")) : NULL };
+		rows[n++] = (struct row){ "recovery id", cli_jstr(b, "recoveryId") ?
+		    kb_strdup(cli_jstr(b, "recoveryId")) : NULL };
 	} else if (name[0] != '\0' && ver[0] != '\0') {
 		rows[n++] = (struct row){ "pkcs11 uri", version_uri(k, name, ver) };
 	}
@@ -810,14 +754,14 @@ print_items(const cJSON *items, enum list_kind kind)
 			break;
 		attrs = cJSON_GetObjectItemCaseSensitive(it, "attributes");
 		tags = cJSON_GetObjectItemCaseSensitive(it, "tags");
-		kid_parts(jstr(it, "kid"), name, sizeof(name), ver, sizeof(ver));
+		kid_parts(cli_jstr(it, "kid"), name, sizeof(name), ver, sizeof(ver));
 		c = i * cols;
 		cells[c] = kb_strdup(kind == LIST_VERSIONS ? ver : name);
 		if (kind == LIST_DELETED) {
 			cells[c + 1] = jtime(it, "deletedDate");
 			cells[c + 2] = jtime(it, "scheduledPurgeDate");
-			cells[c + 3] = kb_strdup(jstr(attrs, "recoveryLevel") ?
-			    jstr(attrs, "recoveryLevel") : "");
+			cells[c + 3] = kb_strdup(cli_jstr(attrs, "recoveryLevel") ?
+			    cli_jstr(attrs, "recoveryLevel") : "");
 			cells[c + 4] = tags_str(tags);
 		} else {
 			cells[c + 1] = jbool(attrs, "enabled");
@@ -1115,7 +1059,7 @@ cmd_key_list(struct cli *c, int argc, char **argv)
 	if ((r = list_all(&k, path, 0, &all)) != 0)
 		goto out;
 	if (c->json)
-		print_json(all);
+		cli_print_json(all);
 	else
 		r = print_items(all, o.deleted ? LIST_DELETED : LIST_KEYS);
  out:
@@ -1182,7 +1126,7 @@ cmd_key_versions(struct cli *c, int argc, char **argv)
 	if ((r = list_all(&k, path, 0, &all)) != 0)
 		goto out;
 	if (c->json)
-		print_json(all);
+		cli_print_json(all);
 	else
 		r = print_items(all, LIST_VERSIONS);
  out:
@@ -1380,7 +1324,7 @@ cmd_key_adopt(struct cli *c, int argc, char **argv)
 	else if ((r = kc_vault(&k, &v)) != 0)
 		goto out;
 	else
-		vname = jstr(v, "name");
+		vname = cli_jstr(v, "name");
 	if (vname == NULL || check_vault_name(vname) != 0) {
 		r = kb_error_set(KB_ERR_PROTOCOL, "the agent's default vault has "
 		    "no usable name");
@@ -1456,12 +1400,12 @@ cmd_audit_list(struct cli *c, int argc, char **argv)
 		cells[x] = jnumstr(it, "seq");
 		cells[x + 1] = jtime(it, "time");
 		cells[x + 2] = jnumstr(it, "uid");
-		cells[x + 3] = jstr(it, "role") ? kb_strdup(jstr(it, "role")) : NULL;
-		cells[x + 4] = jstr(it, "vault") ? kb_strdup(jstr(it, "vault")) : NULL;
-		cells[x + 5] = jstr(it, "op") ? kb_strdup(jstr(it, "op")) : NULL;
-		cells[x + 6] = jstr(it, "key") ? kb_strdup(jstr(it, "key")) : NULL;
-		cells[x + 7] = jstr(it, "version") ? kb_strdup(jstr(it, "version")) : NULL;
-		cells[x + 8] = jstr(it, "result") ? kb_strdup(jstr(it, "result")) : NULL;
+		cells[x + 3] = cli_jstr(it, "role") ? kb_strdup(cli_jstr(it, "role")) : NULL;
+		cells[x + 4] = cli_jstr(it, "vault") ? kb_strdup(cli_jstr(it, "vault")) : NULL;
+		cells[x + 5] = cli_jstr(it, "op") ? kb_strdup(cli_jstr(it, "op")) : NULL;
+		cells[x + 6] = cli_jstr(it, "key") ? kb_strdup(cli_jstr(it, "key")) : NULL;
+		cells[x + 7] = cli_jstr(it, "version") ? kb_strdup(cli_jstr(it, "version")) : NULL;
+		cells[x + 8] = cli_jstr(it, "result") ? kb_strdup(cli_jstr(it, "result")) : NULL;
 		i++;
 	}
 	cli_table(head, 9, cells, i);

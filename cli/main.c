@@ -340,19 +340,22 @@ cli_socket(struct cli *c)
 }
 
 int
-cli_agent_get(struct cli *c, const char *path, cJSON **out)
+cli_agent_request(struct cli *c, kb_kv_client **kv, const char *method,
+    const char *path, const cJSON *body, cJSON **out)
 {
-	kb_kv_client *kv = NULL;
 	struct kb_kv_response *resp = NULL;
 	char reason[256];
 	const char *d, *colon;
 	int r;
 
-	if ((r = cli_socket(c)) != 0)
-		return r;
-	if ((r = kb_kv_client_new_unix(c->socket, &kv)) != 0)
-		goto out;
-	if ((r = kb_kv_request(kv, "GET", path, NULL, &resp)) != 0) {
+	if (*kv == NULL) {
+		if ((r = cli_socket(c)) != 0)
+			return r;
+		if ((r = kb_kv_client_new_unix(c->socket, kv)) != 0)
+			return r;
+	}
+	kb_debug("%s %s", method, path);
+	if ((r = kb_kv_request(*kv, method, path, body, &resp)) != 0) {
 		if (r == KB_ERR_UNREACHABLE) {
 			d = kb_error_detail(r);
 			colon = strrchr(d, ':');
@@ -366,16 +369,49 @@ cli_agent_get(struct cli *c, const char *path, cJSON **out)
 	}
 	if ((r = kb_kv_response_error(resp)) != 0)
 		goto out;
-	if (resp->body == NULL) {
-		r = kb_error_set(KB_ERR_PROTOCOL, "the agent sent an empty answer");
-		goto out;
+	if (out != NULL) {
+		*out = resp->body;
+		resp->body = NULL;    /* transferred */
 	}
-	*out = resp->body;
-	resp->body = NULL;
  out:
 	kb_kv_response_free(resp);
-	kb_kv_client_free(kv);
 	return r;
+}
+
+int
+cli_agent_get(struct cli *c, const char *path, cJSON **out)
+{
+	kb_kv_client *kv = NULL;
+	cJSON *j = NULL;
+	int r;
+
+	if ((r = cli_agent_request(c, &kv, "GET", path, NULL, &j)) == 0 &&
+	    j == NULL)
+		r = kb_error_set(KB_ERR_PROTOCOL, "the agent sent an empty answer");
+	kb_kv_client_free(kv);
+	if (r == 0)
+		*out = j;
+	return r;
+}
+
+void
+cli_print_json(const cJSON *j)
+{
+	char *s = cJSON_Print(j);
+
+	if (s != NULL) {
+		fputs(s, stdout);
+		putchar('\n');
+	}
+	cJSON_free(s);
+}
+
+const char *
+cli_jstr(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
 static const struct cli_command *
