@@ -11,6 +11,7 @@
 #ifndef KB_AGENT_H
 #define KB_AGENT_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -114,6 +115,13 @@ struct agent_vault {
 	const struct agent_vault_cfg *cfg;
 	struct agent_token *tok;
 	size_t index;
+	/*
+	 * Token writes and searches, one at a time (vaults never share a
+	 * token): SoftHSM 2.6 fails object creation when they run
+	 * concurrently (CKR_GENERAL_ERROR, nameless objects; SoftHSMv2
+	 * #573).  Crypto operations on found keys do not take it.
+	 */
+	pthread_mutex_t tokwrite;
 };
 
 struct agent_keycache;

@@ -54,13 +54,6 @@ struct agent_keycache {
 
 struct agent_inflight {
 	pthread_mutex_t mu;
-	/*
-	 * One per vault (so per token): SoftHSM 2.6 fails object creation
-	 * under concurrent token writes (CKR_GENERAL_ERROR, stray objects;
-	 * SoftHSMv2 issue #573), so calls that write token objects are
-	 * serialized per token.  Crypto operations do not take it.
-	 */
-	pthread_mutex_t *tokwrite;
 	pthread_mutex_t stripes[NAME_STRIPES];
 	int64_t ids[INFLIGHT_MAX];
 	size_t n;
@@ -145,18 +138,16 @@ vtoken(const struct agent_vault *v)
 	return v->tok->token;
 }
 
-static struct agent *the_agent;    /* for the token write lock */
-
 static void
-tw_lock(const struct agent_vault *v)
+tw_lock(struct agent_vault *v)
 {
-	pthread_mutex_lock(&the_agent->inflight->tokwrite[v->index]);
+	pthread_mutex_lock(&v->tokwrite);
 }
 
 static void
-tw_unlock(const struct agent_vault *v)
+tw_unlock(struct agent_vault *v)
 {
-	pthread_mutex_unlock(&the_agent->inflight->tokwrite[v->index]);
+	pthread_mutex_unlock(&v->tokwrite);
 }
 
 struct agent_vault *
@@ -1289,19 +1280,15 @@ agent_vaults_open(struct agent *a)
 	pthread_cond_init(&a->inflight->wake, NULL);
 	for (i = 0; i < NAME_STRIPES; i++)
 		pthread_mutex_init(&a->inflight->stripes[i], NULL);
-	if ((a->vaults = calloc(a->cfg->n_vaults, sizeof(*a->vaults))) == NULL ||
-	    (a->inflight->tokwrite = calloc(a->cfg->n_vaults,
-	    sizeof(*a->inflight->tokwrite))) == NULL)
+	if ((a->vaults = calloc(a->cfg->n_vaults, sizeof(*a->vaults))) == NULL)
 		return KB_ERR_ALLOC;
-	for (i = 0; i < a->cfg->n_vaults; i++)
-		pthread_mutex_init(&a->inflight->tokwrite[i], NULL);
-	the_agent = a;
 	a->n_vaults = a->cfg->n_vaults;
 	for (i = 0; i < a->n_vaults; i++) {
 		vc = &a->cfg->vaults[i];
 		a->vaults[i].cfg = vc;
 		a->vaults[i].index = i;
 		a->vaults[i].tok = &a->tokens[vc->token_index];
+		pthread_mutex_init(&a->vaults[i].tokwrite, NULL);
 	}
 	n = strlen(a->cfg->state_dir) + sizeof("/vaults.db");
 	if ((path = malloc(n)) == NULL)
@@ -1399,9 +1386,7 @@ agent_vaults_close(struct agent *a)
 	if (a->inflight != NULL) {
 		for (i = 0; i < NAME_STRIPES; i++)
 			pthread_mutex_destroy(&a->inflight->stripes[i]);
-		for (i = 0; a->inflight->tokwrite != NULL && i < a->n_vaults; i++)
-			pthread_mutex_destroy(&a->inflight->tokwrite[i]);
-		free(a->inflight->tokwrite);
+
 		pthread_mutex_destroy(&a->inflight->mu);
 		pthread_cond_destroy(&a->inflight->wake);
 		free(a->inflight);
@@ -1409,6 +1394,8 @@ agent_vaults_close(struct agent *a)
 	}
 	kb_store_close(a->store);
 	a->store = NULL;
+	for (i = 0; i < a->n_vaults; i++)
+		pthread_mutex_destroy(&a->vaults[i].tokwrite);
 	free(a->vaults);
 	a->vaults = NULL;
 	a->n_vaults = 0;
