@@ -75,20 +75,56 @@ need softhsm2-util
 need python3
 [ -r "$SOFTHSM_MODULE" ] || { echo "1..0 # SKIP no SoftHSM2 module at $SOFTHSM_MODULE"; exit 0; }
 
-# mktoken DIR LABEL: a SoftHSM2 token in DIR/tokens with DIR/user.pin
-# and DIR/so.pin (0600); exports SOFTHSM2_CONF.
+# mktoken DIR LABEL [N]: a SoftHSM2 token in DIR/tokens with DIR/userN.pin
+# and DIR/soN.pin (0600); exports SOFTHSM2_CONF.  N (e.g. 2) makes a
+# further token in the same store.
 mktoken() {
-	local d=$1 label=$2
+	local d=$1 label=$2 n=${3:-}
 	mkdir -p "$d/tokens"
 	chmod 700 "$d"
 	printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' \
 	    "$d" >"$d/softhsm2.conf"
 	export SOFTHSM2_CONF=$d/softhsm2.conf
 	(umask 077
-	 head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$d/user.pin"
-	 head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$d/so.pin")
+	 head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$d/user$n.pin"
+	 head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$d/so$n.pin")
 	softhsm2-util --init-token --free --label "$label" \
-	    --so-pin "$(cat "$d/so.pin")" --pin "$(cat "$d/user.pin")" >/dev/null
+	    --so-pin "$(cat "$d/so$n.pin")" --pin "$(cat "$d/user$n.pin")" >/dev/null
+}
+
+# mkvaultconf FILE SOCKET [LINES-FOR-VAULT-MAIN]: an agent config with two
+# vaults on the tokens kb1 and kb2 (mktoken DIR kb1; mktoken DIR kb2 2):
+# "main" (default, 7-day retention) and "locked" (purge protection).  The
+# socket is 0666: the tests give other uids roles, the roles decide.
+mkvaultconf() {
+	cat >"$1" <<CONF
+[agent]
+socket = $2
+state_dir = $W/state
+log_level = debug
+socket_mode = 0666
+
+[token t1]
+module = $SOFTHSM_MODULE
+label = kb1
+pin_file = $W/user.pin
+
+[token t2]
+module = $SOFTHSM_MODULE
+label = kb2
+pin_file = $W/user2.pin
+
+[vault main]
+token = t1
+default = true
+retention_days = 7
+${3:-}
+
+[vault locked]
+token = t2
+retention_days = 7
+purge_protection = true
+CONF
 }
 
 # objects DIR: number of objects on SoftHSM tokens under DIR/tokens.

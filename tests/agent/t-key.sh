@@ -10,44 +10,13 @@ need curl
 P11=$(command -v pkcs11-tool || true)
 
 mktoken "$W" kb1
-(umask 077
- head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$W/user2.pin"
- head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$W/so2.pin")
-softhsm2-util --init-token --free --label kb2 --so-pin "$(cat "$W/so2.pin")" \
-    --pin "$(cat "$W/user2.pin")" >/dev/null
+mktoken "$W" kb2 2
 # A socket another uid can reach (the roles decide, not the file mode).
 PD=$(mktemp -d /tmp/kbkey.XXXXXX)
 chmod 711 "$PD"
 trap 'cleanup; rm -rf "$PD"' EXIT
 S=$PD/agent.sock
-cat >"$W/agent.conf" <<CONF
-[agent]
-socket = $S
-state_dir = $W/state
-log_level = debug
-socket_mode = 0666
-
-[token t1]
-module = $SOFTHSM_MODULE
-label = kb1
-pin_file = $W/user.pin
-
-[token t2]
-module = $SOFTHSM_MODULE
-label = kb2
-pin_file = $W/user2.pin
-
-[vault main]
-token = t1
-default = true
-retention_days = 7
-readers = 65534
-
-[vault locked]
-token = t2
-retention_days = 7
-purge_protection = true
-CONF
+mkvaultconf "$W/agent.conf" "$S" "readers = 65534"
 start_agent "$W/agent.conf" "$W/agent.err"
 if ! wait_socket "$S"; then
 	diag "$(tail -n 20 "$W/agent.err")"

@@ -31,11 +31,7 @@ ROLE_UID=4242
 OTHER_UID=4243
 
 mktoken "$W" kb1
-(umask 077
- head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$W/user2.pin"
- head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$W/so2.pin")
-softhsm2-util --init-token --free --label kb2 --so-pin "$(cat "$W/so2.pin")" \
-    --pin "$(cat "$W/user2.pin")" >/dev/null
+mktoken "$W" kb2 2
 # A socket another uid can reach: the roles decide, not the file mode.
 PD=$(mktemp -d /tmp/kbvault.XXXXXX)
 chmod 711 "$PD"
@@ -44,34 +40,7 @@ S=$PD/agent.sock
 
 # writeconf [LINES-FOR-VAULT-MAIN]
 writeconf() {
-	cat >"$W/agent.conf" <<CONF
-[agent]
-socket = $S
-state_dir = $W/state
-log_level = debug
-socket_mode = 0666
-
-[token t1]
-module = $SOFTHSM_MODULE
-label = kb1
-pin_file = $W/user.pin
-
-[token t2]
-module = $SOFTHSM_MODULE
-label = kb2
-pin_file = $W/user2.pin
-
-[vault main]
-token = t1
-default = true
-retention_days = 7
-${1:-}
-
-[vault locked]
-token = t2
-retention_days = 7
-purge_protection = true
-CONF
+	mkvaultconf "$W/agent.conf" "$S" "${1:-}"
 }
 
 agent_up() {	# agent_up NAME: start with $W/agent.conf, ok or give up
