@@ -40,10 +40,25 @@
 /* A bound on one key's versions read at once (purge payload, objects). */
 #define STORE_VERSIONS_MAX 100000
 
+/*
+ * Prepared statements are kept for reuse (SQLite's parser was a tenth of
+ * the agent's CPU per request).  A slot is busy while a caller holds its
+ * statement; a second user of the same SQL gets a statement of its own,
+ * finalized on release.  All under st->mu, like every use of the handle.
+ */
+#define STMT_CACHE_MAX 64
+
+struct stmt_slot {
+	sqlite3_stmt *s;
+	bool busy;
+};
+
 struct kb_store {
 	sqlite3 *db;
 	pthread_mutex_t mu;
 	char *path;
+	struct stmt_slot cache[STMT_CACHE_MAX];
+	size_t ncache;
 };
 
 /* ---------------------------------------------------------------- schema */
@@ -173,6 +188,41 @@ db_err(struct kb_store *st, int rc, const char *what)
 	    st->path, what, sqlite3_errmsg(st->db), sqlite3_errstr(rc));
 }
 
+/* A free cached statement for sql, marked busy, or NULL. */
+static sqlite3_stmt *
+stmt_get(struct kb_store *st, const char *sql)
+{
+	size_t i;
+
+	for (i = 0; i < st->ncache; i++) {
+		if (!st->cache[i].busy &&
+		    strcmp(sqlite3_sql(st->cache[i].s), sql) == 0) {
+			st->cache[i].busy = true;
+			return st->cache[i].s;
+		}
+	}
+	return NULL;
+}
+
+/* Give back a statement from q_prep: reset if cached, else finalized. */
+static void
+q_release(struct kb_store *st, sqlite3_stmt *s)
+{
+	size_t i;
+
+	if (s == NULL)
+		return;
+	for (i = 0; i < st->ncache; i++) {
+		if (st->cache[i].s == s) {
+			sqlite3_reset(s);
+			sqlite3_clear_bindings(s);
+			st->cache[i].busy = false;
+			return;
+		}
+	}
+	sqlite3_finalize(s);
+}
+
 /*
  * Prepare sql and bind parameters 1..n described by fmt:
  *   t const char * (NULL binds NULL)   i int64_t   u unsigned
@@ -189,8 +239,17 @@ q_prep(struct kb_store *st, sqlite3_stmt **out, const char *sql,
 	const unsigned char *b;
 	int rc, i, r = 0;
 
-	if ((rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL)) != SQLITE_OK)
-		return db_err(st, rc, "prepare");
+	if ((s = stmt_get(st, sql)) == NULL) {
+		if ((rc = sqlite3_prepare_v3(st->db, sql, -1,
+		    st->ncache < STMT_CACHE_MAX ? SQLITE_PREPARE_PERSISTENT : 0,
+		    &s, NULL)) != SQLITE_OK)
+			return db_err(st, rc, "prepare");
+		if (st->ncache < STMT_CACHE_MAX) {
+			st->cache[st->ncache].s = s;
+			st->cache[st->ncache].busy = true;
+			st->ncache++;
+		}
+	}
 	va_start(ap, fmt);
 	for (i = 1; fmt[i - 1] != '\0'; i++) {
 		switch (fmt[i - 1]) {
@@ -224,7 +283,7 @@ q_prep(struct kb_store *st, sqlite3_stmt **out, const char *sql,
 	}
 	va_end(ap);
 	if (r != 0) {
-		sqlite3_finalize(s);
+		q_release(st, s);
 		return r;
 	}
 	*out = s;
@@ -239,7 +298,7 @@ q_done(struct kb_store *st, sqlite3_stmt *s, const char *what)
 
 	if (rc != SQLITE_DONE)
 		r = db_err(st, rc == SQLITE_ROW ? SQLITE_INTERNAL : rc, what);
-	sqlite3_finalize(s);
+	q_release(st, s);
 	return r;
 }
 
@@ -470,7 +529,7 @@ vault_find(struct kb_store *st, const char *vault, struct vault_row *out)
 	*out = v;
 	r = 0;
  out:
-	sqlite3_finalize(s);
+	q_release(st, s);
 	return r;
 }
 
@@ -505,7 +564,7 @@ key_find(struct kb_store *st, int64_t vault_id, const char *lc,
 	*out = k;
 	r = 1;
  out:
-	sqlite3_finalize(s);
+	q_release(st, s);
 	return r;
 }
 
@@ -527,7 +586,7 @@ intents_on_key(struct kb_store *st, int64_t vault_id, const char *lc,
 	} else if (r == 0) {
 		r = kb_error_set(KB_ERR_INTERNAL, "count returned no row");
 	}
-	sqlite3_finalize(s);
+	q_release(st, s);
 	return r;
 }
 
@@ -672,7 +731,7 @@ key_get(struct kb_store *st, int64_t vault_id, const char *lc,
 	r = 0;
  out:
 	kb_store_key_free(k);
-	sqlite3_finalize(s);
+	q_release(st, s);
 	return r;
 }
 
@@ -725,7 +784,7 @@ apply_create(struct kb_store *st, const struct vault_row *vr,
 	/* nbf and exp are bound separately: they may be NULL. */
 	if ((v->has_nbf && sqlite3_bind_int64(s, 9, v->nbf) != SQLITE_OK) ||
 	    (v->has_exp && sqlite3_bind_int64(s, 10, v->exp) != SQLITE_OK)) {
-		sqlite3_finalize(s);
+		q_release(st, s);
 		return kb_error_set(KB_ERR_INTERNAL, "bind nbf/exp");
 	}
 	if ((r = q_done(st, s, "version insert")) != 0) {
@@ -772,7 +831,7 @@ create_precheck(struct kb_store *st, const struct vault_row *vr,
 	    "itt", vr->id, lc, ver)) != 0)
 		return r;
 	r = q_row(st, s, "version lookup");
-	sqlite3_finalize(s);
+	q_release(st, s);
 	if (r < 0)
 		return r;
 	if (r == 1)
@@ -802,7 +861,7 @@ resolve_display(struct kb_store *st, int64_t vault_id, const char *lc,
 		r = col_str(s, 0, display, n);
 	else if (r == 0)
 		r = kb_strlcpy(display, name, n);
-	sqlite3_finalize(s);
+	q_release(st, s);
 	return r;
 }
 
@@ -847,7 +906,7 @@ pragma_int(struct kb_store *st, const char *sql, int64_t *out)
 	} else if (r == 0) {
 		r = kb_error_set(KB_ERR_INTERNAL, "%s returned no row", sql);
 	}
-	sqlite3_finalize(s);
+	q_release(st, s);
 	return r;
 }
 
@@ -932,7 +991,7 @@ journal_wal(struct kb_store *st)
 	}
 	r = 0;
  out:
-	sqlite3_finalize(s);
+	q_release(st, s);
 	return r;
 }
 
@@ -994,9 +1053,13 @@ kb_store_open(const char *path, struct kb_store **out)
 void
 kb_store_close(struct kb_store *st)
 {
+	size_t i;
+
 	if (st == NULL)
 		return;
-	/* sqlite3_close_v2: all our statements are finalized already. */
+	/* Cached statements go first; the others are finalized already. */
+	for (i = 0; i < st->ncache; i++)
+		sqlite3_finalize(st->cache[i].s);
 	if (st->db != NULL)
 		sqlite3_close_v2(st->db);
 	pthread_mutex_destroy(&st->mu);
@@ -1245,7 +1308,7 @@ list_keys_state(struct kb_store *st, const char *vault, const char *after,
 		goto out;
 	r = list_page(st, s, limit, CURSOR_NAME, items, n, next);
  out:
-	sqlite3_finalize(s);
+	q_release(st, s);
 	UNLOCK(st);
 	return r;
 }
@@ -1299,7 +1362,7 @@ kb_store_list_versions(struct kb_store *st, const char *vault,
 			goto out;
 		if ((r = q_row(st, s, "cursor lookup")) == 1)
 			after_id = sqlite3_column_int64(s, 0);
-		sqlite3_finalize(s);
+		q_release(st, s);
 		s = NULL;
 		if (r < 0)
 			goto out;
@@ -1316,7 +1379,7 @@ kb_store_list_versions(struct kb_store *st, const char *vault,
 		goto out;
 	r = list_page(st, s, limit, CURSOR_VERSION, items, n, next);
  out:
-	sqlite3_finalize(s);
+	q_release(st, s);
 	UNLOCK(st);
 	return r;
 }
@@ -1396,7 +1459,7 @@ kb_store_update(struct kb_store *st, const struct kb_store_actor *who,
 		k = NULL;
 	}
  out:
-	sqlite3_finalize(s);
+	q_release(st, s);
 	if (r != 0)
 		tx_rollback(st);
 	UNLOCK(st);
@@ -1543,7 +1606,7 @@ kb_store_due_for_purge(struct kb_store *st, int64_t now, unsigned limit,
 	*n = got;
 	r = 0;
  out:
-	sqlite3_finalize(s);
+	q_release(st, s);
 	UNLOCK(st);
 	free(arr);
 	return r;
@@ -1604,7 +1667,7 @@ objects_read(struct kb_store *st, int64_t key_id, struct kb_store_object **out,
 	*n = got;
 	r = 0;
  out:
-	sqlite3_finalize(s);
+	q_release(st, s);
 	free(arr);
 	return r;
 }
@@ -1662,7 +1725,7 @@ kb_store_object_known(struct kb_store *st, const char *vault,
 	else if (r == 1)
 		r = 0;
  out:
-	sqlite3_finalize(s);
+	q_release(st, s);
 	UNLOCK(st);
 	return r;
 }
@@ -1752,7 +1815,7 @@ intent_get(struct kb_store *st, int64_t id, struct kb_store_intent **out)
 	r = 0;
  out:
 	kb_store_intent_free(in);
-	sqlite3_finalize(s);
+	q_release(st, s);
 	return r;
 }
 
@@ -2187,7 +2250,7 @@ kb_store_intents_open(struct kb_store *st, struct kb_store_intent **out,
 	*n = got;
 	r = 0;
  out:
-	sqlite3_finalize(s);
+	q_release(st, s);
 	UNLOCK(st);
 	kb_store_intents_free(arr, got);
 	return r;
@@ -2283,7 +2346,7 @@ kb_store_audit_list(struct kb_store *st, int64_t after, unsigned limit,
 	*next = more ? (*out)[got - 1].seq : 0;
 	r = 0;
  out:
-	sqlite3_finalize(s);
+	q_release(st, s);
 	UNLOCK(st);
 	free(arr);
 	return r;
