@@ -337,12 +337,42 @@ cache_slot(size_t vault, const unsigned char id[KV_VERSION_BYTES])
 	return fnv1a(id, KV_VERSION_BYTES, h) % KEYCACHE_SLOTS;
 }
 
+/*
+ * Enter key (taken on success) in the cache, replacing the slot's entry;
+ * with hold, the caller gets a reference too.  NULL if out of memory.
+ */
+static struct agent_keyref *
+cache_insert(struct agent_keycache *kc, size_t vault,
+    const unsigned char id[KV_VERSION_BYTES], kb_p11_key *key, bool hold)
+{
+	struct agent_keyref *e, *old;
+	size_t h = cache_slot(vault, id);
+
+	if ((e = calloc(1, sizeof(*e))) == NULL)
+		return NULL;
+	e->vault = vault;
+	memcpy(e->id, id, KV_VERSION_BYTES);
+	e->key = key;
+	e->refs = hold ? 2 : 1;    /* the cache's, and the caller's */
+
+	pthread_mutex_lock(&kc->mu);
+	old = kc->slot[h];
+	if (old != NULL) {
+		old->dead = true;
+		if (--old->refs == 0)
+			keyref_free(old);
+	}
+	kc->slot[h] = e;
+	pthread_mutex_unlock(&kc->mu);
+	return e;
+}
+
 int
 agent_vault_key(struct agent *a, struct agent_vault *v,
     const struct kb_store_key *k, struct agent_keyref **out)
 {
 	struct agent_keycache *kc = a->keycache;
-	struct agent_keyref *e, *old;
+	struct agent_keyref *e;
 	kb_p11_key **keys = NULL;
 	size_t n = 0, h = cache_slot(v->index, k->p11_id);
 	int r;
@@ -366,26 +396,12 @@ agent_vault_key(struct agent *a, struct agent_vault *v,
 		    "for version %s of key %s; expected one", n, k->version,
 		    k->name);
 	}
-	if ((e = calloc(1, sizeof(*e))) == NULL) {
-		kb_p11_keys_free(keys, n);
-		return KB_ERR_ALLOC;
-	}
-	e->vault = v->index;
-	memcpy(e->id, k->p11_id, KV_VERSION_BYTES);
-	e->key = keys[0];
-	keys[0] = NULL;
+	e = cache_insert(kc, v->index, k->p11_id, keys[0], true);
+	if (e != NULL)
+		keys[0] = NULL;
 	kb_p11_keys_free(keys, n);
-	e->refs = 2;    /* the cache's and the caller's */
-
-	pthread_mutex_lock(&kc->mu);
-	old = kc->slot[h];
-	if (old != NULL) {
-		old->dead = true;
-		if (--old->refs == 0)
-			keyref_free(old);
-	}
-	kc->slot[h] = e;
-	pthread_mutex_unlock(&kc->mu);
+	if (e == NULL)
+		return KB_ERR_ALLOC;
 	*out = e;
 	return 0;
 }
@@ -519,6 +535,9 @@ agent_vault_create(struct agent *a, struct agent_vault *v,
 	}
 	kb_info("vault %s: created %s version %s (uid %u)", v->cfg->name, name,
 	    nv->version, (unsigned)who->uid);
+	/* The answer needs the public half: no token search for it. */
+	if (cache_insert(a->keycache, v->index, id, key, false) != NULL)
+		key = NULL;
  out:
 	if (in != NULL)
 		inflight_del(a, in->id);
