@@ -150,6 +150,9 @@ static const char *const migrations[] = {
 	"  BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;"
 	"CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
 	"  BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;",
+	/* 1 -> 2: bearer-token principals (HTTPS) next to uids. */
+	"ALTER TABLE audit ADD COLUMN principal TEXT;"
+	"ALTER TABLE intents ADD COLUMN principal TEXT;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -405,6 +408,17 @@ check_actor(const struct kb_store_actor *who)
 		if (who->role[i] <= 0x20 || who->role[i] >= 0x7f)
 			return kb_error_set(KB_ERR_INVALID,
 			    "the role must be printable ASCII");
+	if (who->principal == NULL)
+		return 0;
+	n = strnlen(who->principal, KB_STORE_PRINCIPAL_MAX + 1);
+	if (n > KB_STORE_PRINCIPAL_MAX)
+		return kb_error_set(KB_ERR_INVALID,
+		    "the principal must be at most %d characters",
+		    KB_STORE_PRINCIPAL_MAX);
+	for (i = 0; i < n; i++)
+		if (who->principal[i] <= 0x20 || who->principal[i] >= 0x7f)
+			return kb_error_set(KB_ERR_INVALID,
+			    "the principal must be printable ASCII");
 	return 0;
 }
 
@@ -591,7 +605,7 @@ intents_on_key(struct kb_store *st, int64_t vault_id, const char *lc,
 }
 
 static int
-audit_insert(struct kb_store *st, uint32_t uid, const char *role,
+audit_insert(struct kb_store *st, const struct kb_store_actor *who,
     const char *vault, const char *op, const char *key, const char *version,
     const char *result, int64_t now)
 {
@@ -599,11 +613,13 @@ audit_insert(struct kb_store *st, uint32_t uid, const char *role,
 	int r;
 
 	if ((r = q_prep(st, &s, "INSERT INTO audit (time, uid, role, vault, "
-	    "op, key, version, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-	    "iutttttt", now, (unsigned)uid, role, vault, op,
+	    "op, key, version, result, principal) VALUES (?1, ?2, ?3, ?4, ?5, "
+	    "?6, ?7, ?8, ?9)",
+	    "iuttttttt", now, (unsigned)who->uid, who->role, vault, op,
 	    key != NULL && key[0] != '\0' ? key : NULL,
 	    version != NULL && version[0] != '\0' ? version : NULL,
-	    result)) != 0)
+	    result, who->principal != NULL && who->principal[0] != '\0' ?
+	    who->principal : NULL)) != 0)
 		return r;
 	return q_done(st, s, "audit insert");
 }
@@ -745,7 +761,7 @@ static int
 apply_create(struct kb_store *st, const struct vault_row *vr,
     const char *display, const char *lc, const struct kb_store_new_version *v,
     const char *version_lc, const char *tags, const char *label,
-    bool allow_deleted, uint32_t uid, const char *role, int64_t now)
+    bool allow_deleted, const struct kb_store_actor *who, int64_t now)
 {
 	sqlite3_stmt *s = NULL;
 	struct key_row kr;
@@ -794,7 +810,7 @@ apply_create(struct kb_store *st, const struct vault_row *vr,
 			    version_lc);
 		return r;
 	}
-	return audit_insert(st, uid, role, vr->name,
+	return audit_insert(st, who, vr->name,
 	    v->audit_op != NULL ? v->audit_op : "create", display, version_lc,
 	    "ok", now);
 }
@@ -1097,7 +1113,7 @@ kb_store_vault_ensure(struct kb_store *st, const struct kb_store_actor *who,
 		    "(?1, ?2, ?3, ?4, ?5)", "ttudi", vault, lc, retention_days,
 		    (int)purge_protection, now)) != 0 ||
 		    (r = q_done(st, s, "vault insert")) != 0 ||
-		    (r = audit_insert(st, who->uid, who->role, vault,
+		    (r = audit_insert(st, who, vault,
 		    "vault-create", NULL, NULL, "ok", now)) != 0)
 			goto out;
 	} else if (r != 0) {
@@ -1117,7 +1133,7 @@ kb_store_vault_ensure(struct kb_store *st, const struct kb_store_actor *who,
 		if ((r = q_prep(st, &s, "UPDATE vaults SET purge_protection = 1 "
 		    "WHERE id = ?1", "i", vr.id)) != 0 ||
 		    (r = q_done(st, s, "vault update")) != 0 ||
-		    (r = audit_insert(st, who->uid, who->role, vr.name,
+		    (r = audit_insert(st, who, vr.name,
 		    "vault-update", NULL, NULL, "ok", now)) != 0)
 			goto out;
 	}
@@ -1177,7 +1193,7 @@ kb_store_add_version(struct kb_store *st, const struct kb_store_actor *who,
 	if ((r = create_precheck(st, &vr, lc, display, ver)) != 0)
 		goto out;
 	if ((r = apply_create(st, &vr, display, lc, v, ver, tags, display,
-	    false, who->uid, who->role, now)) != 0)
+	    false, who, now)) != 0)
 		goto out;
 	if ((r = tx_commit(st)) != 0)
 		goto out;
@@ -1443,7 +1459,7 @@ kb_store_update(struct kb_store *st, const struct kb_store_actor *who,
 	r = q_done(st, s, "version update");
 	s = NULL;
 	if (r != 0 ||
-	    (r = audit_insert(st, who->uid, who->role, vr.name, "update",
+	    (r = audit_insert(st, who, vr.name, "update",
 	    k->name, k->version, "ok", now)) != 0 ||
 	    (r = tx_commit(st)) != 0)
 		goto out;
@@ -1521,7 +1537,7 @@ set_deleted(struct kb_store *st, const struct kb_store_actor *who,
 	if (r != 0)
 		goto out;
 	if ((r = q_done(st, s, del ? "delete" : "recover")) != 0 ||
-	    (r = audit_insert(st, who->uid, who->role, vr.name,
+	    (r = audit_insert(st, who, vr.name,
 	    del ? "delete" : "recover", kr.name, NULL, "ok", now)) != 0 ||
 	    (r = tx_commit(st)) != 0)
 		goto out;
@@ -1755,7 +1771,8 @@ kb_store_intents_free(struct kb_store_intent *ins, size_t n)
 
 #define INTENT_COLS \
 	"i.id, i.op, vt.name, i.key_name, i.version, i.uid, i.role, " \
-	"i.payload, i.created, json_extract(i.payload, '$.label') " \
+	"i.payload, i.created, json_extract(i.payload, '$.label'), " \
+	"i.principal " \
 	"FROM intents i JOIN vaults vt ON vt.id = i.vault_id "
 
 static int
@@ -1773,7 +1790,8 @@ intent_read(sqlite3_stmt *s, struct kb_store_intent *in)
 	    (r = col_str(s, 3, in->name, sizeof(in->name))) != 0 ||
 	    (r = col_str(s, 4, in->version, sizeof(in->version))) != 0 ||
 	    (r = col_str(s, 6, in->role, sizeof(in->role))) != 0 ||
-	    (r = col_str(s, 9, in->p11_label, sizeof(in->p11_label))) != 0)
+	    (r = col_str(s, 9, in->p11_label, sizeof(in->p11_label))) != 0 ||
+	    (r = col_str(s, 10, in->principal, sizeof(in->principal))) != 0)
 		return r;
 	in->uid = (uint32_t)sqlite3_column_int64(s, 5);
 	in->created = sqlite3_column_int64(s, 8);
@@ -1831,10 +1849,11 @@ intent_insert(struct kb_store *st, const struct kb_store_actor *who,
 	if ((txt = cJSON_PrintUnformatted(payload)) == NULL)
 		return KB_ERR_ALLOC;
 	if ((r = q_prep(st, &s, "INSERT INTO intents (op, vault_id, key_name, "
-	    "key_name_lc, version, uid, role, payload, created) VALUES "
-	    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", "tittt" "utti",
+	    "key_name_lc, version, uid, role, payload, created, principal) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)", "tittt" "utti" "t",
 	    op, vault_id, display, lc, version, (unsigned)who->uid, who->role,
-	    txt, now)) != 0)
+	    txt, now, who->principal != NULL && who->principal[0] != '\0' ?
+	    who->principal : NULL)) != 0)
 		goto out;
 	if ((r = q_done(st, s, "intent insert")) != 0)
 		goto out;
@@ -2064,7 +2083,7 @@ kb_store_intent_begin_purge(struct kb_store *st,
 	}
 	if (vr.purge_protection && now < kr.scheduled_purge_date) {
 		/* A denial is audited; it is the only change this makes. */
-		if ((r = audit_insert(st, who->uid, who->role, vr.name, "purge",
+		if ((r = audit_insert(st, who, vr.name, "purge",
 		    kr.name, NULL, "denied", now)) != 0 ||
 		    (r = tx_commit(st)) != 0)
 			goto out;
@@ -2125,10 +2144,23 @@ intent_close(struct kb_store *st, int64_t id)
 	return 0;
 }
 
+/* The actor an intent recorded, for its audit record. */
+static struct kb_store_actor
+intent_actor(const struct kb_store_intent *in)
+{
+	struct kb_store_actor who;
+
+	who.uid = in->uid;
+	who.role = in->role;
+	who.principal = in->principal[0] != '\0' ? in->principal : NULL;
+	return who;
+}
+
 int
 kb_store_intent_commit(struct kb_store *st, int64_t id, int64_t now,
     struct kb_store_key **out)
 {
+	struct kb_store_actor in_who;
 	char lc[KV_NAME_MAX + 1];
 	struct kb_store_intent *in = NULL;
 	struct kb_store_new_version v;
@@ -2149,12 +2181,13 @@ kb_store_intent_commit(struct kb_store *st, int64_t id, int64_t now,
 	    (r = vault_find(st, in->vault, &vr)) != 0 ||
 	    (r = kv_lower(in->name, lc, sizeof(lc))) != 0)
 		goto out;
+	in_who = intent_actor(in);
 	if (in->op == KB_STORE_OP_CREATE) {
 		if ((r = nv_from_json(in->payload, in->version, &v, &root,
 		    &tags)) != 0)
 			goto out;
 		if ((r = apply_create(st, &vr, in->name, lc, &v, in->version,
-		    tags, in->p11_label, true, in->uid, in->role, now)) != 0)
+		    tags, in->p11_label, true, &in_who, now)) != 0)
 			goto out;
 	} else {
 		if ((r = key_find(st, vr.id, lc, &kr)) < 0)
@@ -2167,7 +2200,7 @@ kb_store_intent_commit(struct kb_store *st, int64_t id, int64_t now,
 		/* ON DELETE CASCADE removes the versions. */
 		if ((r = q_prep(st, &s, "DELETE FROM keys WHERE id = ?1", "i",
 		    kr.id)) != 0 || (r = q_done(st, s, "purge")) != 0 ||
-		    (r = audit_insert(st, in->uid, in->role, vr.name, "purge",
+		    (r = audit_insert(st, &in_who, vr.name, "purge",
 		    in->name, NULL, "ok", now)) != 0)
 			goto out;
 	}
@@ -2193,6 +2226,7 @@ kb_store_intent_commit(struct kb_store *st, int64_t id, int64_t now,
 int
 kb_store_intent_abort(struct kb_store *st, int64_t id, int64_t now)
 {
+	struct kb_store_actor in_who;
 	struct kb_store_intent *in = NULL;
 	int r;
 
@@ -2201,8 +2235,10 @@ kb_store_intent_abort(struct kb_store *st, int64_t id, int64_t now)
 	LOCK(st);
 	if ((r = tx_begin(st)) != 0)
 		goto out;
-	if ((r = intent_get(st, id, &in)) != 0 ||
-	    (r = audit_insert(st, in->uid, in->role, in->vault,
+	if ((r = intent_get(st, id, &in)) != 0)
+		goto out;
+	in_who = intent_actor(in);
+	if ((r = audit_insert(st, &in_who, in->vault,
 	    in->op == KB_STORE_OP_CREATE ? "create" : "purge", in->name,
 	    in->version, "failed", now)) != 0 ||
 	    (r = intent_close(st, id)) != 0)
@@ -2294,7 +2330,7 @@ kb_store_audit_append(struct kb_store *st, const struct kb_store_actor *who,
 	    (r = check_time("now", now)) != 0)
 		return r;
 	LOCK(st);
-	r = audit_insert(st, who->uid, who->role, vault, op, key, version,
+	r = audit_insert(st, who, vault, op, key, version,
 	    result, now);
 	UNLOCK(st);
 	return r;
@@ -2316,7 +2352,8 @@ kb_store_audit_list(struct kb_store *st, int64_t after, unsigned limit,
 		return KB_ERR_ALLOC;
 	LOCK(st);
 	if ((r = q_prep(st, &s, "SELECT seq, time, uid, role, vault, op, key, "
-	    "version, result FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+	    "version, result, principal FROM audit WHERE seq > ?1 ORDER BY seq "
+	    "LIMIT ?2",
 	    "iu", after, limit + 1)) != 0)
 		goto out;
 	while ((r = q_row(st, s, "audit list")) == 1) {
@@ -2334,7 +2371,8 @@ kb_store_audit_list(struct kb_store *st, int64_t after, unsigned limit,
 		    (r = col_str(s, 5, a->op, sizeof(a->op))) != 0 ||
 		    (r = col_str(s, 6, a->key, sizeof(a->key))) != 0 ||
 		    (r = col_str(s, 7, a->version, sizeof(a->version))) != 0 ||
-		    (r = col_str(s, 8, a->result, sizeof(a->result))) != 0)
+		    (r = col_str(s, 8, a->result, sizeof(a->result))) != 0 ||
+		    (r = col_str(s, 9, a->principal, sizeof(a->principal))) != 0)
 			goto out;
 		got++;
 	}

@@ -43,7 +43,7 @@
 struct kb_store;
 
 /* Schema version in PRAGMA user_version. */
-#define KB_STORE_SCHEMA_VERSION 1
+#define KB_STORE_SCHEMA_VERSION 2
 /* Largest page any list function returns (Key Vault's own cap is 25). */
 #define KB_STORE_PAGE_MAX 1000
 /* Bounds of the short audit fields (role, op, result). */
@@ -52,9 +52,12 @@ struct kb_store;
 #define KB_STORE_AUDIT_VAULT_MAX 64
 
 /* Who asked: written into intents and audit records. */
+#define KB_STORE_PRINCIPAL_MAX 64
+
 struct kb_store_actor {
-	uint32_t uid;
+	uint32_t uid;         /* UINT32_MAX for a bearer-token principal */
 	const char *role;     /* "officer", "user", "system", ... (1-32 chars) */
+	const char *principal;  /* bearer principal's name, or NULL */
 };
 
 /*
@@ -252,6 +255,7 @@ struct kb_store_intent {
 	unsigned char p11_id[KV_VERSION_BYTES];
 	uint32_t uid;
 	char role[KB_STORE_WORD_MAX + 1];
+	char principal[KB_STORE_PRINCIPAL_MAX + 1];  /* "" for a uid */
 	char *payload;                     /* JSON text (docs/internals/store.md) */
 	int64_t created;
 };
@@ -304,6 +308,7 @@ struct kb_store_audit {
 	char key[KV_NAME_MAX + 1];           /* "" if none */
 	char version[KV_VERSION_LEN + 1];    /* "" if none */
 	char result[KB_STORE_WORD_MAX + 1];  /* "ok", "denied", "failed", ... */
+	char principal[KB_STORE_PRINCIPAL_MAX + 1];  /* "" for a uid */
 };
 
 /*

@@ -26,8 +26,8 @@
 #define DAY INT64_C(86400)
 
 static char tmpdir[64];
-static const struct kb_store_actor officer = { 1000, "officer" };
-static const struct kb_store_actor sys_actor = { 0, "system" };
+static const struct kb_store_actor officer = { 1000, "officer", NULL };
+static const struct kb_store_actor sys_actor = { 0, "system", NULL };
 
 /* ------------------------------------------------------------- helpers */
 
@@ -346,6 +346,23 @@ test_open(void)
 	tap_ok(strstr(kb_error_detail(r), "newer") != NULL,
 	    "the message says the store is newer: %s", kb_error_detail(r));
 
+	/* A schema-1 store (before principals) is migrated on open. */
+	path_of(path, sizeof(path), "v1.db");
+	remove_db(path);
+	st = open_fresh("v1.db", path, sizeof(path));
+	kb_store_close(st);
+	st = NULL;
+	tap_is_int(raw_exec(path, "ALTER TABLE audit DROP COLUMN principal;"
+	    "ALTER TABLE intents DROP COLUMN principal; PRAGMA user_version = 1",
+	    NULL, 0), 0, "store turned back into schema 1");
+	tap_is_int(kb_store_open(path, &st), 0, "a schema-1 store opens");
+	kb_store_close(st);
+	st = NULL;
+	tap_is_int(raw_int(path, "PRAGMA user_version"), KB_STORE_SCHEMA_VERSION,
+	    "and is migrated to the current schema");
+	tap_is_int(raw_int(path, "SELECT count(*) FROM pragma_table_info('audit') "
+	    "WHERE name = 'principal'"), 1, "audit has the principal column");
+
 	path_of(path, sizeof(path), "other.db");
 	remove_db(path);
 	raw_exec(path, "", NULL, 0);
@@ -513,7 +530,7 @@ test_keys(void)
 	tap_is_int(kb_store_add_version(st, NULL, "kvt", "k2", &v, T0, NULL),
 	    KB_ERR_INVALID, "no actor refused");
 	{
-		struct kb_store_actor bad = { 1, "" };
+		struct kb_store_actor bad = { 1, "", NULL };
 
 		tap_is_int(kb_store_add_version(st, &bad, "kvt", "k2", &v, T0,
 		    NULL), KB_ERR_INVALID, "empty role refused");
@@ -1152,14 +1169,38 @@ test_audit(void)
 	tap_is_int(kb_store_audit_list(st, 0, 0, &a, &n, &next), KB_ERR_INVALID,
 	    "limit 0 refused");
 
+	{
+		/* A bearer-token principal is recorded by name. */
+		static const struct kb_store_actor bot = { UINT32_MAX, "Reader",
+		    "ci-bot" };
+		static const struct kb_store_actor badp = { UINT32_MAX, "Reader",
+		    "ci bot" };
+
+		tap_is_int(kb_store_audit_append(st, &bot, "kvt", "authenticate",
+		    NULL, NULL, "ok", T0), 0, "a principal's record appended");
+		tap_is_int(kb_store_audit_append(st, &badp, "kvt", "get", NULL,
+		    NULL, "ok", T0), KB_ERR_INVALID,
+		    "a principal name with a space refused");
+		a = NULL;
+		tap_ok(kb_store_audit_list(st, last, 4, &a, &n, &next) == 0 &&
+		    n == 1 && strcmp(a[0].principal, "ci-bot") == 0 &&
+		    a[0].uid == UINT32_MAX && strcmp(a[0].role, "Reader") == 0,
+		    "the record names the principal");
+		free(a);
+		a = NULL;
+		tap_ok(kb_store_audit_list(st, 0, 1, &a, &n, &next) == 0 &&
+		    n == 1 && a[0].principal[0] == '\0',
+		    "a uid's record has no principal");
+		free(a);
+	}
 	tap_ok(raw_exec(path, "UPDATE audit SET result = 'ok'", msg, sizeof(msg))
 	    != SQLITE_OK && strstr(msg, "append-only") != NULL,
 	    "UPDATE of audit refused by trigger: %s", msg);
 	tap_ok(raw_exec(path, "DELETE FROM audit WHERE seq = 1", msg, sizeof(msg))
 	    != SQLITE_OK && strstr(msg, "append-only") != NULL,
 	    "DELETE from audit refused by trigger: %s", msg);
-	tap_is_int(audit_count(path, "1"), 12, "all records still there");
-	tap_is_int(audit_count(path, "hash IS NULL"), 12,
+	tap_is_int(audit_count(path, "1"), 13, "all records still there");
+	tap_is_int(audit_count(path, "hash IS NULL"), 13,
 	    "hash column present, NULL until the hash chain lands");
 	kb_store_close(st);
 }
