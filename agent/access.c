@@ -16,11 +16,20 @@ agent_access_role(const struct agent *a, const struct agent_vault *v,
 
 	if (!p->known)
 		return ROLE_NONE;
+	if (p->principal != NULL) {
+		for (i = 0; i < v->cfg->n_principals; i++) {
+			pr = &v->cfg->principals[i];
+			if (pr->bearer && pr->id == p->bearer && pr->role > best)
+				best = pr->role;
+		}
+		return best;
+	}
 	if (p->uid == a->uid)
 		return ROLE_ADMINISTRATOR;
 	for (i = 0; i < v->cfg->n_principals; i++) {
 		pr = &v->cfg->principals[i];
-		if ((pr->group ? (uint32_t)p->gid : (uint32_t)p->uid) == pr->id &&
+		if (!pr->bearer &&
+		    (pr->group ? (uint32_t)p->gid : (uint32_t)p->uid) == pr->id &&
 		    pr->role > best)
 			best = pr->role;
 	}
@@ -33,7 +42,7 @@ agent_access_max_role(const struct agent *a, const struct agent_peer *p)
 	enum agent_role best = ROLE_NONE, r;
 	size_t i;
 
-	if (p->known && p->uid == a->uid)
+	if (p->known && p->principal == NULL && p->uid == a->uid)
 		return ROLE_ADMINISTRATOR;
 	for (i = 0; i < a->n_vaults; i++)
 		if ((r = agent_access_role(a, &a->vaults[i], p)) > best)
@@ -49,6 +58,9 @@ agent_access_check(const struct agent *a, const struct agent_peer *p)
 		    "the agent could not read the caller's credentials");
 	if (agent_access_max_role(a, p) != ROLE_NONE)
 		return 0;
+	if (p->principal != NULL)
+		return kb_error_set(KB_ERR_DENIED, "principal %s has no role on "
+		    "any vault of this agent", p->principal);
 	return kb_error_set(KB_ERR_DENIED,
 	    "uid %u has no role on any vault of this agent",
 	    (unsigned)p->uid);

@@ -56,11 +56,22 @@ enum agent_role {
 };
 const char *agent_role_name(enum agent_role r);
 
-/* One entry of a role list: a uid, or a gid ("@group"). */
+/* One entry of a role list: a uid, a gid ("@group"), or a bearer-token
+ * principal ("principal:NAME", id = index into agent_config.bearers). */
 struct agent_principal {
 	bool group;
+	bool bearer;
 	uint32_t id;
 	enum agent_role role;
+};
+
+/* [principal NAME]: an HTTPS caller known by the SHA-256 of its token. */
+#define AGENT_PRINCIPAL_MAX 64
+struct agent_bearer {
+	char *name;
+	unsigned line;
+	unsigned char token_sha256[32];
+	int64_t expires;              /* unix seconds; 0: never */
 };
 
 struct agent_vault_cfg {
@@ -91,6 +102,17 @@ struct agent_config {
 	struct agent_vault_cfg *vaults;
 	size_t n_vaults;
 	unsigned purge_interval;      /* seconds between purge sweeps */
+	/* HTTPS listener (docs/https.md); https_listen NULL: none. */
+	char *https_listen;           /* "127.0.0.1:8443", "[::1]:0" */
+	unsigned https_line;
+	char *https_cert;             /* PEM chain */
+	char *https_key;              /* PEM private key */
+	unsigned https_max_connections;
+	unsigned https_timeout;       /* seconds a connection may idle */
+	char *auth_authorization;     /* challenge: authorization="..." */
+	char *auth_resource;          /* challenge: resource="..." */
+	struct agent_bearer *bearers;
+	size_t n_bearers;
 };
 
 /* Load and check a config file; every error names file:line. */
@@ -218,6 +240,10 @@ struct agent_peer {
 	pid_t pid;
 	uid_t uid;
 	gid_t gid;
+	/* HTTPS: the principal a valid bearer token names (uid unused). */
+	bool https;
+	const char *principal;        /* NULL on the Unix socket */
+	size_t bearer;                /* index into agent_config.bearers */
 };
 /* 0 if the peer may use the agent at all (a role on some vault). */
 int agent_access_check(const struct agent *a, const struct agent_peer *p) KB_WARN_UNUSED;

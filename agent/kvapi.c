@@ -73,7 +73,7 @@ struct req {
 	const struct opinfo *oi;
 	enum agent_role role;
 	struct kb_store_actor who;
-	char base[BASE_MAX];          /* http://host[/vaults/NAME] */
+	char base[BASE_MAX];          /* http[s]://host[/vaults/NAME] */
 	const char *api_version;
 	struct kv_route rt;
 	const char *name, *version;   /* from the path, or NULL */
@@ -160,7 +160,9 @@ agent_audit_denial(struct agent *a, const struct agent_peer *p,
 
 	if (a->store == NULL)
 		return;
-	who.uid = p->known ? (uint32_t)p->uid : UINT32_MAX;
+	who.uid = p->known && p->principal == NULL ? (uint32_t)p->uid :
+	    UINT32_MAX;
+	who.principal = p->principal;
 	v = agent_vault_find(a, vault);
 	who.role = agent_role_name(v != NULL ? agent_access_role(a, v, p) :
 	    agent_access_max_role(a, p));
@@ -1305,7 +1307,8 @@ h_audit(struct req *rq)
 			cursor = recs[i].seq;
 			if (vault != NULL && strcasecmp(vault, recs[i].vault) != 0)
 				continue;
-			if (rq->peer->uid != rq->a->uid && (v == NULL ||
+			if ((rq->peer->principal != NULL ||
+			    rq->peer->uid != rq->a->uid) && (v == NULL ||
 			    agent_access_role(rq->a, v, rq->peer) != ROLE_ADMINISTRATOR))
 				continue;
 			if ((it = cJSON_CreateObject()) == NULL) {
@@ -1325,7 +1328,9 @@ h_audit(struct req *rq)
 			    (recs[i].version[0] != '\0' ?
 			    add_str(it, "version", recs[i].version) :
 			    (cJSON_AddNullToObject(it, "version") ? 0 : KB_ERR_ALLOC)) != 0 ||
-			    add_str(it, "result", recs[i].result) != 0) {
+			    add_str(it, "result", recs[i].result) != 0 ||
+			    (recs[i].principal[0] != '\0' &&
+			    add_str(it, "principal", recs[i].principal) != 0)) {
 				r = KB_ERR_ALLOC;
 				goto out;
 			}
@@ -1475,10 +1480,11 @@ agent_kvapi_handle(struct agent *a, struct MHD_Connection *c,
 		rq.v = agent_vault_default(a);
 	}
 	if (rq.rt.ext || rq.v == NULL || !rq.rt.prefixed)
-		snprintf(rq.base, sizeof(rq.base), "http://%s", host_of(c));
+		snprintf(rq.base, sizeof(rq.base), "%s://%s",
+		    peer->https ? "https" : "http", host_of(c));
 	else
-		snprintf(rq.base, sizeof(rq.base), "http://%s/vaults/%s",
-		    host_of(c), rq.v->cfg->name);
+		snprintf(rq.base, sizeof(rq.base), "%s://%s/vaults/%s",
+		    peer->https ? "https" : "http", host_of(c), rq.v->cfg->name);
 	if (op == 0) {
 		if (rq.rt.allow != NULL) {
 			snprintf(msg, sizeof(msg), "this path takes %s, not %.32s",
@@ -1521,16 +1527,25 @@ agent_kvapi_handle(struct agent *a, struct MHD_Connection *c,
 	/* Who: the role on the vault, or the best role anywhere. */
 	rq.role = rq.v != NULL ? agent_access_role(a, rq.v, peer) :
 	    agent_access_max_role(a, peer);
-	rq.who.uid = peer->known ? (uint32_t)peer->uid : UINT32_MAX;
+	rq.who.uid = peer->known && peer->principal == NULL ?
+	    (uint32_t)peer->uid : UINT32_MAX;
 	rq.who.role = agent_role_name(rq.role);
+	rq.who.principal = peer->principal;
 	if (rq.role < rq.oi->need) {
-		kb_info("denied %s %s to uid %u (%s)", rq.oi->name,
-		    rq.v != NULL ? rq.v->cfg->name : "agent", (unsigned)rq.who.uid,
-		    rq.who.role);
+		char caller[96];
+
+		if (peer->principal != NULL)
+			snprintf(caller, sizeof(caller), "principal %s",
+			    peer->principal);
+		else
+			snprintf(caller, sizeof(caller), "uid %u",
+			    (unsigned)rq.who.uid);
+		kb_info("denied %s %s to %s (%s)", rq.oi->name,
+		    rq.v != NULL ? rq.v->cfg->name : "agent", caller, rq.who.role);
 		agent_audit_denial(a, peer, rq.v != NULL ? rq.v->cfg->name : "*",
 		    rq.oi->name, rq.name);
-		snprintf(msg, sizeof(msg), "The user (uid %u, role %s) does not have "
-		    "%s permission on %s %s.", (unsigned)rq.who.uid, rq.who.role,
+		snprintf(msg, sizeof(msg), "The caller (%s, role %s) does not have "
+		    "%s permission on %s %s.", caller, rq.who.role,
 		    rq.oi->name, rq.v != NULL ? "vault" : "this",
 		    rq.v != NULL ? rq.v->cfg->name : "agent");
 		free(path);
