@@ -26,6 +26,11 @@
 #define KB_SOFTHSM_MODULE KB_P11_DEFAULT_MODULE
 #endif
 
+/* The 401 challenge's defaults (Azure public cloud, a placeholder tenant). */
+#define AGENT_AUTH_AUTHORIZATION \
+	"https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000"
+#define AGENT_AUTH_RESOURCE "https://vault.azure.net"
+
 /* Request bodies above this get 413 (Key Vault's own limit is lower). */
 #define AGENT_MAX_BODY ((size_t)1 << 20)
 
@@ -148,6 +153,13 @@ struct agent_vault {
 
 struct agent_keycache;
 struct agent_inflight;
+struct agent;
+
+/* What a libmicrohttpd daemon serves: the Unix socket or HTTPS. */
+struct agent_listener {
+	struct agent *a;
+	bool https;
+};
 
 struct agent {
 	struct agent_config *cfg;
@@ -164,6 +176,9 @@ struct agent {
 	int64_t started_unix;
 	double started_mono;
 	struct MHD_Daemon *mhd;
+	struct MHD_Daemon *mhd_https;
+	struct agent_listener lsn_unix, lsn_https;
+	char https_url[96];           /* "" when there is no HTTPS listener */
 	int listen_fd;
 	bool socket_bound;
 	int lock_fd;
@@ -256,6 +271,8 @@ enum agent_role agent_access_max_role(const struct agent *a,
 
 /* server.c */
 int agent_server_start(struct agent *a) KB_WARN_UNUSED;
+/* The HTTPS listener, if the config asks for one. */
+int agent_https_start(struct agent *a) KB_WARN_UNUSED;
 void agent_server_stop(struct agent *a);
 
 /* server.c: answers (0, or -1: drop the connection) */
@@ -267,9 +284,9 @@ int agent_respond_error(struct MHD_Connection *c, unsigned status,
 /* kvapi.c: an audit record for a refused request (best effort); the
  * second names the operation and vault from the request's path. */
 void agent_audit_denial(struct agent *a, const struct agent_peer *p,
-    const char *vault, const char *op, const char *key);
+    const char *vault, const char *op, const char *key, const char *result);
 void agent_kvapi_deny_audit(struct agent *a, const struct agent_peer *p,
-    const char *url, const char *method);
+    const char *url, const char *method, const char *result);
 
 /* runtime.c */
 int agent_lock_acquire(struct agent *a) KB_WARN_UNUSED;

@@ -5,9 +5,14 @@
  *                           max_connections, request_timeout, threads
  *   [token NAME]            module, uri | label, pin_file | pin_env |
  *                           pin_prompt, max_sessions
+ *                           https_listen, https_cert, https_key,
+ *                           https_max_connections, https_timeout,
+ *                           auth_authorization, auth_resource
+ *   [token NAME]            (as above)
  *   [vault NAME]            token, default, retention_days,
  *                           purge_protection, readers, contributors,
  *                           owners, administrators
+ *   [principal NAME]        token_sha256, expires (an HTTPS caller)
  *
  * Rules as tables (name, handler), so an unknown key is an error that
  * names file:line and a new key is one row.
@@ -26,6 +31,7 @@
 #define CFG_MAX_FILE ((size_t)1 << 20)
 #define CFG_MAX_VAULTS 64
 #define CFG_MAX_PRINCIPALS 256
+#define CFG_MAX_BEARERS 256
 
 const char *
 agent_where(const struct agent_config *c, unsigned line, char *buf, size_t n)
@@ -166,10 +172,110 @@ agent_purge_interval(struct agent_config *c, const struct kb_ini_entry *e)
 	return cfg_uint(c, e, 1, 7 * 86400, &c->purge_interval);
 }
 
+/* "8443", "127.0.0.1:8443", "[::1]:8443" (port 0: any free port). */
+static int
+agent_https_listen(struct agent_config *c, const struct kb_ini_entry *e)
+{
+	unsigned long long port;
+	const char *v = e->value, *colon;
+	char host[64], buf[80];
+
+	if (v[0] == '[') {
+		const char *close = strchr(v, ']');
+
+		if (close == NULL || close[1] != ':' || (size_t)(close - v) > 48)
+			goto bad;
+		colon = close + 1;
+		snprintf(host, sizeof(host), "%.*s", (int)(close - v + 1), v);
+	} else if ((colon = strrchr(v, ':')) != NULL) {
+		if ((size_t)(colon - v) > 15 || colon == v)
+			goto bad;
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - v), v);
+	} else {
+		colon = NULL;
+		snprintf(host, sizeof(host), "127.0.0.1");
+	}
+	if (kb_parse_ull(colon != NULL ? colon + 1 : v, 0, 65535, &port) != 0)
+		goto bad;
+	snprintf(buf, sizeof(buf), "%s:%llu", host, port);
+	free(c->https_listen);
+	if ((c->https_listen = kb_strdup(buf)) == NULL)
+		return KB_ERR_ALLOC;
+	c->https_line = e->line;
+	return 0;
+ bad:
+	return cfg_err(c, e->line, "https_listen must be PORT, IPV4:PORT or "
+	    "[IPV6]:PORT, not '%s'", v, NULL);
+}
+
+static int
+agent_https_cert(struct agent_config *c, const struct kb_ini_entry *e)
+{
+	return cfg_abs_path(c, e, &c->https_cert);
+}
+
+static int
+agent_https_key(struct agent_config *c, const struct kb_ini_entry *e)
+{
+	return cfg_abs_path(c, e, &c->https_key);
+}
+
+static int
+agent_https_max_connections(struct agent_config *c,
+    const struct kb_ini_entry *e)
+{
+	return cfg_uint(c, e, 1, 4096, &c->https_max_connections);
+}
+
+static int
+agent_https_timeout(struct agent_config *c, const struct kb_ini_entry *e)
+{
+	return cfg_uint(c, e, 1, 3600, &c->https_timeout);
+}
+
+/* Challenge parameters go inside a quoted header value. */
+static int
+cfg_url_text(struct agent_config *c, const struct kb_ini_entry *e, char **out)
+{
+	size_t i, n = strlen(e->value);
+
+	if (n == 0 || n > 512 || strncmp(e->value, "https://", 8) != 0)
+		return cfg_err(c, e->line, "%s must be an https:// URL of at most "
+		    "512 characters, not '%s'", e->key, e->value);
+	for (i = 0; i < n; i++)
+		if (e->value[i] <= 0x20 || e->value[i] >= 0x7f ||
+		    e->value[i] == '"' || e->value[i] == '\\')
+			return cfg_err(c, e->line, "%s must not contain spaces, "
+			    "quotes or backslashes", e->key, NULL);
+	free(*out);
+	if ((*out = kb_strdup(e->value)) == NULL)
+		return KB_ERR_ALLOC;
+	return 0;
+}
+
+static int
+agent_auth_authorization(struct agent_config *c, const struct kb_ini_entry *e)
+{
+	return cfg_url_text(c, e, &c->auth_authorization);
+}
+
+static int
+agent_auth_resource(struct agent_config *c, const struct kb_ini_entry *e)
+{
+	return cfg_url_text(c, e, &c->auth_resource);
+}
+
 static const struct {
 	const char *key;
 	int (*set)(struct agent_config *, const struct kb_ini_entry *);
 } agent_keys[] = {
+	{ "auth_authorization", agent_auth_authorization },
+	{ "auth_resource", agent_auth_resource },
+	{ "https_cert", agent_https_cert },
+	{ "https_key", agent_https_key },
+	{ "https_listen", agent_https_listen },
+	{ "https_max_connections", agent_https_max_connections },
+	{ "https_timeout", agent_https_timeout },
 	{ "purge_interval", agent_purge_interval },
 	{ "socket", agent_socket },
 	{ "socket_mode", agent_socket_mode },
@@ -432,7 +538,7 @@ cfg_bool(const struct agent_config *c, const struct kb_ini_entry *e, bool *out)
 	return 0;
 }
 
-/* One role-list item: "alice", "1001", "@staff", "@100". */
+/* One role-list item: "alice", "1001", "@staff", "@100", "principal:ci". */
 static int
 cfg_principal(const struct agent_config *c, const struct kb_ini_entry *e,
     const char *item, struct agent_principal *p)
@@ -442,7 +548,21 @@ cfg_principal(const struct agent_config *c, const struct kb_ini_entry *e,
 	struct passwd pw, *pwr = NULL;
 	struct group gr, *grr = NULL;
 	const char *name = item;
+	size_t i;
 
+	p->bearer = false;
+	if (strncmp(item, "principal:", 10) == 0) {
+		for (i = 0; i < c->n_bearers; i++)
+			if (strcmp(c->bearers[i].name, item + 10) == 0)
+				break;
+		if (i == c->n_bearers)
+			return cfg_err(c, e->line, "%s: no [principal %s] section",
+			    e->key, item + 10);
+		p->bearer = true;
+		p->group = false;
+		p->id = (uint32_t)i;
+		return 0;
+	}
 	p->group = item[0] == '@';
 	if (p->group)
 		name++;
@@ -583,6 +703,93 @@ cfg_vault_section(struct agent_config *c, const struct kb_ini_section *s)
 	return 0;
 }
 
+/* ---------------------------------------------------- [principal NAME] */
+
+static int
+cfg_principal_section(struct agent_config *c, const struct kb_ini_section *s)
+{
+	const struct kb_ini_entry *e;
+	struct agent_bearer *b, *nb;
+	unsigned char *raw = NULL;
+	size_t i, rawlen = 0;
+	bool have_hash = false;
+
+	if (s->name == NULL || strlen(s->name) > AGENT_PRINCIPAL_MAX ||
+	    s->name[strspn(s->name, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")] != '\0')
+		return cfg_err(c, s->line, "[principal] needs a name of 1-64 "
+		    "letters, digits, '.', '_' or '-', as in [principal ci-bot]",
+		    NULL, NULL);
+	for (i = 0; i < c->n_bearers; i++)
+		if (strcmp(c->bearers[i].name, s->name) == 0)
+			return cfg_err(c, s->line, "[principal %s] is declared twice",
+			    s->name, NULL);
+	if (c->n_bearers >= CFG_MAX_BEARERS)
+		return cfg_err(c, s->line, "too many [principal] sections", NULL,
+		    NULL);
+	if ((nb = realloc(c->bearers, (c->n_bearers + 1) * sizeof(*nb))) == NULL)
+		return KB_ERR_ALLOC;
+	c->bearers = nb;
+	b = &nb[c->n_bearers++];
+	memset(b, 0, sizeof(*b));
+	b->line = s->line;
+	if ((b->name = kb_strdup(s->name)) == NULL)
+		return KB_ERR_ALLOC;
+	for (i = 0; i < s->n_entries; i++) {
+		e = &s->entries[i];
+		if (strcmp(e->key, "token_sha256") == 0) {
+			if (strlen(e->value) != 64 ||
+			    kb_hex_decode(e->value, &raw, &rawlen) != 0 ||
+			    rawlen != 32) {
+				free(raw);
+				return cfg_err(c, e->line, "token_sha256 must be 64 "
+				    "hex digits (sha256sum of the token file)", NULL,
+				    NULL);
+			}
+			memcpy(b->token_sha256, raw, 32);
+			free(raw);
+			raw = NULL;
+			have_hash = true;
+		} else if (strcmp(e->key, "expires") == 0) {
+			if (kb_time_parse(e->value, &b->expires) != 0 ||
+			    b->expires <= 0)
+				return cfg_err(c, e->line, "expires must be an RFC 3339 "
+				    "time such as 2027-01-31T00:00:00Z, not '%s'",
+				    e->value, NULL);
+		} else {
+			return cfg_err(c, e->line, "unknown key '%s' in [principal "
+			    "%s]; expected token_sha256 or expires", e->key, s->name);
+		}
+	}
+	if (!have_hash)
+		return cfg_err(c, s->line, "[principal %s] needs token_sha256 = "
+		    "the SHA-256 of its bearer token (the config never holds the "
+		    "token itself)", s->name, NULL);
+	return 0;
+}
+
+/* The HTTPS listener needs its certificate and key; defaults otherwise. */
+static int
+cfg_https_check(struct agent_config *c)
+{
+	if (c->https_listen == NULL) {
+		if (c->https_cert != NULL || c->https_key != NULL)
+			return cfg_err(c, 0, "https_cert and https_key need "
+			    "https_listen in [agent]", NULL, NULL);
+		return 0;
+	}
+	if (c->https_cert == NULL || c->https_key == NULL)
+		return cfg_err(c, c->https_line, "https_listen needs https_cert "
+		    "and https_key in [agent]", NULL, NULL);
+	if (c->auth_authorization == NULL && (c->auth_authorization =
+	    kb_strdup(AGENT_AUTH_AUTHORIZATION)) == NULL)
+		return KB_ERR_ALLOC;
+	if (c->auth_resource == NULL &&
+	    (c->auth_resource = kb_strdup(AGENT_AUTH_RESOURCE)) == NULL)
+		return KB_ERR_ALLOC;
+	return 0;
+}
+
 /* Every vault on a declared token, no token shared, one default. */
 static int
 cfg_vaults_check(struct agent_config *c)
@@ -675,6 +882,8 @@ agent_config_load(const char *path, struct agent_config **out)
 	c->request_timeout = 30;
 	c->threads = 4;
 	c->purge_interval = 3600;
+	c->https_max_connections = 64;
+	c->https_timeout = 30;
 	if ((c->path = kb_strdup(path)) == NULL) {
 		r = KB_ERR_ALLOC;
 		goto out;
@@ -691,6 +900,11 @@ agent_config_load(const char *path, struct agent_config **out)
 	}
 	if ((r = kb_ini_parse(path, text, len, &ini)) != 0)
 		goto out;    /* the sentence names file:line */
+	/* Principals first: the vaults' role lists name them. */
+	for (i = 0; i < ini->n_sections; i++)
+		if (strcmp(ini->sections[i].type, "principal") == 0 &&
+		    (r = cfg_principal_section(c, &ini->sections[i])) != 0)
+			goto out;
 	for (i = 0; i < ini->n_sections; i++) {
 		const struct kb_ini_section *s = &ini->sections[i];
 
@@ -700,12 +914,17 @@ agent_config_load(const char *path, struct agent_config **out)
 			r = cfg_token_section(c, s);
 		else if (strcmp(s->type, "vault") == 0)
 			r = cfg_vault_section(c, s);
+		else if (strcmp(s->type, "principal") == 0)
+			r = 0;
 		else
 			r = cfg_err(c, s->line, "unknown section [%s]; expected "
-			    "[agent], [token NAME] or [vault NAME]", s->type, NULL);
+			    "[agent], [token NAME], [vault NAME] or [principal NAME]",
+			    s->type, NULL);
 		if (r != 0)
 			goto out;
 	}
+	if ((r = cfg_https_check(c)) != 0)
+		goto out;
 	/* libmicrohttpd shares the connection limit among its threads. */
 	if (c->threads > c->max_connections) {
 		r = cfg_err(c, 0, "threads must not exceed max_connections in [agent]",
@@ -761,6 +980,14 @@ agent_config_free(struct agent_config *c)
 		free(c->vaults[i].principals);
 	}
 	free(c->vaults);
+	for (i = 0; i < c->n_bearers; i++)
+		free(c->bearers[i].name);
+	free(c->bearers);
+	free(c->https_listen);
+	free(c->https_cert);
+	free(c->https_key);
+	free(c->auth_authorization);
+	free(c->auth_resource);
 	free(c->path);
 	free(c->socket);
 	free(c->state_dir);

@@ -152,7 +152,7 @@ bad(struct req *rq, const char *fmt, ...)
 
 void
 agent_audit_denial(struct agent *a, const struct agent_peer *p,
-    const char *vault, const char *op, const char *key)
+    const char *vault, const char *op, const char *key, const char *result)
 {
 	struct kb_store_actor who;
 	const struct agent_vault *v;
@@ -169,7 +169,7 @@ agent_audit_denial(struct agent *a, const struct agent_peer *p,
 	if (key != NULL && kv_check(KV_FIELD_KEY_NAME, key) != 0)
 		key = NULL;
 	if ((r = kb_store_audit_append(a->store, &who, vault, op, key, NULL,
-	    "denied", kb_now_unix())) != 0)
+	    result, kb_now_unix())) != 0)
 		kb_warn("cannot write an audit record: %s", kb_error_detail(r));
 }
 
@@ -177,7 +177,7 @@ static const struct opinfo *info(enum kv_op op);
 
 void
 agent_kvapi_deny_audit(struct agent *a, const struct agent_peer *p,
-    const char *url, const char *method)
+    const char *url, const char *method, const char *result)
 {
 	const struct agent_vault *dv = agent_vault_default(a);
 	const struct opinfo *oi;
@@ -199,7 +199,7 @@ agent_kvapi_deny_audit(struct agent *a, const struct agent_peer *p,
 	    kv_check(KV_FIELD_VAULT_NAME, vault) != 0)
 		vault = "*";
 	agent_audit_denial(a, p, vault, oi != NULL ? oi->name : "request",
-	    rt.name);
+	    rt.name, result);
 	free(path);
 }
 
@@ -1543,7 +1543,7 @@ agent_kvapi_handle(struct agent *a, struct MHD_Connection *c,
 		kb_info("denied %s %s to %s (%s)", rq.oi->name,
 		    rq.v != NULL ? rq.v->cfg->name : "agent", caller, rq.who.role);
 		agent_audit_denial(a, peer, rq.v != NULL ? rq.v->cfg->name : "*",
-		    rq.oi->name, rq.name);
+		    rq.oi->name, rq.name, "denied");
 		snprintf(msg, sizeof(msg), "The caller (%s, role %s) does not have "
 		    "%s permission on %s %s.", caller, rq.who.role,
 		    rq.oi->name, rq.v != NULL ? "vault" : "this",

@@ -157,6 +157,7 @@ run_agent(const char *config_path, const char *log_level)
 	a.started_unix = kb_now_unix();
 	a.started_mono = kb_now_mono();
 	if ((r = agent_server_start(&a)) != 0 ||
+	    (r = agent_https_start(&a)) != 0 ||
 	    (r = agent_sweeper_start(&a)) != 0)
 		goto out;
 	kb_info("keybridged %s ready on %s (pid %ld, %zu token%s)", KB_VERSION,

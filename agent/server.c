@@ -1,5 +1,6 @@
 /*
- * server.c: the agent's HTTP server on its Unix socket.
+ * server.c: the agent's HTTP server on its Unix socket, and the optional
+ * HTTPS listener on TCP (docs/https.md).
  *
  * libmicrohttpd because it parses HTTP/1.1 (chunked bodies, pipelining,
  * timeouts, connection limits) in a small C library meant for embedding,
@@ -10,22 +11,39 @@
  *
  * Every connection's peer credentials (SO_PEERCRED) are read when MHD
  * accepts it and checked on every request by agent_access_check().
+ *
+ * HTTPS: MHD's TLS (GnuTLS in Debian's build), TLS 1.2 and 1.3 only.
+ * Callers are principals: every request carries "Authorization: Bearer
+ * T", and SHA-256(T) is compared in constant time with every
+ * [principal] of the config.  A request without one gets Key Vault's
+ * 401 challenge before its body is read; a wrong or expired token gets
+ * 401 and an audit record.  The token is never logged.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <strings.h>
 
 #include <microhttpd.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
 
 #include "agent.h"
+
+/* Bearer tokens longer than this are refused unread (Entra's are ~2 KB). */
+#define BEARER_MAX 8192
 
 struct request {
 	struct kb_buf body;
 	bool too_large;
 	bool answered;
+	struct agent_peer peer;       /* HTTPS: this request's principal */
 };
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -60,6 +78,13 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
 	}
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return;    /* unknown peer: every request is refused */
+	if (((struct agent_listener *)cls)->https) {
+		/* Who it is comes with each request's bearer token. */
+		p->known = true;
+		p->https = true;
+		*socket_ctx = p;
+		return;
+	}
 	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
 	if (ci != NULL &&
 	    getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) == 0 &&
@@ -76,9 +101,9 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
  * Queue body (taking it; NULL: an empty body) with the headers every
  * answer carries.  0, or -1 when the connection must be dropped.
  */
-int
-agent_respond(struct MHD_Connection *c, unsigned status, cJSON *body,
-    const char *allow)
+static int
+respond_hdr(struct MHD_Connection *c, unsigned status, cJSON *body,
+    const char *hname, const char *hval)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
@@ -102,14 +127,22 @@ agent_respond(struct MHD_Connection *c, unsigned status, cJSON *body,
 	    "application/json; charset=utf-8") != MHD_YES) ||
 	    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
 	    "no-store") != MHD_YES ||
-	    (allow != NULL &&
-	    MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow) != MHD_YES)) {
+	    (hname != NULL &&
+	    MHD_add_response_header(resp, hname, hval) != MHD_YES)) {
 		MHD_destroy_response(resp);
 		return -1;
 	}
 	ret = MHD_queue_response(c, status, resp);
 	MHD_destroy_response(resp);
 	return ret == MHD_YES ? 0 : -1;
+}
+
+int
+agent_respond(struct MHD_Connection *c, unsigned status, cJSON *body,
+    const char *allow)
+{
+	return respond_hdr(c, status, body, allow != NULL ?
+	    MHD_HTTP_HEADER_ALLOW : NULL, allow);
 }
 
 /* A Key Vault error body: {"error":{"code":..,"message":..[,"innererror":
@@ -143,6 +176,70 @@ respond_error(struct MHD_Connection *c, unsigned status, const char *code,
 	    MHD_YES : MHD_NO;
 }
 
+/* 401 with Key Vault's challenge and error body. */
+static enum MHD_Result
+respond_challenge(struct agent *a, struct MHD_Connection *c,
+    const char *message)
+{
+	char hdr[1200];
+	cJSON *root, *err;
+
+	snprintf(hdr, sizeof(hdr), "Bearer authorization=\"%s\", resource=\"%s\"",
+	    a->cfg->auth_authorization, a->cfg->auth_resource);
+	if ((root = cJSON_CreateObject()) == NULL)
+		return MHD_NO;
+	if ((err = cJSON_AddObjectToObject(root, "error")) == NULL ||
+	    cJSON_AddStringToObject(err, "code", "Unauthorized") == NULL ||
+	    cJSON_AddStringToObject(err, "message", message) == NULL) {
+		cJSON_Delete(root);
+		return MHD_NO;
+	}
+	return respond_hdr(c, 401, root, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+	    hdr) == 0 ? MHD_YES : MHD_NO;
+}
+
+enum bearer_result { BEARER_OK, BEARER_MISSING, BEARER_INVALID, BEARER_EXPIRED };
+
+/*
+ * The principal whose token the request carries.  Every configured hash
+ * is compared, with CRYPTO_memcmp, whatever matched before.
+ */
+static enum bearer_result
+bearer_auth(struct agent *a, struct MHD_Connection *c, struct agent_peer *p)
+{
+	unsigned char dig[SHA256_DIGEST_LENGTH];
+	const char *h, *t;
+	size_t i, n, found = SIZE_MAX;
+
+	h = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_AUTHORIZATION);
+	if (h == NULL || h[0] == '\0')
+		return BEARER_MISSING;
+	if (strncasecmp(h, "Bearer ", 7) != 0)
+		return BEARER_INVALID;
+	for (t = h + 7; *t == ' '; t++)
+		;
+	n = strnlen(t, BEARER_MAX + 1);
+	while (n > 0 && t[n - 1] == ' ')
+		n--;
+	if (n == 0 || n > BEARER_MAX)
+		return BEARER_INVALID;
+	SHA256((const unsigned char *)t, n, dig);
+	for (i = 0; i < a->cfg->n_bearers; i++)
+		if (CRYPTO_memcmp(dig, a->cfg->bearers[i].token_sha256,
+		    sizeof(dig)) == 0)
+			found = i;
+	OPENSSL_cleanse(dig, sizeof(dig));
+	if (found == SIZE_MAX)
+		return BEARER_INVALID;
+	if (a->cfg->bearers[found].expires != 0 &&
+	    kb_now_unix() >= a->cfg->bearers[found].expires)
+		return BEARER_EXPIRED;
+	p->principal = a->cfg->bearers[found].name;
+	p->bearer = found;
+	return BEARER_OK;
+}
+
 static const struct agent_peer *
 peer_of(struct MHD_Connection *c)
 {
@@ -160,7 +257,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
     const char *method, const char *version, const char *upload_data,
     size_t *upload_data_size, void **req_ctx)
 {
-	struct agent *a = cls;
+	const struct agent_listener *ls = cls;
+	struct agent *a = ls->a;
 	struct request *rq = *req_ctx;
 	const struct agent_peer *peer = NULL;
 	char why[512];
@@ -175,18 +273,47 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 			return MHD_NO;
 		kb_buf_init(&rq->body, AGENT_MAX_BODY);
 		*req_ctx = rq;
-		peer = peer_of(c);
+		rq->peer = *peer_of(c);
+		peer = &rq->peer;
+		if (ls->https) {
+			enum bearer_result br = bearer_auth(a, c, &rq->peer);
+
+			if (br != BEARER_OK) {
+				rq->answered = true;
+				if (br == BEARER_MISSING)
+					return respond_challenge(a, c, "AKV10000: Request "
+					    "is missing a Bearer or PoP token.");
+				kb_info("refused %s %.128s over HTTPS: %s bearer token",
+				    method, url, br == BEARER_EXPIRED ? "an expired" :
+				    "an unknown");
+				agent_kvapi_deny_audit(a, peer, url, method,
+				    br == BEARER_EXPIRED ? "token-expired" :
+				    "token-invalid");
+				return respond_challenge(a, c, br == BEARER_EXPIRED ?
+				    "AKV10032: The bearer token has expired." :
+				    "AKV10022: The bearer token is not valid for this "
+				    "agent.");
+			}
+		}
 		if ((r = agent_access_check(a, peer)) != 0) {
-			kb_info("refused %s %.128s from uid %u pid %ld",
-			    method, url, (unsigned)peer->uid, (long)peer->pid);
+			if (peer->principal != NULL)
+				kb_info("refused %s %.128s to principal %s", method,
+				    url, peer->principal);
+			else
+				kb_info("refused %s %.128s from uid %u pid %ld",
+				    method, url, (unsigned)peer->uid, (long)peer->pid);
 			/* The sentence first: auditing may set another. */
 			snprintf(why, sizeof(why), "%s", kb_error_detail(r));
-			agent_kvapi_deny_audit(a, peer, url, method);
+			agent_kvapi_deny_audit(a, peer, url, method, "denied");
 			rq->answered = true;
 			return respond_error(c, 403, "Forbidden", why, NULL);
 		}
-		kb_debug("%s %.128s from uid %u pid %ld", method, url,
-		    (unsigned)peer->uid, (long)peer->pid);
+		if (peer->principal != NULL)
+			kb_debug("%s %.128s from principal %s", method, url,
+			    peer->principal);
+		else
+			kb_debug("%s %.128s from uid %u pid %ld", method, url,
+			    (unsigned)peer->uid, (long)peer->pid);
 		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 		    MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl != NULL && (kb_parse_ull(cl, 0, AGENT_MAX_BODY, &clen) != 0)) {
@@ -217,7 +344,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		    "request bodies are limited to %zu bytes", AGENT_MAX_BODY);
 		return respond_error(c, 413, "RequestTooLarge", msg, NULL);
 	}
-	return agent_kvapi_handle(a, c, peer_of(c), url, method,
+	return agent_kvapi_handle(a, c, &rq->peer, url, method,
 	    (const char *)rq->body.data, rq->body.len) == 0 ? MHD_YES : MHD_NO;
 }
 
@@ -240,15 +367,17 @@ agent_server_start(struct agent *a)
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
 	    MHD_USE_AUTO;
 
+	a->lsn_unix.a = a;
+	a->lsn_unix.https = false;
 	/* The logger first, or MHD prints early messages its own way. */
-	a->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, a,
+	a->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, &a->lsn_unix,
 	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a,
 	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)a->listen_fd,
 	    MHD_OPTION_THREAD_POOL_SIZE, a->cfg->threads,
 	    MHD_OPTION_CONNECTION_LIMIT, a->cfg->max_connections,
 	    MHD_OPTION_CONNECTION_TIMEOUT, a->cfg->request_timeout,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
-	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, a,
+	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, &a->lsn_unix,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_request_done, a,
 	    MHD_OPTION_END);
 	if (a->mhd == NULL)
@@ -259,9 +388,126 @@ agent_server_start(struct agent *a)
 	return 0;
 }
 
+/* Read a PEM file; the key must be the agent's alone, as ssh demands. */
+static int
+read_pem(const char *what, const char *path, bool secret, char **out)
+{
+	struct stat st;
+	size_t len = 0;
+	int r;
+
+	if (secret && stat(path, &st) == 0 && (st.st_mode & 077) != 0)
+		return kb_error_set(KB_ERR_CONFIG, "the HTTPS %s %s is readable by "
+		    "others (mode %04o); make it mode 0600 (chmod 600 %s)", what,
+		    path, (unsigned)(st.st_mode & 07777), path);
+	if ((r = kb_file_read(path, 1 << 20, out, &len)) != 0) {
+		char why[600];
+
+		if (r == KB_ERR_ALLOC)
+			return r;
+		snprintf(why, sizeof(why), "%s", kb_error_detail(r));
+		return kb_error_set(KB_ERR_CONFIG, "cannot read the HTTPS %s: %s",
+		    what, why);
+	}
+	return 0;
+}
+
+int
+agent_https_start(struct agent *a)
+{
+	const struct agent_config *cfg = a->cfg;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+	    MHD_USE_AUTO | MHD_USE_TLS;
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	const union MHD_DaemonInfo *di;
+	char host[64], *cert = NULL, *key = NULL;
+	const char *colon;
+	unsigned long long port;
+	int r;
+
+	if (cfg->https_listen == NULL)
+		return 0;
+	if (!MHD_is_feature_supported(MHD_FEATURE_TLS))
+		return kb_error_set(KB_ERR_UNSUPPORTED, "this libmicrohttpd has no "
+		    "TLS support; install Debian's libmicrohttpd12 (GnuTLS)");
+	/* config.c wrote "HOST:PORT" or "[V6]:PORT". */
+	colon = strrchr(cfg->https_listen, ':');
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - cfg->https_listen),
+	    cfg->https_listen);
+	if (kb_parse_ull(colon + 1, 0, 65535, &port) != 0)
+		return kb_error_set(KB_ERR_CONFIG, "bad https_listen");
+	memset(&ss, 0, sizeof(ss));
+	if (host[0] == '[') {
+		host[strlen(host) - 1] = '\0';
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, host + 1, &sin6->sin6_addr) != 1)
+			return kb_error_set(KB_ERR_CONFIG, "https_listen: '%s' is not "
+			    "an IPv6 address", host + 1);
+		flags |= MHD_USE_IPv6;
+	} else {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
+			return kb_error_set(KB_ERR_CONFIG, "https_listen: '%s' is not "
+			    "an IPv4 address", host);
+	}
+	if ((r = read_pem("certificate", cfg->https_cert, false, &cert)) != 0 ||
+	    (r = read_pem("key", cfg->https_key, true, &key)) != 0)
+		goto out;
+	a->lsn_https.a = a;
+	a->lsn_https.https = true;
+	a->mhd_https = MHD_start_daemon(flags, 0, NULL, NULL, on_request,
+	    &a->lsn_https,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	    MHD_OPTION_HTTPS_MEM_CERT, cert,
+	    MHD_OPTION_HTTPS_MEM_KEY, key,
+	    MHD_OPTION_HTTPS_PRIORITIES,
+	    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
+	    MHD_OPTION_THREAD_POOL_SIZE, cfg->threads,
+	    MHD_OPTION_CONNECTION_LIMIT, cfg->https_max_connections,
+	    MHD_OPTION_CONNECTION_TIMEOUT, cfg->https_timeout,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, &a->lsn_https,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_request_done, a,
+	    MHD_OPTION_END);
+	if (a->mhd_https == NULL) {
+		r = kb_error_set(KB_ERR_CONFIG, "cannot start the HTTPS listener "
+		    "on %s: the address is in use or not local, or the "
+		    "certificate and key do not match (see the messages above)",
+		    cfg->https_listen);
+		goto out;
+	}
+	if (port == 0 && (di = MHD_get_daemon_info(a->mhd_https,
+	    MHD_DAEMON_INFO_BIND_PORT)) != NULL)
+		port = di->port;
+	if (host[0] == '[')
+		snprintf(a->https_url, sizeof(a->https_url), "https://%s]:%llu",
+		    host, port);
+	else
+		snprintf(a->https_url, sizeof(a->https_url), "https://%s:%llu",
+		    host, port);
+	kb_info("HTTPS listener on %s", a->https_url);
+	r = 0;
+ out:
+	/* GnuTLS has its own copy once the daemon started. */
+	if (key != NULL) {
+		kb_wipe(key, strlen(key));
+		free(key);
+	}
+	free(cert);
+	return r;
+}
+
 void
 agent_server_stop(struct agent *a)
 {
+	if (a->mhd_https != NULL)
+		MHD_stop_daemon(a->mhd_https);
+	a->mhd_https = NULL;
 	if (a->mhd != NULL)
 		MHD_stop_daemon(a->mhd);
 	a->mhd = NULL;

@@ -279,6 +279,12 @@ agent_status_json(struct agent *a, cJSON **out)
 	    (r = add_str(root, "config", a->cfg->path)) != 0) {
 		goto out;
 	}
+	if (a->https_url[0] != '\0' ?
+	    (r = add_str(root, "https", a->https_url)) != 0 :
+	    cJSON_AddNullToObject(root, "https") == NULL) {
+		r = KB_ERR_ALLOC;
+		goto out;
+	}
 	r = KB_ERR_ALLOC;
 	if ((arr = cJSON_AddArrayToObject(root, "tokens")) == NULL)
 		goto out;
