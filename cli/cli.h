@@ -75,6 +75,12 @@ void cli_table(const char *const *head, size_t cols, char **cells, size_t rows);
 int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_token_list(struct cli *c, int argc, char **argv);
 int cmd_dev_up(struct cli *c, int argc, char **argv);
+/* devtls.c: a local CA and a server certificate for 127.0.0.1, ::1 and
+ * localhost (files mode 0600); a random bearer token in path and the
+ * hex SHA-256 of it. */
+int cli_dev_tls_make(const char *ca_path, const char *cert_path,
+    const char *key_path) KB_WARN_UNUSED;
+int cli_dev_token_make(const char *path, char hash_hex[65]) KB_WARN_UNUSED;
 int cmd_dev_down(struct cli *c, int argc, char **argv);
 /* keycmds.c: the Key Vault keys API of the agent's vaults, and the audit log. */
 int cmd_key_create(struct cli *c, int argc, char **argv);

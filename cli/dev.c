@@ -6,6 +6,10 @@
  * The CLI never opens the token itself: `keybridged init-token` does the
  * initialisation.  PINs travel in files (mode 0600) only, never in argv
  * or the environment.  A failed `dev up` removes what it created.
+ *
+ * With --https the agent also serves the Key Vault API over HTTPS on a
+ * free loopback port, with a local CA (devtls.c) and a bearer token of
+ * an Administrator principal, for the Azure SDKs (docs/dev-env.md).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +43,10 @@ struct devenv {
 	char *so_pin;
 	char *log;
 	char *socket;
+	char *ca;           /* --https: CA certificate, server cert and key */
+	char *cert;
+	char *key;
+	char *token;        /* --https: the Administrator's bearer token */
 };
 
 static char *
@@ -66,6 +74,10 @@ devenv_clear(struct devenv *e)
 	free(e->so_pin);
 	free(e->log);
 	free(e->socket);
+	free(e->ca);
+	free(e->cert);
+	free(e->key);
+	free(e->token);
 	memset(e, 0, sizeof(*e));
 }
 
@@ -111,7 +123,11 @@ devenv_init(struct devenv *e, const char *dir)
 	    (e->user_pin = join(e->dir, "user.pin")) == NULL ||
 	    (e->so_pin = join(e->dir, "so.pin")) == NULL ||
 	    (e->log = join(e->dir, "agent.log")) == NULL ||
-	    (e->socket = join(e->dir, "agent.sock")) == NULL) {
+	    (e->socket = join(e->dir, "agent.sock")) == NULL ||
+	    (e->ca = join(e->dir, "https-ca.pem")) == NULL ||
+	    (e->cert = join(e->dir, "https-cert.pem")) == NULL ||
+	    (e->key = join(e->dir, "https-key.pem")) == NULL ||
+	    (e->token = join(e->dir, "admin.token")) == NULL) {
 		r = KB_ERR_ALLOC;
 		goto out;
 	}
@@ -311,7 +327,8 @@ rm_tree(const char *p)
 }
 
 static int
-write_configs(const struct devenv *e, const char *module, const char *label)
+write_configs(const struct devenv *e, const char *module, const char *label,
+    const char *token_hash)
 {
 	struct kb_buf b;
 	int r;
@@ -335,21 +352,37 @@ write_configs(const struct devenv *e, const char *module, const char *label)
 	    "[agent]\n"
 	    "socket = %s\n"
 	    "state_dir = %s/state\n"
-	    "log_level = info\n"
-	    "\n"
-	    "[token " DEV_TOKEN_NAME "]\n"
-	    "module = %s\n"
-	    "label = %s\n"
-	    "pin_file = %s\n"
-	    "\n"
-	    "# The dev token as a Key Vault-style vault: `keybridge key create`.\n"
-	    "# A short retention suits experiments (7-90 days; it cannot change\n"
-	    "# once the vault exists).\n"
-	    "[vault " DEV_VAULT_NAME "]\n"
-	    "token = " DEV_TOKEN_NAME "\n"
-	    "default = true\n"
-	    "retention_days = 7\n",
-	    e->hsm_conf, e->conf, e->socket, e->dir, module, label, e->user_pin);
+	    "log_level = info\n",
+	    e->hsm_conf, e->conf, e->socket, e->dir);
+	if (r == 0 && token_hash != NULL)
+		r = kb_buf_appendf(&b,
+		    "# HTTPS for the Azure SDKs: any free loopback port (keybridge\n"
+		    "# status shows it), a certificate from this directory's CA.\n"
+		    "https_listen = 127.0.0.1:0\n"
+		    "https_cert = %s\n"
+		    "https_key = %s\n", e->cert, e->key);
+	if (r == 0)
+		r = kb_buf_appendf(&b,
+		    "\n"
+		    "[token " DEV_TOKEN_NAME "]\n"
+		    "module = %s\n"
+		    "label = %s\n"
+		    "pin_file = %s\n"
+		    "\n"
+		    "# The dev token as a Key Vault-style vault: `keybridge key create`.\n"
+		    "# A short retention suits experiments (7-90 days; it cannot change\n"
+		    "# once the vault exists).\n"
+		    "[vault " DEV_VAULT_NAME "]\n"
+		    "token = " DEV_TOKEN_NAME "\n"
+		    "default = true\n"
+		    "retention_days = 7\n", module, label, e->user_pin);
+	if (r == 0 && token_hash != NULL)
+		r = kb_buf_appendf(&b,
+		    "administrators = principal:dev-admin\n"
+		    "\n"
+		    "# The bearer token in %s, by its SHA-256 only.\n"
+		    "[principal dev-admin]\n"
+		    "token_sha256 = %s\n", e->token, token_hash);
 	if (r == 0)
 		r = kb_file_write_atomic(e->conf_new, b.data, b.len, 0600);
  out:
@@ -512,23 +545,65 @@ put_export(const char *name, const char *value)
 	printf("'\n");
 }
 
-static void
-print_exports(const struct devenv *e)
+/* The agent's HTTPS URL from its status, or an error. */
+static int
+agent_https_url(const char *socket, char *buf, size_t n)
 {
+	kb_kv_client *kv = NULL;
+	struct kb_kv_response *resp = NULL;
+	cJSON *u;
+	int r;
+
+	if ((r = kb_kv_client_new_unix(socket, &kv)) != 0)
+		return r;
+	if ((r = kb_kv_request(kv, "GET", "/keybridge/status", NULL, &resp)) != 0)
+		goto out;
+	if (resp->status != 200 || resp->body == NULL ||
+	    !cJSON_IsString(u = cJSON_GetObjectItemCaseSensitive(resp->body,
+	    "https")) ||
+	    strncmp(u->valuestring, "https://", 8) != 0) {
+		r = kb_error_set(KB_ERR_PROTOCOL, "the agent reports no HTTPS "
+		    "listener");
+		goto out;
+	}
+	snprintf(buf, n, "%s", u->valuestring);
+	r = 0;
+ out:
+	kb_kv_response_free(resp);
+	kb_kv_client_free(kv);
+	return r;
+}
+
+/* 0, or an exit code after the message. */
+static int
+print_exports(const struct devenv *e, bool https)
+{
+	char url[128];
+	int r;
+
 	put_export("KEYBRIDGE_SOCKET", e->socket);
 	put_export("SOFTHSM2_CONF", e->hsm_conf);
+	if (https) {
+		if ((r = agent_https_url(e->socket, url, sizeof(url))) != 0)
+			return cli_print_error(r);
+		put_export("KEYBRIDGE_URL", url);
+		put_export("KEYBRIDGE_CA", e->ca);
+		put_export("KEYBRIDGE_TOKEN_FILE", e->token);
+	}
 	fflush(stdout);
+	return 0;
 }
 
 static int
 dev_options(struct cli *c, const char *name, int argc, char **argv,
-    const char **dir, const char **module, const char **label)
+    const char **dir, const char **module, const char **label, bool *https)
 {
 	static const struct option opts[] = {
 		CLI_GLOBAL_OPTIONS,
 		{ "dir", required_argument, NULL, 'd' },
 		{ "module", required_argument, NULL, 'm' },
 		{ "label", required_argument, NULL, 'L' },
+		{ "https", no_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 }
 	};
 	int ch, r;
@@ -537,6 +612,11 @@ dev_options(struct cli *c, const char *name, int argc, char **argv,
 		switch (ch) {
 		case 'd':
 			*dir = optarg;
+			break;
+		case 'S':
+			if (https == NULL)
+				return cli_usage(name, "unknown option");
+			*https = true;
 			break;
 		case 'm':
 		case 'L':
@@ -571,13 +651,14 @@ cmd_dev_up(struct cli *c, int argc, char **argv)
 	const char *dir = NULL, *module = NULL, *label = NULL;
 	struct devenv e;
 	struct stat st;
-	char *agent = NULL, *sock = NULL;
-	bool made_dir = false, made_files = false;
+	char *agent = NULL, *sock = NULL, hash[65];
+	bool made_dir = false, made_files = false, https = false, has_https;
 	pid_t pid;
 	int r, rc = 0;
 
 	memset(&e, 0, sizeof(e));
-	if ((r = dev_options(c, "dev up", argc, argv, &dir, &module, &label)) != 0)
+	if ((r = dev_options(c, "dev up", argc, argv, &dir, &module, &label,
+	    &https)) != 0)
 		return r < 0 ? 0 : r;
 	umask(077);
 	if ((r = devenv_init(&e, dir)) != 0)
@@ -597,17 +678,25 @@ cmd_dev_up(struct cli *c, int argc, char **argv)
 		if (module != NULL || label != NULL)
 			fprintf(stderr, "keybridge: %s exists; --module and --label "
 			    "only apply to a new environment\n", e.dir);
+		has_https = stat(e.token, &st) == 0;
+		if (https && !has_https) {
+			rc = cli_print_error(kb_error_set(KB_ERR_CONFLICT, "%s was "
+			    "made without --https; stop it with `keybridge dev down "
+			    "--dir %s` and remove it, or choose another --dir",
+			    e.dir, e.dir));
+			goto out;
+		}
 		if ((pid = lock_holder(e.socket)) != 0) {
 			fprintf(stderr, "keybridge: the agent for %s is already "
 			    "running (pid %ld)\n", e.dir, (long)pid);
-			print_exports(&e);
+			rc = print_exports(&e, has_https);
 			goto out;
 		}
 		if ((rc = start_agent(&e, agent, &pid)) != 0)
 			goto out;
 		fprintf(stderr, "keybridge: agent restarted over the existing "
 		    "token (pid %ld, log %s)\n", (long)pid, e.log);
-		print_exports(&e);
+		rc = print_exports(&e, has_https);
 		goto out;
 	}
 	/* A new environment. */
@@ -639,8 +728,10 @@ cmd_dev_up(struct cli *c, int argc, char **argv)
 	}
 	if ((r = random_pin(e.user_pin)) != 0 ||
 	    (r = random_pin(e.so_pin)) != 0 ||
+	    (https && (r = cli_dev_tls_make(e.ca, e.cert, e.key)) != 0) ||
+	    (https && (r = cli_dev_token_make(e.token, hash)) != 0) ||
 	    (r = write_configs(&e, module ? module : KB_SOFTHSM_MODULE,
-	        label ? label : DEV_DEFAULT_LABEL)) != 0) {
+	        label ? label : DEV_DEFAULT_LABEL, https ? hash : NULL)) != 0) {
 		rc = cli_print_error(r);
 		goto out;
 	}
@@ -662,7 +753,7 @@ cmd_dev_up(struct cli *c, int argc, char **argv)
 		goto out;
 	fprintf(stderr, "keybridge: agent started (pid %ld, log %s)\n",
 	    (long)pid, e.log);
-	print_exports(&e);
+	rc = print_exports(&e, https);
  out:
 	if (made_files) {
 		(void)unlink(e.conf_new);
@@ -670,6 +761,10 @@ cmd_dev_up(struct cli *c, int argc, char **argv)
 		(void)unlink(e.user_pin);
 		(void)unlink(e.so_pin);
 		(void)unlink(e.hsm_conf);
+		(void)unlink(e.ca);
+		(void)unlink(e.cert);
+		(void)unlink(e.key);
+		(void)unlink(e.token);
 		rm_tree(e.tokens);
 	}
 	if (made_dir) {
@@ -692,7 +787,8 @@ cmd_dev_down(struct cli *c, int argc, char **argv)
 	pid_t pid;
 	int r, rc = 0;
 
-	if ((r = dev_options(c, "dev down", argc, argv, &dir, NULL, NULL)) != 0)
+	if ((r = dev_options(c, "dev down", argc, argv, &dir, NULL, NULL,
+	    NULL)) != 0)
 		return r < 0 ? 0 : r;
 	if ((r = devenv_init(&e, dir)) != 0)
 		return cli_print_error(r);
