@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""httpsraw.py: raw TLS conversations for t-https.sh, standard library only.
+
+  plain HOST PORT              plain HTTP to the TLS port: prints "closed" if
+                               the agent closed the connection without an
+                               HTTP answer, else the first line it sent
+  slow HOST PORT CA SECS       a TLS connection that sends half a request and
+                               then nothing: prints "closed after N s" once
+                               the agent drops it (or "open" after SECS)
+  hold HOST PORT CA N SECS     opens N TLS connections, each with half a
+                               request, keeps them SECS seconds; prints how
+                               many completed the handshake and stayed open
+  bigheader HOST PORT CA KB    a request with a KB-kilobyte header: the status
+                               line, or "closed"
+  version HOST PORT CA V       a handshake with only TLS version V (1.0, 1.1,
+                               1.2, 1.3): prints "ok" or "refused"
+"""
+import socket
+import ssl
+import sys
+import time
+
+
+def ctx(ca, version=None):
+    c = ssl.create_default_context(cafile=ca)
+    if version is not None:
+        v = {"1.0": ssl.TLSVersion.TLSv1, "1.1": ssl.TLSVersion.TLSv1_1,
+             "1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}[version]
+        # Old versions need a security level that still allows them.
+        c.set_ciphers("DEFAULT:@SECLEVEL=0")
+        c.minimum_version = v
+        c.maximum_version = v
+    return c
+
+
+def tls(host, port, ca, version=None, timeout=10):
+    raw = socket.create_connection((host, int(port)), timeout=timeout)
+    return ctx(ca, version).wrap_socket(raw, server_hostname=host)
+
+
+def first_line(s):
+    buf = b""
+    try:
+        while b"\r\n" not in buf:
+            d = s.recv(4096)
+            if not d:
+                break
+            buf += d
+    except (ConnectionError, ssl.SSLError, socket.timeout):
+        pass
+    if not buf:
+        return "closed"
+    return buf.split(b"\r\n", 1)[0].decode("latin-1")
+
+
+def main():
+    cmd = sys.argv[1]
+    if cmd == "plain":
+        s = socket.create_connection((sys.argv[2], int(sys.argv[3])), timeout=10)
+        s.sendall(b"GET /keys?api-version=7.6 HTTP/1.1\r\nHost: x\r\n\r\n")
+        line = first_line(s)
+        # A TLS alert is binary, not an HTTP status line.
+        print(line if line.startswith("HTTP/") else "closed")
+    elif cmd == "slow":
+        s = tls(sys.argv[2], sys.argv[3], sys.argv[4])
+        s.sendall(b"GET /keys?api-version=7.6 HTTP/1.1\r\nHost: x\r\n")
+        t0 = time.monotonic()
+        s.settimeout(float(sys.argv[5]))
+        try:
+            d = s.recv(4096)
+            print("closed after %d s" % round(time.monotonic() - t0)
+                  if not d or not d.startswith(b"HTTP/") else
+                  "answered: " + d.split(b"\r\n")[0].decode())
+        except socket.timeout:
+            print("open")
+        except (ConnectionError, ssl.SSLError):
+            print("closed after %d s" % round(time.monotonic() - t0))
+    elif cmd == "hold":
+        n, secs = int(sys.argv[5]), float(sys.argv[6])
+        held = []
+        for _ in range(n):
+            try:
+                s = tls(sys.argv[2], sys.argv[3], sys.argv[4], timeout=3)
+                s.sendall(b"GET /keys HTTP/1.1\r\nHost: x\r\n")
+                held.append(s)
+            except (OSError, ssl.SSLError):
+                pass
+        time.sleep(secs)
+        alive = 0
+        for s in held:
+            s.settimeout(0.2)
+            try:
+                d = s.recv(1)
+                alive += 0 if d == b"" else 1
+            except socket.timeout:
+                alive += 1
+            except (OSError, ssl.SSLError):
+                pass
+        print(alive)
+    elif cmd == "bigheader":
+        s = tls(sys.argv[2], sys.argv[3], sys.argv[4])
+        big = b"x" * (int(sys.argv[5]) * 1024)
+        try:
+            s.sendall(b"GET /keys?api-version=7.6 HTTP/1.1\r\nHost: x\r\nX-Big: " +
+                      big + b"\r\n\r\n")
+        except (ConnectionError, ssl.SSLError):
+            pass
+        print(first_line(s))
+    elif cmd == "version":
+        try:
+            s = tls(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5])
+            s.close()
+            print("ok")
+        except (ssl.SSLError, ConnectionError, ValueError):
+            print("refused")
+    else:
+        sys.exit("unknown command " + cmd)
+
+
+if __name__ == "__main__":
+    main()
