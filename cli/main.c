@@ -47,7 +47,8 @@ const struct cli_command cli_commands[] = {
 	  "Lists every slot of each PKCS#11 module the agent loaded: slot id,\n"
 	  "label, serial, manufacturer, model, token flags and URI, and which\n"
 	  "configured token name (if any) the agent uses it as.\n" },
-	{ "dev up", cmd_dev_up, "--dir DIR [--module PATH] [--label LABEL]",
+	{ "dev up", cmd_dev_up,
+	  "--dir DIR [--module PATH] [--label LABEL] [--https]",
 	  "create (or restart) a development environment in DIR",
 	  "Creates DIR (mode 0700) with a SoftHSM2 config, an initialised token\n"
 	  "with random PINs (DIR/user.pin, DIR/so.pin), a keybridge config\n"
@@ -61,6 +62,10 @@ const struct cli_command cli_commands[] = {
 	  "  --module PATH    PKCS#11 module (default: " KB_SOFTHSM_MODULE ")\n"
 	  "  --label LABEL    token label for a new environment (default:\n"
 	  "                   keybridge-dev)\n"
+	  "  --https          also serve the Key Vault API over HTTPS on a free\n"
+	  "                   loopback port, with a local CA and an\n"
+	  "                   Administrator's bearer token; prints\n"
+	  "                   KEYBRIDGE_URL, KEYBRIDGE_CA, KEYBRIDGE_TOKEN_FILE\n"
 	  "\n"
 	  "keybridged is found through $KEYBRIDGED, next to this program, in PATH,\n"
 	  "or in the install directory.\n" },
