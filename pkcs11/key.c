@@ -337,6 +337,192 @@ kb_p11_import_secret(kb_p11_token *t, const struct kb_p11_keyspec *spec,
 	return 0;
 }
 
+/* ------------------------------------------------------- import (pairs) */
+
+struct pair_ctx {
+	struct tmpl pub, priv;
+	CK_OBJECT_HANDLE hpub, hpriv;
+};
+
+/*
+ * Both objects in one session borrow.  The public one first: a crash
+ * after it leaves an incomplete pair (never a lone private key nobody
+ * can find the public half of); a refused private one takes the public
+ * one with it.
+ */
+static int
+pair_fn(struct p11s *s, void *arg)
+{
+	struct pair_ctx *c = arg;
+	CK_RV rv;
+	int r;
+
+	if (c->hpub == 0 &&
+	    (r = p11c_create_object(s, c->pub.a, c->pub.n, &c->hpub)) != 0)
+		return r;
+	if ((r = p11c_create_object(s, c->priv.a, c->priv.n, &c->hpriv)) != 0) {
+		rv = s->rv;
+		if (r == KB_P11_RETRY_SESSION || r == KB_P11_RETRY_LOGIN) {
+			/* The session is gone: a token object stays; retry the
+			 * private half only (the runner calls us again). */
+			return r;
+		}
+		if (p11c_destroy_object(s, c->hpub) == 0)
+			c->hpub = 0;
+		s->rv = rv;
+		return r;
+	}
+	return 0;
+}
+
+static int
+import_pair(kb_p11_token *t, const struct kb_p11_keyspec *spec,
+    struct pair_ctx *c, unsigned bits, kb_p11_key **out)
+{
+	kb_p11_key *k = NULL;
+	int r;
+
+	if ((r = key_new(t, spec->type, bits, spec->curve, spec->label, spec->id,
+	    spec->id_len, &k)) != 0)
+		return r;
+	if ((r = kb_p11_with_session(t, true, pair_fn, c)) != 0) {
+		kb_p11_key_free(k);
+		return r;
+	}
+	k->pub = c->hpub;
+	k->priv = c->hpriv;
+	*out = k;
+	return 0;
+}
+
+/* Templates shared by RSA and EC: class, type, names, flags. */
+static void
+pair_common(struct pair_ctx *c, const struct kb_p11_keyspec *spec,
+    const CK_OBJECT_CLASS *pubc, const CK_OBJECT_CLASS *privc,
+    const CK_KEY_TYPE *kt, unsigned ops)
+{
+	tadd(&c->pub, CKA_CLASS, pubc, sizeof(*pubc));
+	tadd(&c->pub, CKA_KEY_TYPE, kt, sizeof(*kt));
+	common_attrs(&c->pub, spec, false);
+	tops(&c->pub, spec->type, ops, 1);
+	tadd(&c->priv, CKA_CLASS, privc, sizeof(*privc));
+	tadd(&c->priv, CKA_KEY_TYPE, kt, sizeof(*kt));
+	common_attrs(&c->priv, spec, true);
+	tops(&c->priv, spec->type, ops, 0);
+}
+
+static const unsigned char *
+skip_zeros(const unsigned char *p, size_t *n)
+{
+	while (*n > 1 && p[0] == 0) {
+		p++;
+		(*n)--;
+	}
+	return p;
+}
+
+int
+kb_p11_import_rsa(kb_p11_token *t, const struct kb_p11_keyspec *spec,
+    const struct kb_p11_rsa_parts *pp, kb_p11_key **out)
+{
+	static const CK_OBJECT_CLASS pubc = CKO_PUBLIC_KEY, privc = CKO_PRIVATE_KEY;
+	static const CK_KEY_TYPE kt = CKK_RSA;
+	const struct kb_secret *sec[6];
+	static const CK_ATTRIBUTE_TYPE sec_attr[6] = {
+		CKA_PRIVATE_EXPONENT, CKA_PRIME_1, CKA_PRIME_2, CKA_EXPONENT_1,
+		CKA_EXPONENT_2, CKA_COEFFICIENT
+	};
+	const unsigned char *np, *ep, *v;
+	size_t nl, el, vl, i;
+	struct pair_ctx c;
+	unsigned ops, bits = 0;
+	int r;
+
+	if (t == NULL || out == NULL || pp == NULL)
+		return kb_error_set(KB_ERR_INVALID, "no token or no key");
+	if ((r = check_spec(spec, &ops, false)) != 0)
+		return r;
+	if (spec->type != KB_P11_RSA || spec->extractable)
+		return kb_error_set(KB_ERR_INVALID, "an imported RSA key is an RSA "
+		    "key that is not extractable");
+	if ((r = kb_p11_rsa_parts_check(pp, &bits)) != 0)
+		return r;
+	if (spec->bits && spec->bits != bits)
+		return kb_error_set(KB_ERR_INVALID, "the RSA key has %u bits, not %u",
+		    bits, spec->bits);
+	sec[0] = pp->d;
+	sec[1] = pp->p;
+	sec[2] = pp->q;
+	sec[3] = pp->dp;
+	sec[4] = pp->dq;
+	sec[5] = pp->qi;
+	memset(&c, 0, sizeof(c));
+	nl = pp->n_len;
+	el = pp->e_len;
+	np = skip_zeros(pp->n, &nl);
+	ep = skip_zeros(pp->e, &el);
+	pair_common(&c, spec, &pubc, &privc, &kt, ops);
+	tadd(&c.pub, CKA_MODULUS, np, nl);
+	tadd(&c.pub, CKA_PUBLIC_EXPONENT, ep, el);
+	tadd(&c.priv, CKA_MODULUS, np, nl);
+	tadd(&c.priv, CKA_PUBLIC_EXPONENT, ep, el);
+	for (i = 0; i < 6; i++) {
+		vl = sec[i]->len;
+		v = skip_zeros(sec[i]->data, &vl);
+		tadd(&c.priv, sec_attr[i], v, vl);
+	}
+	r = import_pair(t, spec, &c, bits, out);
+	/* The template pointed into the caller's secrets: nothing to wipe. */
+	return r;
+}
+
+int
+kb_p11_import_ec(kb_p11_token *t, const struct kb_p11_keyspec *spec,
+    const struct kb_p11_ec_parts *pp, kb_p11_key **out)
+{
+	static const CK_OBJECT_CLASS pubc = CKO_PUBLIC_KEY, privc = CKO_PRIVATE_KEY;
+	static const CK_KEY_TYPE kt = CKK_EC;
+	/* DER OCTET STRING of 04 || x || y (at most 133 bytes for P-521). */
+	unsigned char point[3 + 1 + 2 * 66];
+	const unsigned char *params;
+	size_t params_len, len, hdr;
+	struct pair_ctx c;
+	unsigned ops;
+	int r;
+
+	if (t == NULL || out == NULL || pp == NULL)
+		return kb_error_set(KB_ERR_INVALID, "no token or no key");
+	if ((r = check_spec(spec, &ops, false)) != 0)
+		return r;
+	if (spec->type != KB_P11_EC || spec->extractable)
+		return kb_error_set(KB_ERR_INVALID, "an imported EC key is an EC "
+		    "key that is not extractable");
+	if ((r = kb_p11_curve_params(spec->curve, &params, &params_len)) != 0 ||
+	    (r = kb_p11_ec_parts_check(spec->curve, pp)) != 0)
+		return r;
+	len = kb_p11_curve_bytes(spec->curve);
+	/* PKCS#11 v2.40 section 2.3.3: CKA_EC_POINT is DER-encoded. */
+	point[0] = 0x04;
+	if (1 + 2 * len < 0x80) {
+		point[1] = (unsigned char)(1 + 2 * len);
+		hdr = 2;
+	} else {
+		point[1] = 0x81;
+		point[2] = (unsigned char)(1 + 2 * len);
+		hdr = 3;
+	}
+	point[hdr] = 0x04;
+	memcpy(point + hdr + 1, pp->x, len);
+	memcpy(point + hdr + 1 + len, pp->y, len);
+	memset(&c, 0, sizeof(c));
+	pair_common(&c, spec, &pubc, &privc, &kt, ops);
+	tadd(&c.pub, CKA_EC_PARAMS, params, params_len);
+	tadd(&c.pub, CKA_EC_POINT, point, hdr + 1 + 2 * len);
+	tadd(&c.priv, CKA_EC_PARAMS, params, params_len);
+	tadd(&c.priv, CKA_VALUE, pp->d->data, pp->d->len);
+	return import_pair(t, spec, &c, kb_p11_curve_bits(spec->curve), out);
+}
+
 int
 kb_p11_read_attr(struct p11s *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE type,
     size_t cap, unsigned char **out, size_t *len)

@@ -186,6 +186,51 @@ int kb_p11_import_secret(kb_p11_token *t, const struct kb_p11_keyspec *spec,
     const struct kb_secret *value, kb_p11_key **out) KB_WARN_UNUSED;
 
 /*
+ * Private key material to import (JWK parts, RFC 7518 section 6).
+ * Integers are unsigned big-endian; leading zero bytes are ignored.
+ * RSA needs every CRT part (tokens compute with them; the agent does not
+ * derive p and q from n, e, d).  EC x, y and d are exactly the curve's
+ * size in bytes (32, 48, 66).
+ */
+struct kb_p11_rsa_parts {
+	const unsigned char *n, *e;
+	size_t n_len, e_len;
+	const struct kb_secret *d, *p, *q, *dp, *dq, *qi;
+};
+struct kb_p11_ec_parts {
+	const unsigned char *x, *y;
+	size_t x_len, y_len;
+	const struct kb_secret *d;
+};
+
+/*
+ * Import an RSA or EC key pair as two token objects with spec's label,
+ * id and usage flags: the private key CKA_PRIVATE, CKA_SENSITIVE and not
+ * extractable (spec->extractable is refused: an imported key stays on
+ * the token), the public key next to it.  The material is checked with
+ * OpenSSL first (RSA: n = p*q, e*d = 1 mod lambda(n), CRT parts and the
+ * key size 2048/3072/4096; EC: the point is on spec->curve and d*G is
+ * that point); a key that fails is KB_ERR_INVALID, with a sentence that
+ * names the check and never a byte of the key, and nothing is created.
+ * The public object is made first; if the private one is refused, the
+ * public one is destroyed again (a crash in between leaves a half pair,
+ * which kb_p11_key_is_complete reports).  CKA_ALWAYS_SENSITIVE and
+ * CKA_NEVER_EXTRACTABLE are the token's (false for imported keys).
+ */
+/*
+ * The checks the imports make, alone (no token): callers that record an
+ * intent before the token step check first.  *bits gets the RSA size.
+ */
+int kb_p11_rsa_parts_check(const struct kb_p11_rsa_parts *parts,
+    unsigned *bits) KB_WARN_UNUSED;
+int kb_p11_ec_parts_check(enum kb_p11_curve curve,
+    const struct kb_p11_ec_parts *parts) KB_WARN_UNUSED;
+int kb_p11_import_rsa(kb_p11_token *t, const struct kb_p11_keyspec *spec,
+    const struct kb_p11_rsa_parts *parts, kb_p11_key **out) KB_WARN_UNUSED;
+int kb_p11_import_ec(kb_p11_token *t, const struct kb_p11_keyspec *spec,
+    const struct kb_p11_ec_parts *parts, kb_p11_key **out) KB_WARN_UNUSED;
+
+/*
  * Find keys.  Matches on CKA_LABEL (object), CKA_ID (id) and class (type)
  * from filter; NULL filter: every key object.  A key pair is one
  * kb_p11_key.  *out is an array of n keys, freed with kb_p11_keys_free.
