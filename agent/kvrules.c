@@ -4,6 +4,7 @@
  * store.c and the HTTP layer share them.
  */
 #include <string.h>
+#include <strings.h>
 
 #include "kvrules.h"
 
@@ -412,4 +413,280 @@ kv_recovery_level(unsigned retention_days, bool purge_protection)
 		return purge_protection ? "Recoverable" : "Recoverable+Purgeable";
 	return purge_protection ? "CustomizedRecoverable" :
 	    "CustomizedRecoverable+Purgeable";
+}
+
+/* ------------------------------------------------------- rotation policy */
+
+#define DAY INT64_C(86400)
+
+int
+kv_duration_parse(const char *s, int64_t *seconds)
+{
+	/* Designators in the order ISO 8601 writes them, and their seconds
+	 * (months 30 days, years 365, for the minimums only). */
+	static const struct {
+		char c;
+		bool time;
+		int64_t secs;
+	} units[] = {
+		{ 'Y', false, 365 * DAY }, { 'M', false, 30 * DAY },
+		{ 'D', false, DAY }, { 'H', true, 3600 }, { 'M', true, 60 },
+		{ 'S', true, 1 },
+	};
+	const char *p;
+	size_t u = 0, i, digits, n = 0;
+	bool in_time = false, any_time = false;
+	int64_t total = 0, v;
+
+	if (s == NULL || s[0] != 'P' || strlen(s) > KV_DURATION_MAX)
+		goto bad;
+	p = s + 1;
+	/* PnW stands alone. */
+	for (digits = 0, v = 0; p[digits] >= '0' && p[digits] <= '9'; digits++)
+		v = v * 10 + (p[digits] - '0');
+	if (digits > 0 && digits <= 6 && p[digits] == 'W' && p[digits + 1] == '\0') {
+		*seconds = v * 7 * DAY;
+		return 0;
+	}
+	while (*p != '\0') {
+		if (*p == 'T') {
+			if (in_time)
+				goto bad;
+			in_time = true;
+			p++;
+			continue;
+		}
+		for (digits = 0, v = 0; p[digits] >= '0' && p[digits] <= '9'; digits++)
+			if (digits < 6)
+				v = v * 10 + (p[digits] - '0');
+		if (digits == 0 || digits > 6)
+			goto bad;
+		p += digits;
+		for (i = u; i < sizeof(units) / sizeof(units[0]); i++)
+			if (units[i].c == *p && units[i].time == in_time)
+				break;
+		if (i == sizeof(units) / sizeof(units[0]))
+			goto bad;
+		u = i + 1;
+		total += v * units[i].secs;
+		any_time |= in_time;
+		n++;
+		p++;
+	}
+	/* At least one component; "T" must be followed by one. */
+	if (n == 0 || (in_time && !any_time))
+		goto bad;
+	*seconds = total;
+	return 0;
+ bad:
+	return kb_error_set(KB_ERR_INVALID, "durations are ISO 8601, for "
+	    "example P90D, P3M, P1Y10D or PT48H");
+}
+
+/* The member name of obj, once at most (cJSON keeps duplicates). */
+static int
+member_once(const cJSON *obj, const char *name, const cJSON **out)
+{
+	const cJSON *it, *found = NULL;
+
+	cJSON_ArrayForEach(it, obj) {
+		if (it->string != NULL && strcmp(it->string, name) == 0) {
+			if (found != NULL)
+				return kb_error_set(KB_ERR_INVALID,
+				    "the member '%s' appears twice", name);
+			found = it;
+		}
+	}
+	*out = cJSON_IsNull(found) ? NULL : found;
+	return 0;
+}
+
+/* A duration member: NULL if absent, else checked, with its seconds. */
+static int
+duration_member(const cJSON *obj, const char *name, const char **s,
+    int64_t *secs)
+{
+	const cJSON *it;
+	int r;
+
+	*s = NULL;
+	if ((r = member_once(obj, name, &it)) != 0)
+		return r;
+	if (it == NULL)
+		return 0;
+	if (!cJSON_IsString(it) || it->valuestring == NULL)
+		return kb_error_set(KB_ERR_INVALID, "%s must be an ISO 8601 "
+		    "duration string", name);
+	if (kv_duration_parse(it->valuestring, secs) != 0)
+		return kb_error_set(KB_ERR_INVALID, "%s is not an ISO 8601 "
+		    "duration (for example P90D, P3M, P1Y10D or PT48H)", name);
+	*s = it->valuestring;
+	return 0;
+}
+
+enum { ACT_ROTATE = 1, ACT_NOTIFY = 2 };
+
+struct policy_action {
+	int type;
+	const char *after, *before;   /* timeAfterCreate / timeBeforeExpiry */
+	int64_t after_s, before_s;
+};
+
+static int
+action_parse(const cJSON *a, struct policy_action *pa)
+{
+	const cJSON *trig, *act, *type;
+	int r;
+
+	memset(pa, 0, sizeof(*pa));
+	if (!cJSON_IsObject(a))
+		return kb_error_set(KB_ERR_INVALID, "each of lifetimeActions is an "
+		    "object with a trigger and an action");
+	if ((r = member_once(a, "trigger", &trig)) != 0 ||
+	    (r = member_once(a, "action", &act)) != 0)
+		return r;
+	if (!cJSON_IsObject(trig) || !cJSON_IsObject(act))
+		return kb_error_set(KB_ERR_INVALID, "each of lifetimeActions needs a "
+		    "trigger object and an action object");
+	if ((r = member_once(act, "type", &type)) != 0)
+		return r;
+	/* keys.json LifetimeActionsType: compared case-insensitively. */
+	if (cJSON_IsString(type) && strcasecmp(type->valuestring, "Rotate") == 0)
+		pa->type = ACT_ROTATE;
+	else if (cJSON_IsString(type) && strcasecmp(type->valuestring, "Notify") == 0)
+		pa->type = ACT_NOTIFY;
+	else
+		return kb_error_set(KB_ERR_INVALID, "an action's type is Rotate or "
+		    "Notify");
+	if ((r = duration_member(trig, "timeAfterCreate", &pa->after,
+	    &pa->after_s)) != 0 ||
+	    (r = duration_member(trig, "timeBeforeExpiry", &pa->before,
+	    &pa->before_s)) != 0)
+		return r;
+	if ((pa->after != NULL) == (pa->before != NULL))
+		return kb_error_set(KB_ERR_INVALID, "a trigger names exactly one of "
+		    "timeAfterCreate and timeBeforeExpiry");
+	/* keys.json LifetimeActionsTrigger: timeAfterCreate "only applies to
+	 * rotate"; notifications come before expiry. */
+	if (pa->type == ACT_NOTIFY && pa->after != NULL)
+		return kb_error_set(KB_ERR_INVALID, "a Notify action takes "
+		    "timeBeforeExpiry, not timeAfterCreate");
+	if ((pa->after != NULL && pa->after_s < KV_POLICY_TRIGGER_MIN_DAYS * DAY) ||
+	    (pa->before != NULL && pa->before_s < KV_POLICY_TRIGGER_MIN_DAYS * DAY))
+		return kb_error_set(KB_ERR_INVALID, "a %s trigger is at least %d "
+		    "days (P%dD)", pa->type == ACT_ROTATE ? "rotation" :
+		    "notification", KV_POLICY_TRIGGER_MIN_DAYS,
+		    KV_POLICY_TRIGGER_MIN_DAYS);
+	return 0;
+}
+
+static cJSON *
+action_json(int type, const char *after, const char *before)
+{
+	cJSON *o = NULL, *t, *a;
+
+	if ((o = cJSON_CreateObject()) == NULL ||
+	    (t = cJSON_AddObjectToObject(o, "trigger")) == NULL ||
+	    (after != NULL &&
+	    cJSON_AddStringToObject(t, "timeAfterCreate", after) == NULL) ||
+	    (before != NULL &&
+	    cJSON_AddStringToObject(t, "timeBeforeExpiry", before) == NULL) ||
+	    (a = cJSON_AddObjectToObject(o, "action")) == NULL ||
+	    cJSON_AddStringToObject(a, "type",
+	    type == ACT_ROTATE ? "Rotate" : "Notify") == NULL) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+int
+kv_rotation_policy_check(const cJSON *policy, cJSON **out)
+{
+	static const char *const ro[] = { "created", "updated" };
+	struct policy_action pa[2];
+	const cJSON *acts, *attrs = NULL, *it, *x;
+	const char *expiry = NULL;
+	int64_t expiry_s = 0;
+	cJSON *o = NULL, *arr, *at, *e;
+	size_t n = 0, i;
+	bool rotate = false, notify = false;
+	int r;
+
+	if (!cJSON_IsObject(policy))
+		return kb_error_set(KB_ERR_INVALID, "a rotation policy is a JSON "
+		    "object");
+	if ((r = member_once(policy, "lifetimeActions", &acts)) != 0 ||
+	    (r = member_once(policy, "attributes", &attrs)) != 0)
+		return r;
+	if (acts != NULL && !cJSON_IsArray(acts))
+		return kb_error_set(KB_ERR_INVALID, "lifetimeActions is an array");
+	if (attrs != NULL && !cJSON_IsObject(attrs))
+		return kb_error_set(KB_ERR_INVALID, "the policy's attributes are "
+		    "an object");
+	if (attrs != NULL) {
+		for (i = 0; i < sizeof(ro) / sizeof(ro[0]); i++) {
+			if ((r = member_once(attrs, ro[i], &x)) != 0)
+				return r;
+			if (x != NULL)
+				return kb_error_set(KB_ERR_INVALID, "the attribute "
+				    "'%s' of a rotation policy is read-only", ro[i]);
+		}
+		if ((r = duration_member(attrs, "expiryTime", &expiry,
+		    &expiry_s)) != 0)
+			return r;
+		if (expiry != NULL && expiry_s < KV_POLICY_EXPIRY_MIN_DAYS * DAY)
+			return kb_error_set(KB_ERR_INVALID, "expiryTime is at least "
+			    "%d days (P%dD)", KV_POLICY_EXPIRY_MIN_DAYS,
+			    KV_POLICY_EXPIRY_MIN_DAYS);
+	}
+	cJSON_ArrayForEach(it, acts) {
+		/* keys.json: "at maximum two items: one for rotate, one for
+		 * notify". */
+		if (n == 2)
+			return kb_error_set(KB_ERR_INVALID, "lifetimeActions holds "
+			    "at most two actions, one Rotate and one Notify");
+		if ((r = action_parse(it, &pa[n])) != 0)
+			return r;
+		if ((pa[n].type == ACT_ROTATE && rotate) ||
+		    (pa[n].type == ACT_NOTIFY && notify))
+			return kb_error_set(KB_ERR_INVALID, "lifetimeActions holds "
+			    "at most one Rotate and one Notify action");
+		rotate |= pa[n].type == ACT_ROTATE;
+		notify |= pa[n].type == ACT_NOTIFY;
+		/* A rotation comes at least 7 days before the new version's
+		 * expiry, whichever way it is triggered. */
+		if (pa[n].type == ACT_ROTATE && expiry != NULL &&
+		    ((pa[n].after != NULL && pa[n].after_s >
+		    expiry_s - KV_POLICY_TRIGGER_MIN_DAYS * DAY) ||
+		    (pa[n].before != NULL && pa[n].before_s >
+		    expiry_s - KV_POLICY_TRIGGER_MIN_DAYS * DAY)))
+			return kb_error_set(KB_ERR_INVALID, "the rotation must come "
+			    "at least %d days before expiryTime",
+			    KV_POLICY_TRIGGER_MIN_DAYS);
+		n++;
+	}
+	if ((o = cJSON_CreateObject()) == NULL ||
+	    (arr = cJSON_AddArrayToObject(o, "lifetimeActions")) == NULL ||
+	    (at = cJSON_AddObjectToObject(o, "attributes")) == NULL ||
+	    (expiry != NULL &&
+	    cJSON_AddStringToObject(at, "expiryTime", expiry) == NULL))
+		goto nomem;
+	for (i = 0; i < n; i++) {
+		if ((e = action_json(pa[i].type, pa[i].after, pa[i].before)) == NULL)
+			goto nomem;
+		cJSON_AddItemToArray(arr, e);
+	}
+	/* Key Vault adds a Notify 30 days before expiry (NOTES.md 1.5). */
+	if (n > 0 && !notify) {
+		if ((e = action_json(ACT_NOTIFY, NULL,
+		    KV_POLICY_NOTIFY_DEFAULT)) == NULL)
+			goto nomem;
+		cJSON_AddItemToArray(arr, e);
+	}
+	*out = o;
+	return 0;
+ nomem:
+	cJSON_Delete(o);
+	return KB_ERR_ALLOC;
 }

@@ -115,4 +115,48 @@ int kv_retention_check(long days) KB_WARN_UNUSED;
  */
 const char *kv_recovery_level(unsigned retention_days, bool purge_protection);
 
+/* ------------------------------------------------------- rotation policy */
+
+/* Longest ISO 8601 duration accepted ("P999999Y..." is far beyond). */
+#define KV_DURATION_MAX 32
+/* Longest canonical policy text (two actions and an expiry fit in 300). */
+#define KV_POLICY_JSON_MAX 1024
+/*
+ * keys.json KeyRotationPolicy / NOTES.md 1.5 and Key Vault's key
+ * rotation documentation: expiryTime at least 28 days; a Rotate trigger
+ * at least 7 days after creation or before expiry (and at least 7 days
+ * before expiryTime); a Notify trigger only before expiry, at least 7
+ * days.
+ */
+#define KV_POLICY_EXPIRY_MIN_DAYS 28
+#define KV_POLICY_TRIGGER_MIN_DAYS 7
+/* The Notify action Key Vault adds when a policy has none. */
+#define KV_POLICY_NOTIFY_DEFAULT "P30D"
+
+/*
+ * An ISO 8601 duration as Key Vault takes it: P[nY][nM][nD][T[nH][nM][nS]]
+ * or PnW, whole numbers of up to 6 digits, upper-case designators, at
+ * least one component.  Months count 30 days and years 365 (for the
+ * minimums only; the text is kept as given).  *seconds is written on
+ * success.
+ */
+int kv_duration_parse(const char *s, int64_t *seconds) KB_WARN_UNUSED;
+
+/*
+ * Check a KeyRotationPolicy request body and build its canonical form:
+ * {"lifetimeActions":[{"trigger":{...},"action":{"type":"Rotate"}},...],
+ *  "attributes":{"expiryTime":"P2Y"}} (expiryTime only if given).  Rules:
+ * lifetimeActions an array of at most two objects, at most one Rotate
+ * and one Notify (type compared case-insensitively, written as
+ * "Rotate"/"Notify"); each trigger names exactly one of timeAfterCreate
+ * or timeBeforeExpiry; Notify only timeBeforeExpiry; the minimums above.
+ * A non-empty list without Notify gets Key Vault's Notify P30D (go
+ * TestRotateKey recording); [] with {} removes the policy's actions.
+ * Read-only members (attributes.created/updated) are refused, "id" and
+ * unknown members ignored, duplicate members refused.  *out (new, the
+ * caller frees it with cJSON_Delete) is written on success.  Checking the
+ * canonical form again gives the same form.
+ */
+int kv_rotation_policy_check(const cJSON *policy, cJSON **out) KB_WARN_UNUSED;
+
 #endif /* KB_KVRULES_H */

@@ -1,8 +1,10 @@
 /*
  * fuzz_kvrules.c: Key Vault's rules (agent/kvrules.c) on hostile JSON,
  * as the API hands request members to them: tags objects, key_ops
- * arrays, names, versions, kty/crv/size shapes.  An accepted tags object
- * must print back to JSON the rules accept again.
+ * arrays, names, versions, kty/crv/size shapes, rotation policies and
+ * ISO 8601 durations.  An accepted tags object must print back to JSON
+ * the rules accept again; an accepted rotation policy's canonical form
+ * must be accepted again and be its own canonical form.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,6 +18,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Results go here (the functions are warn_unused_result). */
 static volatile int sink;
+
+/* Check a policy; if accepted, its canonical text is a fixed point. */
+static void
+policy_roundtrip(const cJSON *p)
+{
+	cJSON *c = NULL, *c2 = NULL, *back = NULL;
+	char *t1 = NULL, *t2 = NULL;
+
+	if (kv_rotation_policy_check(p, &c) != 0)
+		return;
+	if ((t1 = cJSON_PrintUnformatted(c)) == NULL)
+		goto out;
+	if (strlen(t1) > KV_POLICY_JSON_MAX)
+		abort();
+	if ((back = cJSON_Parse(t1)) == NULL)
+		abort();
+	if (kv_rotation_policy_check(back, &c2) != 0)
+		abort();
+	if ((t2 = cJSON_PrintUnformatted(c2)) != NULL && strcmp(t1, t2) != 0)
+		abort();
+ out:
+	free(t1);
+	free(t2);
+	cJSON_Delete(c);
+	cJSON_Delete(c2);
+	cJSON_Delete(back);
+}
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -41,7 +70,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		cJSON_Delete(kv_key_ops_json(ops));
 	}
+	policy_roundtrip(j);
 	cJSON_ArrayForEach(it, j) {
+		int64_t secs;
+
+		if (cJSON_IsObject(it))
+			policy_roundtrip(it);
+		if (cJSON_IsString(it) &&
+		    kv_duration_parse(it->valuestring, &secs) == 0 && secs < 0)
+			abort();
 		if (cJSON_IsNumber(it) && it->valuedouble >= 0 &&
 		    it->valuedouble < 100000)
 			bits = (unsigned)it->valuedouble;
