@@ -153,6 +153,14 @@ static const char *const migrations[] = {
 	/* 1 -> 2: bearer-token principals (HTTPS) next to uids. */
 	"ALTER TABLE audit ADD COLUMN principal TEXT;"
 	"ALTER TABLE intents ADD COLUMN principal TEXT;",
+	/* 2 -> 3: a key's rotation policy, which goes with the key: kept
+	 * across delete, recover and rotate, gone with the purge. */
+	"CREATE TABLE rotation_policies ("
+	"  key_id INTEGER PRIMARY KEY REFERENCES keys(id) ON DELETE CASCADE,"
+	"  policy TEXT NOT NULL,"
+	"  created INTEGER NOT NULL,"
+	"  updated INTEGER NOT NULL"
+	") STRICT;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -1972,7 +1980,8 @@ nv_from_json(const char *payload, const char *version,
 		const cJSON *op = cJSON_GetObjectItemCaseSensitive(o, "op");
 
 		if (cJSON_IsString(op) && (strcmp(op->valuestring, "rotate") == 0 ||
-		    strcmp(op->valuestring, "adopt") == 0))
+		    strcmp(op->valuestring, "adopt") == 0 ||
+		    strcmp(op->valuestring, "import") == 0))
 			v->audit_op = op->valuestring;
 	}
 	v->enabled = cJSON_IsTrue(en);
@@ -2289,6 +2298,155 @@ kb_store_intents_open(struct kb_store *st, struct kb_store_intent **out,
 	q_release(st, s);
 	UNLOCK(st);
 	kb_store_intents_free(arr, got);
+	return r;
+}
+
+/* ------------------------------------------------------ rotation policy */
+
+void
+kb_store_policy_free(struct kb_store_policy *p)
+{
+	if (p == NULL)
+		return;
+	free(p->json);
+	free(p);
+}
+
+/* The policy row of an active key (caller holds the lock). */
+static int
+policy_read(struct kb_store *st, const struct vault_row *vr, const char *lc,
+    const char *name, struct kb_store_policy **out)
+{
+	struct kb_store_policy *p = NULL;
+	sqlite3_stmt *s = NULL;
+	const unsigned char *t;
+	int r;
+
+	if ((r = q_prep(st, &s, "SELECT k.name, k.created, p.policy, p.created, "
+	    "p.updated FROM keys k LEFT JOIN rotation_policies p ON "
+	    "p.key_id = k.id WHERE k.vault_id = ?1 AND k.name_lc = ?2 AND "
+	    "k.state = 'active'", "it", vr->id, lc)) != 0)
+		return r;
+	if ((r = q_row(st, s, "rotation policy read")) < 0)
+		goto out;
+	if (r == 0) {
+		r = kb_error_set(KB_ERR_NOT_FOUND, "no key named %s", name);
+		goto out;
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		r = KB_ERR_ALLOC;
+		goto out;
+	}
+	if ((r = col_str(s, 0, p->name, sizeof(p->name))) != 0)
+		goto out;
+	p->key_created = sqlite3_column_int64(s, 1);
+	if ((t = sqlite3_column_text(s, 2)) != NULL) {
+		if ((p->json = kb_strdup((const char *)t)) == NULL) {
+			r = KB_ERR_ALLOC;
+			goto out;
+		}
+		p->created = sqlite3_column_int64(s, 3);
+		p->updated = sqlite3_column_int64(s, 4);
+	}
+	*out = p;
+	p = NULL;
+	r = 0;
+ out:
+	kb_store_policy_free(p);
+	q_release(st, s);
+	return r;
+}
+
+int
+kb_store_policy_get(struct kb_store *st, const char *vault, const char *name,
+    struct kb_store_policy **out)
+{
+	char lc[KV_NAME_MAX + 1];
+	struct vault_row vr;
+	int r;
+
+	if ((r = name_lc(KV_FIELD_KEY_NAME, name, lc, sizeof(lc))) != 0)
+		return r;
+	LOCK(st);
+	if ((r = vault_find(st, vault, &vr)) == 0)
+		r = policy_read(st, &vr, lc, name, out);
+	UNLOCK(st);
+	return r;
+}
+
+/* The policy text checked again and in canonical form (it is stored). */
+static int
+policy_canon(const char *json, char **out)
+{
+	cJSON *in = NULL, *c = NULL;
+	char *txt = NULL;
+	int r;
+
+	if (json == NULL || strlen(json) > KV_POLICY_JSON_MAX)
+		return kb_error_set(KB_ERR_INVALID, "a rotation policy is at most "
+		    "%d bytes of JSON", KV_POLICY_JSON_MAX);
+	if ((in = cJSON_Parse(json)) == NULL) {
+		r = kb_error_set(KB_ERR_INVALID, "the rotation policy is not JSON");
+		goto out;
+	}
+	if ((r = kv_rotation_policy_check(in, &c)) != 0)
+		goto out;
+	if ((txt = cJSON_PrintUnformatted(c)) == NULL) {
+		r = KB_ERR_ALLOC;
+		goto out;
+	}
+	*out = txt;
+	r = 0;
+ out:
+	cJSON_Delete(in);
+	cJSON_Delete(c);
+	return r;
+}
+
+int
+kb_store_policy_put(struct kb_store *st, const struct kb_store_actor *who,
+    const char *vault, const char *name, const char *json, int64_t now,
+    struct kb_store_policy **out)
+{
+	char lc[KV_NAME_MAX + 1];
+	char *canon = NULL;
+	sqlite3_stmt *s = NULL;
+	struct vault_row vr;
+	struct key_row kr;
+	int r;
+
+	if ((r = check_actor(who)) != 0 ||
+	    (r = name_lc(KV_FIELD_KEY_NAME, name, lc, sizeof(lc))) != 0 ||
+	    (r = check_time("now", now)) != 0 ||
+	    (r = policy_canon(json, &canon)) != 0)
+		return r;
+	LOCK(st);
+	if ((r = tx_begin(st)) != 0)
+		goto out;
+	if ((r = vault_find(st, vault, &vr)) != 0 ||
+	    (r = key_find(st, vr.id, lc, &kr)) < 0)
+		goto out;
+	/* As UpdateKey: only an active key (a deleted one is not found). */
+	if (r == 0 || kr.deleted) {
+		r = kb_error_set(KB_ERR_NOT_FOUND, "no key named %s", name);
+		goto out;
+	}
+	if ((r = q_prep(st, &s, "INSERT INTO rotation_policies (key_id, policy, "
+	    "created, updated) VALUES (?1, ?2, ?3, ?3) ON CONFLICT (key_id) DO "
+	    "UPDATE SET policy = excluded.policy, updated = excluded.updated",
+	    "iti", kr.id, canon, now)) != 0 ||
+	    (r = q_done(st, s, "rotation policy write")) != 0 ||
+	    (r = audit_insert(st, who, vr.name, "rotation-policy-update",
+	    kr.name, NULL, "ok", now)) != 0 ||
+	    (r = tx_commit(st)) != 0)
+		goto out;
+	if (out != NULL)
+		r = policy_read(st, &vr, lc, name, out);
+ out:
+	if (r != 0)
+		tx_rollback(st);
+	UNLOCK(st);
+	free(canon);
 	return r;
 }
 

@@ -43,7 +43,7 @@
 struct kb_store;
 
 /* Schema version in PRAGMA user_version. */
-#define KB_STORE_SCHEMA_VERSION 2
+#define KB_STORE_SCHEMA_VERSION 3
 /* Largest page any list function returns (Key Vault's own cap is 25). */
 #define KB_STORE_PAGE_MAX 1000
 /* Bounds of the short audit fields (role, op, result). */
@@ -295,6 +295,33 @@ int kb_store_intent_abort(struct kb_store *st, int64_t id, int64_t now)
 /* Every open intent, oldest first, for recovery at start-up. */
 int kb_store_intents_open(struct kb_store *st, struct kb_store_intent **out,
     size_t *n) KB_WARN_UNUSED;
+
+/* ------------------------------------------------------- rotation policy */
+
+/*
+ * A key's rotation policy (keys.json KeyRotationPolicy), kept per key: it
+ * survives delete, recover and rotate and goes with the purge.  The text
+ * is the canonical form of kv_rotation_policy_check.
+ */
+struct kb_store_policy {
+	char name[KV_NAME_MAX + 1];   /* the key's display name */
+	int64_t key_created;          /* the key's creation */
+	char *json;                   /* NULL: the key has no stored policy */
+	int64_t created, updated;     /* of the stored policy */
+};
+void kb_store_policy_free(struct kb_store_policy *p);
+/* The policy of an active key (KB_ERR_NOT_FOUND if none is active). */
+int kb_store_policy_get(struct kb_store *st, const char *vault,
+    const char *name, struct kb_store_policy **out) KB_WARN_UNUSED;
+/*
+ * Set the policy of an active key (a missing or soft-deleted key is
+ * KB_ERR_NOT_FOUND, as UpdateKey): json is checked again with
+ * kv_rotation_policy_check and stored in canonical form; audited
+ * "rotation-policy-update".  *out (optional) gets the stored policy.
+ */
+int kb_store_policy_put(struct kb_store *st, const struct kb_store_actor *who,
+    const char *vault, const char *name, const char *json, int64_t now,
+    struct kb_store_policy **out) KB_WARN_UNUSED;
 
 /* ----------------------------------------------------------------- audit */
 

@@ -352,7 +352,8 @@ test_open(void)
 	st = open_fresh("v1.db", path, sizeof(path));
 	kb_store_close(st);
 	st = NULL;
-	tap_is_int(raw_exec(path, "ALTER TABLE audit DROP COLUMN principal;"
+	tap_is_int(raw_exec(path, "DROP TABLE rotation_policies;"
+	    "ALTER TABLE audit DROP COLUMN principal;"
 	    "ALTER TABLE intents DROP COLUMN principal; PRAGMA user_version = 1",
 	    NULL, 0), 0, "store turned back into schema 1");
 	tap_is_int(kb_store_open(path, &st), 0, "a schema-1 store opens");
@@ -362,6 +363,9 @@ test_open(void)
 	    "and is migrated to the current schema");
 	tap_is_int(raw_int(path, "SELECT count(*) FROM pragma_table_info('audit') "
 	    "WHERE name = 'principal'"), 1, "audit has the principal column");
+	tap_is_int(raw_int(path, "SELECT count(*) FROM sqlite_schema WHERE "
+	    "type = 'table' AND name = 'rotation_policies'"), 1,
+	    "and has the rotation_policies table (schema 3)");
 
 	path_of(path, sizeof(path), "other.db");
 	remove_db(path);
