@@ -232,6 +232,17 @@ int agent_vault_purge(struct agent *a, struct agent_vault *v,
 int agent_vault_adopt(struct agent *a, struct agent_vault *v,
     const struct kb_store_actor *who, const char *uri, const char *name,
     struct kb_store_key **out) KB_WARN_UNUSED;
+/* Key material for an import (JWK parts; secrets stay the caller's). */
+struct agent_import {
+	struct kb_p11_rsa_parts rsa;     /* kty RSA */
+	struct kb_p11_ec_parts ec;       /* kty EC (curve from nv->crv) */
+	const struct kb_secret *k;       /* kty oct */
+};
+/* Import as a new version, crash-safe like create; audited "import". */
+int agent_vault_import(struct agent *a, struct agent_vault *v,
+    const struct kb_store_actor *who, const char *name,
+    struct kb_store_new_version *nv, const struct agent_import *mat,
+    struct kb_store_key **out) KB_WARN_UNUSED;
 
 /* The token key of a stored version, shared and counted: put it back. */
 struct agent_keyref;

@@ -57,6 +57,13 @@ static const struct opinfo {
 	{ OP_VERIFY, "verify", ROLE_CONTRIBUTOR, KV_OP_VERIFY },
 	{ OP_WRAP, "wrapKey", ROLE_CONTRIBUTOR, KV_OP_WRAP_KEY },
 	{ OP_UNWRAP, "unwrapKey", ROLE_CONTRIBUTOR, KV_OP_UNWRAP_KEY },
+	/* Import writes like create. */
+	{ OP_IMPORT, "import", ROLE_CONTRIBUTOR, 0 },
+	/* The policy is read like the key and written like UpdateKey. */
+	{ OP_GET_POLICY, "rotation-policy-get", ROLE_READER, 0 },
+	{ OP_PUT_POLICY, "rotation-policy-update", ROLE_CONTRIBUTOR, 0 },
+	/* No key and no vault state: the Reader role is enough (docs/vaults.md). */
+	{ OP_RNG, "rng", ROLE_READER, 0 },
 	{ OP_STATUS, "status", ROLE_READER, 0 },
 	{ OP_TOKENS, "tokens", ROLE_ADMINISTRATOR, 0 },
 	{ OP_VAULTS, "vaults", ROLE_READER, 0 },
@@ -204,6 +211,26 @@ agent_kvapi_deny_audit(struct agent *a, const struct agent_peer *p,
 }
 
 /* ------------------------------------------------------------ JSON input */
+
+/*
+ * Wipe every string of a parsed body before it is freed: an import's
+ * JWK holds private key parts (d, p, q, dp, dq, qi, k) and a crypto
+ * request a plaintext.  cJSON allocates each string once, at its exact
+ * size, so this reaches every copy cJSON made.
+ */
+static void
+json_wipe(cJSON *j)
+{
+	cJSON *it;
+
+	if (j == NULL)
+		return;
+	if (j->valuestring != NULL)
+		kb_wipe(j->valuestring, strlen(j->valuestring));
+	/* Depth is bounded by cJSON's nesting limit. */
+	for (it = j->child; it != NULL; it = it->next)
+		json_wipe(it);
+}
 
 /* The member called name, at most once (strict JSON: no duplicates). */
 static int
@@ -1206,6 +1233,321 @@ h_crypto(struct req *rq)
 	return r;
 }
 
+/* ------------------------------------------------------------- import */
+
+/* A base64url private part of a JWK into a secret (the decoded copy is
+ * wiped); absent: *out NULL, or 400 if required. */
+static int
+get_secret(struct req *rq, const cJSON *obj, const char *name, bool required,
+    struct kb_secret **out)
+{
+	unsigned char *raw = NULL;
+	size_t len = 0;
+	bool present;
+	int r;
+
+	*out = NULL;
+	if ((r = get_bytes(rq, obj, name, required, &raw, &len, &present)) != 0)
+		return r;
+	if (!present)
+		return 0;
+	r = len == 0 ? bad(rq, "the member '%s' is empty", name) :
+	    kb_secret_from(raw, len, out);
+	if (raw != NULL)
+		kb_wipe(raw, len);
+	free(raw);
+	return r;
+}
+
+struct import_bufs {
+	unsigned char *n, *e, *x, *y;
+	size_t n_len, e_len, x_len, y_len;
+	struct kb_secret *d, *p, *q, *dp, *dq, *qi, *k;
+};
+
+static void
+import_bufs_free(struct import_bufs *b)
+{
+	free(b->n);
+	free(b->e);
+	free(b->x);
+	free(b->y);
+	kb_secret_free(&b->d);
+	kb_secret_free(&b->p);
+	kb_secret_free(&b->q);
+	kb_secret_free(&b->dp);
+	kb_secret_free(&b->dq);
+	kb_secret_free(&b->qi);
+	kb_secret_free(&b->k);
+}
+
+/* Bits of an unsigned big-endian integer. */
+static unsigned
+int_bits(const unsigned char *p, size_t n)
+{
+	unsigned bits;
+	unsigned char c;
+
+	while (n > 0 && p[0] == 0) {
+		p++;
+		n--;
+	}
+	if (n == 0 || n > 4096)
+		return 0;
+	bits = (unsigned)n * 8;
+	for (c = p[0]; !(c & 0x80); c = (unsigned char)(c << 1))
+		bits--;
+	return bits;
+}
+
+/*
+ * ImportKey: PUT /keys/{name} with KeyImportParameters {key (a JWK with
+ * its private parts), Hsm, attributes, tags, release_policy}.  The stored
+ * kty follows create's rule (the kty asked for is repeated): the JWK's
+ * kty, with -HSM when Hsm is true.
+ */
+static int
+h_import(struct req *rq)
+{
+	static const char *const unsupported[] = { "release_policy" };
+	static const char *const byok[] = { "key_hsm" };
+	struct kb_store_new_version nv;
+	struct kb_store_key *k = NULL;
+	struct import_bufs b;
+	struct agent_import mat;
+	struct attrs at;
+	const cJSON *key;
+	const char *kty, *crv = NULL;
+	char *tags = NULL, stored[16];
+	bool set, hsm = false, hsm_kty, ops_set;
+	unsigned bits = 0;
+	size_t base;
+	cJSON *o = NULL;
+	int r;
+
+	memset(&nv, 0, sizeof(nv));
+	memset(&b, 0, sizeof(b));
+	memset(&mat, 0, sizeof(mat));
+	if ((r = parse_body(rq, true)) != 0 ||
+	    (r = refuse_members(rq, rq->body, unsupported, 1,
+	    "is not supported: keys of a local vault cannot be released")) != 0 ||
+	    (r = member(rq, rq->body, "key", &key)) != 0)
+		goto out;
+	if (!cJSON_IsObject(key)) {
+		r = bad(rq, "the member 'key' must be a JSON Web Key object");
+		goto out;
+	}
+	if ((r = get_string(rq, key, "kty", true, &kty)) != 0 ||
+	    (r = kv_kty_check(kty)) != 0)
+		goto out;
+	if ((r = refuse_members(rq, key, byok, 1, "(BYOK, a key wrapped for "
+	    "an HSM) is not supported: import the plain JWK")) != 0)
+		goto out;
+	/* keys.json KeyImportParameters: "Hsm" (the SDKs send it so). */
+	if ((r = get_bool(rq, rq->body, "Hsm", &set, &hsm)) != 0)
+		goto out;
+	base = strcspn(kty, "-");
+	hsm_kty = kty[base] != '\0';
+	if (set && !hsm && hsm_kty) {
+		r = bad(rq, "kty %s asks for an HSM key but Hsm is false", kty);
+		goto out;
+	}
+	snprintf(stored, sizeof(stored), "%.*s%s", (int)base, kty,
+	    hsm || hsm_kty ? "-HSM" : "");
+	if ((r = parse_key_ops(rq, key, stored, &ops_set, &nv.key_ops)) != 0 ||
+	    (r = parse_attributes(rq, rq->body, &at)) != 0 ||
+	    (r = parse_tags(rq, rq->body, &set, &tags)) != 0)
+		goto out;
+	if (strncmp(stored, "RSA", 3) == 0) {
+		if ((r = get_bytes(rq, key, "n", true, &b.n, &b.n_len, NULL)) != 0 ||
+		    (r = get_bytes(rq, key, "e", true, &b.e, &b.e_len, NULL)) != 0 ||
+		    (r = get_secret(rq, key, "d", true, &b.d)) != 0 ||
+		    (r = get_secret(rq, key, "p", false, &b.p)) != 0 ||
+		    (r = get_secret(rq, key, "q", false, &b.q)) != 0 ||
+		    (r = get_secret(rq, key, "dp", false, &b.dp)) != 0 ||
+		    (r = get_secret(rq, key, "dq", false, &b.dq)) != 0 ||
+		    (r = get_secret(rq, key, "qi", false, &b.qi)) != 0)
+			goto out;
+		if (b.p == NULL || b.q == NULL || b.dp == NULL || b.dq == NULL ||
+		    b.qi == NULL) {
+			r = bad(rq, "an RSA key to import needs its CRT parts p, q, "
+			    "dp, dq and qi besides n, e and d");
+			goto out;
+		}
+		bits = int_bits(b.n, b.n_len);
+		mat.rsa.n = b.n;
+		mat.rsa.n_len = b.n_len;
+		mat.rsa.e = b.e;
+		mat.rsa.e_len = b.e_len;
+		mat.rsa.d = b.d;
+		mat.rsa.p = b.p;
+		mat.rsa.q = b.q;
+		mat.rsa.dp = b.dp;
+		mat.rsa.dq = b.dq;
+		mat.rsa.qi = b.qi;
+	} else if (strncmp(stored, "EC", 2) == 0) {
+		if ((r = get_string(rq, key, "crv", true, &crv)) != 0 ||
+		    (r = kv_crv_check(crv)) != 0)
+			goto out;
+		if (strcmp(crv, "P-256K") == 0) {
+			r = bad(rq, "local vaults do not support the curve P-256K");
+			goto out;
+		}
+		if ((r = get_bytes(rq, key, "x", true, &b.x, &b.x_len, NULL)) != 0 ||
+		    (r = get_bytes(rq, key, "y", true, &b.y, &b.y_len, NULL)) != 0 ||
+		    (r = get_secret(rq, key, "d", true, &b.d)) != 0)
+			goto out;
+		mat.ec.x = b.x;
+		mat.ec.x_len = b.x_len;
+		mat.ec.y = b.y;
+		mat.ec.y_len = b.y_len;
+		mat.ec.d = b.d;
+	} else {
+		if ((r = get_secret(rq, key, "k", true, &b.k)) != 0)
+			goto out;
+		if (b.k == NULL) {
+			r = bad(rq, "the member 'k' is required");
+			goto out;
+		}
+		bits = (unsigned)(b.k->len > 4096 ? 0 : b.k->len * 8);
+		mat.k = b.k;
+	}
+	if ((r = kv_key_shape_check(stored, bits, crv)) != 0) {
+		r = bad(rq, "%s", strncmp(stored, "oct", 3) == 0 ? "an oct key to "
+		    "import is 16, 24 or 32 bytes (k)" : strncmp(stored, "RSA", 3) == 0 ?
+		    "an RSA key to import has 2048, 3072 or 4096 bits (n)" :
+		    kb_error_detail(r));
+		goto out;
+	}
+	nv.kty = stored;
+	nv.key_size = bits;
+	nv.crv = crv;
+	if (!ops_set)
+		nv.key_ops = ops_allowed(stored);
+	nv.enabled = at.set_enabled ? at.enabled : true;
+	nv.has_nbf = at.set_nbf && !at.nbf_null;
+	nv.nbf = at.nbf;
+	nv.has_exp = at.set_exp && !at.exp_null;
+	nv.exp = at.exp;
+	nv.tags_json = tags;
+	if ((r = agent_vault_import(rq->a, rq->v, &rq->who, rq->name, &nv, &mat,
+	    &k)) != 0) {
+		r = conflict_inner(rq, r);
+		goto out;
+	}
+	if ((r = bundle(rq, k, &o)) == 0)
+		r = answer(rq, 200, o);
+ out:
+	import_bufs_free(&b);
+	kb_store_key_free(k);
+	free(tags);
+	return r;
+}
+
+/* ------------------------------------------------------- rotation policy */
+
+static int
+policy_answer(struct req *rq, const struct kb_store_policy *p)
+{
+	static const char default_policy[] = "{\"lifetimeActions\":[{\"trigger\":"
+	    "{\"timeBeforeExpiry\":\"" KV_POLICY_NOTIFY_DEFAULT "\"},\"action\":"
+	    "{\"type\":\"Notify\"}}],\"attributes\":{}}";
+	char id[BASE_MAX + 200];
+	cJSON *o = NULL, *in = NULL, *acts, *at;
+	int64_t created = p->json != NULL ? p->created : p->key_created;
+	int64_t updated = p->json != NULL ? p->updated : p->key_created;
+
+	snprintf(id, sizeof(id), "%s/keys/%s/rotationpolicy", rq->base, p->name);
+	/* A key without a stored policy has Key Vault's default one. */
+	if ((in = cJSON_Parse(p->json != NULL ? p->json : default_policy)) == NULL)
+		return kb_error_set(KB_ERR_INTERNAL, "a stored rotation policy is "
+		    "not JSON");
+	acts = cJSON_DetachItemFromObjectCaseSensitive(in, "lifetimeActions");
+	at = cJSON_DetachItemFromObjectCaseSensitive(in, "attributes");
+	cJSON_Delete(in);
+	if (acts == NULL || at == NULL || (o = cJSON_CreateObject()) == NULL ||
+	    add_str(o, "id", id) != 0) {
+		cJSON_Delete(acts);
+		cJSON_Delete(at);
+		cJSON_Delete(o);
+		return KB_ERR_ALLOC;
+	}
+	cJSON_AddItemToObject(o, "lifetimeActions", acts);
+	cJSON_AddItemToObject(o, "attributes", at);
+	if (add_num(at, "created", (double)created) != 0 ||
+	    add_num(at, "updated", (double)updated) != 0) {
+		cJSON_Delete(o);
+		return KB_ERR_ALLOC;
+	}
+	return answer(rq, 200, o);
+}
+
+static int
+h_policy(struct req *rq)
+{
+	struct kb_store_policy *p = NULL;
+	cJSON *canon = NULL;
+	char *text = NULL;
+	int r;
+
+	if (rq->oi->op == OP_GET_POLICY) {
+		r = kb_store_policy_get(rq->a->store, rq->v->cfg->name, rq->name, &p);
+	} else {
+		/* Checked here for the 400's sentence; the store checks again. */
+		if ((r = parse_body(rq, true)) != 0 ||
+		    (r = kv_rotation_policy_check(rq->body, &canon)) != 0)
+			goto out;
+		if ((text = cJSON_PrintUnformatted(canon)) == NULL) {
+			r = KB_ERR_ALLOC;
+			goto out;
+		}
+		r = kb_store_policy_put(rq->a->store, &rq->who, rq->v->cfg->name,
+		    rq->name, text, kb_now_unix(), &p);
+	}
+	if (r == 0)
+		r = policy_answer(rq, p);
+ out:
+	kb_store_policy_free(p);
+	cJSON_Delete(canon);
+	free(text);
+	return r;
+}
+
+/* ------------------------------------------------------------------ rng */
+
+/* GetRandomBytes: {"count": 1..128} -> {"value": base64url}, from the
+ * vault's token (C_GenerateRandom). */
+static int
+h_rng(struct req *rq)
+{
+	unsigned char buf[128];
+	const cJSON *it;
+	bool set;
+	int64_t count = 0;
+	cJSON *o = NULL;
+	int r;
+
+	if ((r = parse_body(rq, true)) != 0)
+		return r;
+	cJSON_ArrayForEach(it, rq->body)
+		if (it->string == NULL || strcmp(it->string, "count") != 0)
+			return bad(rq, "GetRandomBytesRequest has one member, 'count'");
+	if ((r = get_int(rq, rq->body, "count", 1, 128, &set, NULL, &count)) != 0)
+		return r;
+	if (!set)
+		return bad(rq, "the member 'count' is required (1 to 128)");
+	if ((r = kb_p11_random(rq->v->tok->token, buf, (size_t)count)) != 0)
+		return r;
+	if ((o = cJSON_CreateObject()) == NULL ||
+	    (r = add_b64(o, "value", buf, (size_t)count)) != 0) {
+		r = KB_ERR_ALLOC;
+		cJSON_Delete(o);
+		o = NULL;
+	}
+	kb_wipe(buf, sizeof(buf));
+	return o != NULL ? answer(rq, 200, o) : r;
+}
+
 /* ------------------------------------------------------------ extensions */
 
 static int
@@ -1438,6 +1780,12 @@ run(struct req *rq)
 		return h_audit(rq);
 	case OP_ADOPT:
 		return h_adopt(rq);
+	case OP_IMPORT:
+		return h_import(rq);
+	case OP_GET_POLICY: case OP_PUT_POLICY:
+		return h_policy(rq);
+	case OP_RNG:
+		return h_rng(rq);
 	case OP_NONE:
 		break;
 	}
@@ -1559,12 +1907,14 @@ agent_kvapi_handle(struct agent *a, struct MHD_Connection *c,
 	if ((r = run(&rq)) != 0)
 		goto fail;
 	ret = agent_respond(c, rq.status, rq.out, NULL);
+	json_wipe(rq.body);
 	cJSON_Delete(rq.body);
 	free(path);
 	return ret;
  fail:
 	ret = answer_error(&rq, r);
 	cJSON_Delete(rq.out);
+	json_wipe(rq.body);
 	cJSON_Delete(rq.body);
 	free(path);
 	return ret;

@@ -45,12 +45,20 @@ route_keys(struct kv_route *rt, char **s, size_t n, const char *m)
 		return only(rt, m, "GET", OP_LIST_KEYS);
 	rt->name = s[1];
 	if (n == 2) {
-		rt->allow = "GET, PATCH, DELETE";
+		rt->allow = "GET, PUT, PATCH, DELETE";
 		if (strcmp(m, "GET") == 0)
 			return OP_GET_KEY;
+		if (strcmp(m, "PUT") == 0)
+			return OP_IMPORT;
 		if (strcmp(m, "PATCH") == 0)
 			return OP_UPDATE_KEY;
 		return strcmp(m, "DELETE") == 0 ? OP_DELETE_KEY : OP_NONE;
+	}
+	if (n == 3 && strcasecmp(s[2], "rotationpolicy") == 0) {
+		rt->allow = "GET, PUT";
+		if (strcmp(m, "GET") == 0)
+			return OP_GET_POLICY;
+		return strcmp(m, "PUT") == 0 ? OP_PUT_POLICY : OP_NONE;
 	}
 	if (n == 3 && strcasecmp(s[2], "create") == 0)
 		return only(rt, m, "POST", OP_CREATE);
@@ -147,6 +155,8 @@ kv_route_parse(char *path, const char *method, struct kv_route *rt)
 		return;
 	if (strcmp(s[0], "keys") == 0)
 		rt->op = route_keys(rt, s, n, method);
+	else if (n == 1 && strcasecmp(s[0], "rng") == 0)
+		rt->op = only(rt, method, "POST", OP_RNG);
 	else if (strcmp(s[0], "deletedkeys") == 0)
 		rt->op = route_deleted(rt, s, n, method);
 }

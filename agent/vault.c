@@ -3,8 +3,8 @@
  * Vault's lifecycle made atomic across the two (docs/vaults.md,
  * docs/internals/store.md).
  *
- *   create, rotate, adopt  intent recorded -> token object made (or
- *                          relabelled) -> intent committed
+ *   create, rotate,        intent recorded -> token object made,
+ *   import, adopt          imported (or relabelled) -> intent committed
  *   purge                  intent recorded -> token objects destroyed ->
  *                          intent committed
  *   delete                 store commit -> usage flags cleared on the token
@@ -486,10 +486,38 @@ create_roll_back(struct agent *a, struct agent_vault *v,
 		    in->version, kb_error_detail(r));
 }
 
-int
-agent_vault_create(struct agent *a, struct agent_vault *v,
+/* The token step of a create: generate, or import the caller's material. */
+static int
+make_object(struct agent_vault *v, const struct kb_p11_keyspec *spec,
+    const struct agent_import *mat, kb_p11_key **key)
+{
+	int r;
+
+	tw_lock(v);
+	if (mat == NULL)
+		r = kb_p11_generate(vtoken(v), spec, key);
+	else if (spec->type == KB_P11_RSA)
+		r = kb_p11_import_rsa(vtoken(v), spec, &mat->rsa, key);
+	else if (spec->type == KB_P11_EC)
+		r = kb_p11_import_ec(vtoken(v), spec, &mat->ec, key);
+	else
+		r = kb_p11_import_secret(vtoken(v), spec, mat->k, key);
+	tw_unlock(v);
+	return r;
+}
+
+/*
+ * Create, rotate and import: intent recorded -> token object made ->
+ * intent committed.  The intent's payload is the version's metadata
+ * only (store.c nv_to_json): never key material, so start-up resolution
+ * treats an import as any create (object complete: roll forward; else
+ * destroy and abort).
+ */
+static int
+create_version(struct agent *a, struct agent_vault *v,
     const struct kb_store_actor *who, const char *name,
-    struct kb_store_new_version *nv, struct kb_store_key **out)
+    struct kb_store_new_version *nv, const struct agent_import *mat,
+    struct kb_store_key **out)
 {
 	pthread_mutex_t *lk = name_lock(a, v, name);
 	struct kb_store_intent *in = NULL;
@@ -514,14 +542,13 @@ agent_vault_create(struct agent *a, struct agent_vault *v,
 	    nv, kb_now_unix(), &in)) != 0)
 		goto out;
 	inflight_add(a, in->id);
-	tw_lock(v);
-	r = kb_p11_generate(vtoken(v), &spec, &key);
-	tw_unlock(v);
+	r = make_object(v, &spec, mat, &key);
 	if (r != 0) {
 		/* The request was checked: a refusal now is the token's fault. */
 		if (r == KB_ERR_INVALID)
-			r = kb_error_set(KB_ERR_DEVICE, "the token could not make "
-			    "the key: %s", kb_error_detail(r));
+			r = kb_error_set(KB_ERR_DEVICE, "the token could not %s "
+			    "the key: %s", mat != NULL ? "import" : "make",
+			    kb_error_detail(r));
 		create_roll_back(a, v, in);
 		goto out;
 	}
@@ -533,8 +560,9 @@ agent_vault_create(struct agent *a, struct agent_vault *v,
 		r = kb_error_set(r2, "%s", kb_error_detail(r2));
 		goto out;
 	}
-	kb_info("vault %s: created %s version %s (uid %u)", v->cfg->name, name,
-	    nv->version, (unsigned)who->uid);
+	kb_info("vault %s: %s %s version %s (uid %u)", v->cfg->name,
+	    mat != NULL ? "imported" : "created", name, nv->version,
+	    (unsigned)who->uid);
 	/* The answer needs the public half: no token search for it. */
 	if (cache_insert(a->keycache, v->index, id, key, false) != NULL)
 		key = NULL;
@@ -545,6 +573,52 @@ agent_vault_create(struct agent *a, struct agent_vault *v,
 	kb_p11_key_free(key);
 	kb_store_intent_free(in);
 	return r;
+}
+
+int
+agent_vault_create(struct agent *a, struct agent_vault *v,
+    const struct kb_store_actor *who, const char *name,
+    struct kb_store_new_version *nv, struct kb_store_key **out)
+{
+	return create_version(a, v, who, name, nv, NULL, out);
+}
+
+int
+agent_vault_import(struct agent *a, struct agent_vault *v,
+    const struct kb_store_actor *who, const char *name,
+    struct kb_store_new_version *nv, const struct agent_import *mat,
+    struct kb_store_key **out)
+{
+	struct kb_p11_keyspec spec;
+	unsigned bits = 0;
+	int r;
+
+	if (mat == NULL)
+		return kb_error_set(KB_ERR_INVALID, "no key material to import");
+	if ((r = p11_spec(nv->kty, nv->key_size, nv->crv, &spec)) != 0)
+		return r;
+	/* Check the material before an intent exists: a bad key changes
+	 * nothing, not even the audit log. */
+	switch (spec.type) {
+	case KB_P11_RSA:
+		if ((r = kb_p11_rsa_parts_check(&mat->rsa, &bits)) != 0)
+			return r;
+		if (bits != nv->key_size)
+			return kb_error_set(KB_ERR_INVALID, "the RSA key has %u "
+			    "bits", bits);
+		break;
+	case KB_P11_EC:
+		if ((r = kb_p11_ec_parts_check(spec.curve, &mat->ec)) != 0)
+			return r;
+		break;
+	default:
+		if (mat->k == NULL || mat->k->len * 8 != nv->key_size)
+			return kb_error_set(KB_ERR_INVALID, "an oct key is 16, 24 "
+			    "or 32 bytes");
+		break;
+	}
+	nv->audit_op = "import";
+	return create_version(a, v, who, name, nv, mat, out);
 }
 
 int
