@@ -271,7 +271,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		/* First call: headers only.  Decide what we can before the body. */
 		if ((rq = calloc(1, sizeof(*rq))) == NULL)
 			return MHD_NO;
-		kb_buf_init(&rq->body, AGENT_MAX_BODY);
+		/* Bodies carry plaintexts and imported keys: wiped on free. */
+		kb_buf_init_secret(&rq->body, AGENT_MAX_BODY);
 		*req_ctx = rq;
 		rq->peer = *peer_of(c);
 		peer = &rq->peer;

@@ -2237,6 +2237,9 @@ kb_store_intent_abort(struct kb_store *st, int64_t id, int64_t now)
 {
 	struct kb_store_actor in_who;
 	struct kb_store_intent *in = NULL;
+	const cJSON *o;
+	cJSON *root = NULL;
+	const char *op;
 	int r;
 
 	if ((r = check_time("now", now)) != 0)
@@ -2247,8 +2250,16 @@ kb_store_intent_abort(struct kb_store *st, int64_t id, int64_t now)
 	if ((r = intent_get(st, id, &in)) != 0)
 		goto out;
 	in_who = intent_actor(in);
-	if ((r = audit_insert(st, &in_who, in->vault,
-	    in->op == KB_STORE_OP_CREATE ? "create" : "purge", in->name,
+	/* A failed rotate, import or adopt says so, not "create". */
+	op = in->op == KB_STORE_OP_CREATE ? "create" : "purge";
+	if (in->op == KB_STORE_OP_CREATE &&
+	    (root = cJSON_Parse(in->payload)) != NULL &&
+	    cJSON_IsString(o = cJSON_GetObjectItemCaseSensitive(root, "op")) &&
+	    (strcmp(o->valuestring, "rotate") == 0 ||
+	    strcmp(o->valuestring, "adopt") == 0 ||
+	    strcmp(o->valuestring, "import") == 0))
+		op = o->valuestring;
+	if ((r = audit_insert(st, &in_who, in->vault, op, in->name,
 	    in->version, "failed", now)) != 0 ||
 	    (r = intent_close(st, id)) != 0)
 		goto out;
@@ -2257,6 +2268,7 @@ kb_store_intent_abort(struct kb_store *st, int64_t id, int64_t now)
 	if (r != 0)
 		tx_rollback(st);
 	UNLOCK(st);
+	cJSON_Delete(root);
 	kb_store_intent_free(in);
 	return r;
 }

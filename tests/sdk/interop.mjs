@@ -53,17 +53,21 @@ function diag(s) {
     console.log(`# ${l}`);
 }
 
-async function test(name, fn) {
+// todo: the agent does not serve this yet; a failure is TAP TODO (expected,
+// not counted), so the day it passes shows.
+async function test(name, fn, todo) {
   testNo++;
   const mark = exchanges.length;
+  const tail = todo ? ` # TODO ${todo}` : '';
   try {
     await fn();
-    console.log(`ok ${testNo} - [${svArg}] ${name}`);
+    console.log(`ok ${testNo} - [${svArg}] ${name}${tail}`);
   } catch (e) {
-    failures++;
+    if (!todo)
+      failures++;
     const why = e?.statusCode ? `${e.name} ${e.statusCode} ${e.code ?? ''}: ${e.message}`
       : (e?.message ?? e);
-    console.log(`not ok ${testNo} - [${svArg}] ${name} # ${oneLine(why)}`);
+    console.log(`not ok ${testNo} - [${svArg}] ${name}${todo ? tail + ': ' : ' # '}${oneLine(why)}`);
     // The requests of this test that did not answer as expected, or the
     // last ones: the exact exchange with the agent.
     const mine = exchanges.slice(mark);
@@ -621,7 +625,7 @@ await test('backupKey, purge, restoreKeyBackup: every version back with its id, 
   assert(nodeVerify('ES384', data, nodePublicKey(v1.key), s.result), 'version 1 signs as before');
   // restore only onto a free name
   await expectRest(client.restoreKeyBackup(blob), 409, 'Conflict');
-});
+}, 'backup and restore are not implemented yet (issue 4, left open)');
 
 // ---------------------------------------------------------------- import
 

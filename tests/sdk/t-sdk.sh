@@ -84,7 +84,8 @@ for v in $VERSIONS; do
 	while IFS= read -r line; do
 		if [[ $line =~ ^(not\ )?ok\ [0-9]+(.*)$ ]]; then
 			T=$((T + 1))
-			[ -n "${BASH_REMATCH[1]}" ] && FAILED=$((FAILED + 1))
+			[ -n "${BASH_REMATCH[1]}" ] && [[ $line != *"# TODO"* ]] &&
+				FAILED=$((FAILED + 1))
 			echo "${BASH_REMATCH[1]}ok $T${BASH_REMATCH[2]}"
 		elif [[ ! $line =~ ^1\.\.[0-9]+ ]]; then
 			echo "$line"
