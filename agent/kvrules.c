@@ -506,7 +506,7 @@ static int
 duration_member(const cJSON *obj, const char *name, const char **s,
     int64_t *secs)
 {
-	const cJSON *it;
+	const cJSON *it = NULL;
 	int r;
 
 	*s = NULL;
@@ -535,7 +535,7 @@ struct policy_action {
 static int
 action_parse(const cJSON *a, struct policy_action *pa)
 {
-	const cJSON *trig, *act, *type;
+	const cJSON *trig = NULL, *act = NULL, *type = NULL;
 	int r;
 
 	memset(pa, 0, sizeof(*pa));
@@ -605,7 +605,7 @@ kv_rotation_policy_check(const cJSON *policy, cJSON **out)
 {
 	static const char *const ro[] = { "created", "updated" };
 	struct policy_action pa[2];
-	const cJSON *acts, *attrs = NULL, *it, *x;
+	const cJSON *acts = NULL, *attrs = NULL, *it, *x;
 	const char *expiry = NULL;
 	int64_t expiry_s = 0;
 	cJSON *o = NULL, *arr, *at, *e;

@@ -487,7 +487,7 @@ kb_p11_import_ec(kb_p11_token *t, const struct kb_p11_keyspec *spec,
 	const unsigned char *params;
 	size_t params_len, len, hdr;
 	struct pair_ctx c;
-	unsigned ops;
+	unsigned ops = 0;
 	int r;
 
 	if (t == NULL || out == NULL || pp == NULL)
