@@ -249,6 +249,9 @@ struct agent_keyref;
 int agent_vault_key(struct agent *a, struct agent_vault *v,
     const struct kb_store_key *k, struct agent_keyref **out) KB_WARN_UNUSED;
 kb_p11_key *agent_keyref_key(const struct agent_keyref *r);
+/* Its public JWK (JSON text), cached with it; valid while r is held. */
+int agent_keyref_public_jwk(struct agent *a, struct agent_keyref *r,
+    const char **out) KB_WARN_UNUSED;
 void agent_keyref_put(struct agent *a, struct agent_keyref *r);
 /* The token usage flags a version's key_ops ask for. */
 unsigned agent_p11_ops(const char *kty, unsigned key_ops);

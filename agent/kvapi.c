@@ -606,7 +606,11 @@ add_jwk(struct req *rq, cJSON *o, const struct kb_store_key *k)
 	 * an error answer.  The bundle then lacks the public parts.
 	 */
 	if ((r = agent_vault_key(rq->a, rq->v, k, &ref)) == 0) {
-		r = kb_p11_public_jwk(agent_keyref_key(ref), &text);
+		const char *jwk;
+
+		if ((r = agent_keyref_public_jwk(rq->a, ref, &jwk)) == 0 &&
+		    (text = kb_strdup(jwk)) == NULL)
+			r = KB_ERR_ALLOC;
 		agent_keyref_put(rq->a, ref);
 	}
 	if (r != 0) {

@@ -43,6 +43,7 @@ struct agent_keyref {
 	size_t vault;
 	unsigned char id[KV_VERSION_BYTES];
 	kb_p11_key *key;
+	char *jwk;          /* public JWK text, read from the token once */
 	unsigned refs;
 	bool dead;
 };
@@ -326,6 +327,7 @@ keyref_free(struct agent_keyref *e)
 	if (e == NULL)
 		return;
 	kb_p11_key_free(e->key);
+	free(e->jwk);
 	free(e);
 }
 
@@ -410,6 +412,38 @@ kb_p11_key *
 agent_keyref_key(const struct agent_keyref *r)
 {
 	return r->key;
+}
+
+/*
+ * The public half never changes: read it from the token once per cache
+ * entry.  SoftHSM's file backend walks its object files on every
+ * attribute read, so a GET that asked the token cost more the more keys
+ * the token held.  Valid while the caller holds r.
+ */
+int
+agent_keyref_public_jwk(struct agent *a, struct agent_keyref *r,
+    const char **out)
+{
+	char *text = NULL;
+	int ret;
+
+	pthread_mutex_lock(&a->keycache->mu);
+	if (r->jwk != NULL) {
+		*out = r->jwk;
+		pthread_mutex_unlock(&a->keycache->mu);
+		return 0;
+	}
+	pthread_mutex_unlock(&a->keycache->mu);
+	if ((ret = kb_p11_public_jwk(r->key, &text)) != 0)
+		return ret;
+	pthread_mutex_lock(&a->keycache->mu);
+	if (r->jwk == NULL)
+		r->jwk = text;
+	else
+		free(text);    /* another thread was first */
+	*out = r->jwk;
+	pthread_mutex_unlock(&a->keycache->mu);
+	return 0;
 }
 
 void
