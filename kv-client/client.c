@@ -1,27 +1,69 @@
 /*
  * client.c: the Key Vault client over the transport.  Builds URLs,
- * encodes and parses JSON bodies, and maps Key Vault error bodies
- * ({"error":{"code":..,"message":..}}) to KB_ERR_* codes.
+ * encodes and parses JSON bodies, maps Key Vault error bodies
+ * ({"error":{"code":..,"message":..}}) to KB_ERR_* codes, answers Key
+ * Vault's bearer challenge (NOTES.md 2.1) and retries what may be
+ * retried (NOTES.md 4.1, 6.6).
  */
+#include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 
-enum kv_endpoint_kind { KV_UNIX = 1 };
+enum kv_endpoint_kind { KV_UNIX = 1, KV_HTTPS };
 
 struct kb_kv_client {
 	enum kv_endpoint_kind kind;
 	char *socket_path;     /* KV_UNIX */
-	char *base_url;        /* "http://localhost" for KV_UNIX */
+	char *base_url;        /* "http://localhost" for KV_UNIX; no trailing '/' */
+	char *host;            /* KV_HTTPS: lower case, no port */
+	char *api_version;     /* KV_HTTPS */
+	char *ca_file;
+	char *resolve;
 	long connect_ms;
 	long total_ms;
 	size_t max_body;
-	void *handle;          /* curl handle kept for keep-alive */
+	int max_retries;
+	long retry_base_ms;
+	long retry_budget_ms;
+	bool skip_resource_check;
+	bool has_tokens;
+	struct kb_kv_token_source tokens;
+	struct kb_http_pool *pool;
+
+	pthread_mutex_t lock;  /* everything below */
+	struct kb_kv_challenge *challenge;
+	struct kb_secret *auth;   /* "Authorization: Bearer <token>" */
+	int64_t auth_expiry;      /* 0: unknown */
+	struct kb_kv_stats stats;
 };
 
 /* A request path is printable ASCII without spaces, at most 4 KiB. */
 #define KV_MAX_PATH 4096
+/* Tokens are fetched again when fewer than 5 minutes remain (NOTES 2.1.5). */
+#define KV_TOKEN_MARGIN 300
+/* Backoff never grows beyond this between two attempts. */
+#define KV_MAX_BACKOFF_MS 30000L
+#define KV_MAX_TOKEN 16384
+
+static kb_kv_client *
+client_alloc(void)
+{
+	kb_kv_client *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	pthread_mutex_init(&c->lock, NULL);
+	c->connect_ms = KB_KV_DEFAULT_CONNECT_MS;
+	c->total_ms = KB_KV_DEFAULT_TOTAL_MS;
+	c->max_body = KB_KV_DEFAULT_MAX_BODY;
+	return c;
+}
 
 int
 kb_kv_client_new_unix(const char *socket_path, kb_kv_client **out)
@@ -35,19 +77,92 @@ kb_kv_client_new_unix(const char *socket_path, kb_kv_client **out)
 	if (strlen(socket_path) >= 108)
 		return kb_error_set(KB_ERR_INVALID,
 		    "socket path %s is too long (at most 107 bytes)", socket_path);
-	if ((c = calloc(1, sizeof(*c))) == NULL)
+	if ((c = client_alloc()) == NULL)
 		goto out;
 	c->kind = KV_UNIX;
 	if ((c->socket_path = kb_strdup(socket_path)) == NULL ||
 	    (c->base_url = kb_strdup("http://localhost")) == NULL)
 		goto out;
-	c->connect_ms = KB_KV_DEFAULT_CONNECT_MS;
-	c->total_ms = KB_KV_DEFAULT_TOTAL_MS;
-	c->max_body = KB_KV_DEFAULT_MAX_BODY;
+	/* The agent is local: a failure is an answer, not a hiccup. */
+	c->max_retries = 0;
+	if ((r = kb_http_pool_new(&c->pool)) != 0)
+		goto out;
 	*out = c;
 	c = NULL;
 	r = 0;
  out:
+	kb_kv_client_free(c);
+	return r;
+}
+
+int
+kb_kv_client_new_url(const char *base_url, const struct kb_kv_options *opt,
+    kb_kv_client **out)
+{
+	static const struct kb_kv_options none;
+	kb_kv_client *c = NULL;
+	struct kb_url u;
+	size_t len;
+	int r = KB_ERR_ALLOC;
+
+	memset(&u, 0, sizeof(u));
+	if (opt == NULL)
+		opt = &none;
+	if (base_url == NULL || base_url[0] == '\0')
+		return kb_error_set(KB_ERR_INVALID, "no vault URL given");
+	if (strncasecmp(base_url, "https://", 8) != 0)
+		return kb_error_set(KB_ERR_INVALID, "the vault URL %.200s is not https; "
+		    "give its https:// URL (tokens are never sent in clear)", base_url);
+	len = strlen(base_url);
+	if (len > 1024 || strchr(base_url, '?') != NULL ||
+	    strchr(base_url, '#') != NULL || strchr(base_url, '@') != NULL)
+		return kb_error_set(KB_ERR_INVALID, "the vault URL %.200s must be "
+		    "https://HOST[:PORT][/PATH], without user, query or fragment",
+		    base_url);
+	if ((r = kb_url_parse(base_url, &u)) != 0)
+		goto out;
+	r = KB_ERR_ALLOC;
+	if ((c = client_alloc()) == NULL)
+		goto out;
+	c->kind = KV_HTTPS;
+	while (len > 8 && base_url[len - 1] == '/')
+		len--;
+	if ((c->base_url = strndup(base_url, len)) == NULL ||
+	    (c->host = kb_strdup(u.host)) == NULL ||
+	    (c->api_version = kb_strdup(opt->api_version ? opt->api_version :
+	        KB_KV_API_VERSION)) == NULL ||
+	    (opt->ca_file != NULL && (c->ca_file = kb_strdup(opt->ca_file)) == NULL) ||
+	    (opt->resolve != NULL && (c->resolve = kb_strdup(opt->resolve)) == NULL))
+		goto out;
+	if (opt->ca_file != NULL && access(opt->ca_file, R_OK) != 0) {
+		r = kb_error_set(KB_ERR_CONFIG, "cannot read the CA file %s: %s",
+		    opt->ca_file, strerror(errno));
+		goto out;
+	}
+	if (opt->connect_ms > 0)
+		c->connect_ms = opt->connect_ms;
+	if (opt->total_ms > 0)
+		c->total_ms = opt->total_ms;
+	if (opt->max_body > 0)
+		c->max_body = opt->max_body;
+	c->max_retries = opt->max_retries == 0 ? KB_KV_DEFAULT_MAX_RETRIES :
+	    opt->max_retries < 0 ? 0 : opt->max_retries;
+	c->retry_base_ms = opt->retry_base_ms > 0 ? opt->retry_base_ms :
+	    KB_KV_DEFAULT_RETRY_BASE_MS;
+	c->retry_budget_ms = opt->retry_budget_ms > 0 ? opt->retry_budget_ms :
+	    KB_KV_DEFAULT_RETRY_BUDGET_MS;
+	c->skip_resource_check = opt->skip_resource_check;
+	if (opt->tokens != NULL && opt->tokens->get_token != NULL) {
+		c->tokens = *opt->tokens;
+		c->has_tokens = true;
+	}
+	if ((r = kb_http_pool_new(&c->pool)) != 0)
+		goto out;
+	*out = c;
+	c = NULL;
+	r = 0;
+ out:
+	kb_url_clear(&u);
 	kb_kv_client_free(c);
 	return r;
 }
@@ -57,9 +172,16 @@ kb_kv_client_free(kb_kv_client *c)
 {
 	if (c == NULL)
 		return;
-	kb_http_handle_free(c->handle);
+	kb_http_pool_free(c->pool);
+	kb_kv_challenge_free(c->challenge);
+	kb_secret_free(&c->auth);
+	pthread_mutex_destroy(&c->lock);
 	free(c->socket_path);
 	free(c->base_url);
+	free(c->host);
+	free(c->api_version);
+	free(c->ca_file);
+	free(c->resolve);
 	free(c);
 }
 
@@ -83,6 +205,14 @@ const char *
 kb_kv_client_endpoint(const kb_kv_client *c)
 {
 	return c->kind == KV_UNIX ? c->socket_path : c->base_url;
+}
+
+void
+kb_kv_client_stats(kb_kv_client *c, struct kb_kv_stats *out)
+{
+	pthread_mutex_lock(&c->lock);
+	*out = c->stats;
+	pthread_mutex_unlock(&c->lock);
 }
 
 void
@@ -134,57 +264,51 @@ int
 kb_kv_request(kb_kv_client *c, const char *method, const char *path,
     const cJSON *body, struct kb_kv_response **out)
 {
+	return kb_kv_request_flags(c, method, path, body, 0, out);
+}
+
+static bool
+json_content_type(const char *ct)
+{
+	size_t n = strcspn(ct, "; \t");
+
+	/* application/json, application/problem+json, ... */
+	return (n == 16 && strncasecmp(ct, "application/json", 16) == 0) ||
+	    (n > 5 && strncasecmp(ct + n - 5, "+json", 5) == 0);
+}
+
+/* Turn an HTTP answer into a kb_kv_response. */
+static int
+kv_response(const kb_kv_client *c, struct kb_http_resp *hr,
+    struct kb_kv_response **out)
+{
 	struct kb_kv_response *resp = NULL;
-	struct kb_http_req req;
-	struct kb_buf rbody, url;
-	char *text = NULL;
-	long status = 0;
+	bool ok = hr->status >= 200 && hr->status < 300;
 	int r;
 
-	kb_buf_init(&rbody, 0);
-	kb_buf_init(&url, 2 * KV_MAX_PATH);
-	if (!kv_path_ok(path)) {
-		r = kb_error_set(KB_ERR_INVALID, "bad request path");
-		goto out;
-	}
-	if ((r = kb_buf_appendf(&url, "%s%s", c->base_url, path)) != 0)
-		goto out;
-	if (body != NULL && (text = cJSON_PrintUnformatted(body)) == NULL) {
-		r = KB_ERR_ALLOC;
-		goto out;
-	}
-	memset(&req, 0, sizeof(req));
-	req.method = method;
-	req.url = (const char *)url.data;
-	req.unix_path = c->kind == KV_UNIX ? c->socket_path : NULL;
-	req.endpoint = kb_kv_client_endpoint(c);
-	req.body = text;
-	req.body_len = text != NULL ? strlen(text) : 0;
-	req.connect_ms = c->connect_ms;
-	req.total_ms = c->total_ms;
-	req.max_body = c->max_body;
-	req.reuse = &c->handle;
-	if ((r = kb_http_perform(&req, &status, &rbody)) != 0)
-		goto out;
-	if ((resp = calloc(1, sizeof(*resp))) == NULL) {
-		r = KB_ERR_ALLOC;
-		goto out;
-	}
-	resp->status = status;
-	if (rbody.len > 0) {
-		if (memchr(rbody.data, '\0', rbody.len) != NULL)
-			resp->body = NULL;
-		else
-			resp->body = cJSON_ParseWithLength((const char *)rbody.data,
-			    rbody.len);
+	if ((resp = calloc(1, sizeof(*resp))) == NULL)
+		return KB_ERR_ALLOC;
+	resp->status = hr->status;
+	if (hr->body.len > 0) {
+		if (hr->content_type[0] != '\0' && !json_content_type(hr->content_type)) {
+			/* An error page from a proxy still yields its status. */
+			if (ok) {
+				r = kb_error_set(KB_ERR_PROTOCOL, "%s answered HTTP %ld "
+				    "with %.64s, not JSON; is this URL a Key Vault?",
+				    kb_kv_client_endpoint(c), hr->status, hr->content_type);
+				goto out;
+			}
+		} else if (memchr(hr->body.data, '\0', hr->body.len) == NULL)
+			resp->body = cJSON_ParseWithLength((const char *)hr->body.data,
+			    hr->body.len);
 		/*
 		 * A success must carry JSON; an error page from something
 		 * that is not Key Vault (a proxy) still yields its status.
 		 */
-		if (resp->body == NULL && status >= 200 && status < 300) {
+		if (resp->body == NULL && ok) {
 			r = kb_error_set(KB_ERR_PROTOCOL,
 			    "%s answered HTTP %ld with a body that is not JSON",
-			    req.endpoint, status);
+			    kb_kv_client_endpoint(c), hr->status);
 			goto out;
 		}
 	}
@@ -195,8 +319,292 @@ kb_kv_request(kb_kv_client *c, const char *method, const char *path,
 	r = 0;
  out:
 	kb_kv_response_free(resp);
+	return r;
+}
+
+/*
+ * The Authorization header for the next attempt: *out NULL when no
+ * challenge was seen yet (the request goes without one, as a probe).
+ * A token is fetched when none is held or it expires within 5 minutes;
+ * the token source runs without the client's lock.
+ */
+static int
+kv_auth_header(kb_kv_client *c, struct kb_secret **out)
+{
+	struct kb_secret *tok = NULL, *hdr = NULL;
+	char *tenant = NULL, *scope = NULL;
+	int64_t now = kb_now_unix(), exp = 0;
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->challenge == NULL) {
+		pthread_mutex_unlock(&c->lock);
+		*out = NULL;
+		return 0;
+	}
+	if (c->auth != NULL && (c->auth_expiry == 0 ||
+	    now < c->auth_expiry - KV_TOKEN_MARGIN)) {
+		r = kb_secret_from(c->auth->data, c->auth->len, &hdr);
+		pthread_mutex_unlock(&c->lock);
+		if (r == 0)
+			*out = hdr;
+		return r;
+	}
+	if ((c->challenge->tenant != NULL &&
+	    (tenant = kb_strdup(c->challenge->tenant)) == NULL) ||
+	    (scope = kb_strdup(c->challenge->scope)) == NULL)
+		r = KB_ERR_ALLOC;
+	pthread_mutex_unlock(&c->lock);
+	if (r != 0)
+		goto out;
+	if ((r = c->tokens.get_token(c->tokens.ctx, tenant, scope, &tok, &exp)) != 0)
+		goto out;
+	if (tok == NULL || tok->len == 0 || tok->len > KV_MAX_TOKEN ||
+	    memchr(tok->data, '\0', tok->len) != NULL ||
+	    strpbrk((const char *)tok->data, "\r\n") != NULL) {
+		r = kb_error_set(KB_ERR_PROTOCOL, "the credential gave an empty or "
+		    "malformed token for %s", scope);
+		goto out;
+	}
+	if ((r = kb_secret_new(tok->len + 22, &hdr)) != 0)
+		goto out;
+	memcpy(hdr->data, "Authorization: Bearer ", 22);
+	memcpy(hdr->data + 22, tok->data, tok->len);
+	pthread_mutex_lock(&c->lock);
+	kb_secret_free(&c->auth);
+	if (kb_secret_from(hdr->data, hdr->len, &c->auth) == 0)
+		c->auth_expiry = exp;
+	pthread_mutex_unlock(&c->lock);
+	*out = hdr;
+	hdr = NULL;
+	r = 0;
+ out:
+	kb_secret_free(&tok);
+	kb_secret_free(&hdr);
+	free(tenant);
+	free(scope);
+	return r;
+}
+
+/* A 401 with a challenge: parse, check, keep it, drop the old token. */
+static int
+kv_take_challenge(kb_kv_client *c, const struct kb_http_resp *hr)
+{
+	struct kb_kv_challenge *ch = NULL;
+	int r;
+
+	if (hr->www_authenticate == NULL)
+		return kb_error_set(KB_ERR_DENIED, "%s answered 401 without a "
+		    "WWW-Authenticate challenge", c->base_url);
+	if ((r = kb_kv_challenge_parse(hr->www_authenticate,
+	    strlen(hr->www_authenticate), &ch)) != 0)
+		return r;
+	if (!c->skip_resource_check &&
+	    (r = kb_kv_challenge_check_host(ch, c->host)) != 0) {
+		kb_kv_challenge_free(ch);
+		return r;
+	}
+	kb_debug("challenge from %s: tenant %s, scope %s", c->host,
+	    ch->tenant ? ch->tenant : "-", ch->scope);
+	pthread_mutex_lock(&c->lock);
+	kb_kv_challenge_free(c->challenge);
+	c->challenge = ch;       /* transferred */
+	kb_secret_free(&c->auth);
+	c->auth_expiry = 0;
+	c->stats.challenges++;
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+long
+kb_kv_retry_after_ms(const char *v, int64_t now)
+{
+	unsigned long long n;
+	int64_t t;
+
+	if (v == NULL || v[0] == '\0')
+		return -1;
+	if (kb_parse_ull(v, 0, 86400, &n) == 0)
+		return (long)n * 1000;
+	if ((t = kb_http_date(v)) < 0)
+		return -1;
+	if (t <= now)
+		return 0;
+	return t - now > 86400 ? 86400000L : (long)(t - now) * 1000;
+}
+
+/* What the server asked us to wait, in ms, or -1 (NOTES.md 4.1). */
+static long
+kv_server_wait(const struct kb_http_resp *hr)
+{
+	unsigned long long n;
+
+	/* azure-core's order: retry-after-ms, x-ms-retry-after-ms, Retry-After. */
+	if (kb_parse_ull(hr->retry_after_ms, 0, 86400000, &n) == 0)
+		return (long)n;
+	if (kb_parse_ull(hr->x_ms_retry_after_ms, 0, 86400000, &n) == 0)
+		return (long)n;
+	return kb_kv_retry_after_ms(hr->retry_after, kb_now_unix());
+}
+
+/* Exponential backoff with +-20% jitter. */
+static long
+kv_backoff(const kb_kv_client *c, int attempt)
+{
+	long d = c->retry_base_ms;
+	uint32_t rnd = 0;
+	int i;
+
+	for (i = 0; i < attempt && d < KV_MAX_BACKOFF_MS; i++)
+		d *= 2;
+	if (d > KV_MAX_BACKOFF_MS)
+		d = KV_MAX_BACKOFF_MS;
+	if (kb_random(&rnd, sizeof(rnd)) != 0)
+		rnd = 0x80000000u;
+	return d * 8 / 10 + (long)((double)d * 0.4 * ((double)rnd / 4294967296.0));
+}
+
+static void
+kv_sleep_ms(long ms)
+{
+	struct timespec ts;
+
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (ms % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+static bool
+retryable_status(long s)
+{
+	return s == 408 || s == 429 || s == 500 || s == 502 || s == 503 || s == 504;
+}
+
+int
+kb_kv_request_flags(kb_kv_client *c, const char *method, const char *path,
+    const cJSON *body, unsigned flags, struct kb_kv_response **out)
+{
+	struct kb_http_req req;
+	struct kb_http_resp hr;
+	struct kb_http_outcome how;
+	struct kb_secret *auth = NULL;
+	struct kb_buf url;
+	char *text = NULL;
+	double deadline;
+	bool probe, retry, rechallenged = false, notidem;
+	bool has_body_method;
+	long wait;
+	int attempt = 0, challenges = 0, r;
+
+	kb_http_resp_init(&hr);
+	kb_buf_init(&url, 3 * KV_MAX_PATH);
+	notidem = (flags & KB_KV_NOT_IDEMPOTENT) != 0;
+	has_body_method = strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+	    strcmp(method, "PATCH") == 0;
+	if (!kv_path_ok(path)) {
+		r = kb_error_set(KB_ERR_INVALID, "bad request path");
+		goto out;
+	}
+	if ((r = kb_buf_appendf(&url, "%s%s", c->base_url, path)) != 0)
+		goto out;
+	if (c->kind == KV_HTTPS && !(flags & KB_KV_RAW_PATH) &&
+	    (r = kb_buf_appendf(&url, "%capi-version=%s",
+	    strchr(path, '?') != NULL ? '&' : '?', c->api_version)) != 0)
+		goto out;
+	if (body != NULL && (text = cJSON_PrintUnformatted(body)) == NULL) {
+		r = KB_ERR_ALLOC;
+		goto out;
+	}
+	deadline = kb_now_mono() + (double)c->retry_budget_ms / 1000.0;
+	for (;;) {
+		probe = false;
+		if (c->has_tokens) {
+			if ((r = kv_auth_header(c, &auth)) != 0)
+				goto out;
+			probe = auth == NULL;
+		}
+		memset(&req, 0, sizeof(req));
+		req.method = method;
+		req.url = (const char *)url.data;
+		req.unix_path = c->kind == KV_UNIX ? c->socket_path : NULL;
+		req.endpoint = kb_kv_client_endpoint(c);
+		req.auth_header = auth != NULL ? (const char *)auth->data : NULL;
+		/* The challenge probe goes without a body, as the SDKs send it
+		 * (NOTES.md 2.1.1): no payload ever reaches a server before it
+		 * proved to be the vault's. */
+		req.body = probe ? NULL : text;
+		req.body_len = !probe && text != NULL ? strlen(text) : 0;
+		req.empty_body = (probe || text == NULL) && has_body_method;
+		req.connect_ms = c->connect_ms;
+		req.total_ms = c->total_ms;
+		req.max_body = c->max_body;
+		req.ca_file = c->ca_file;
+		req.resolve = c->resolve;
+		req.fresh_connect = notidem && !probe;
+		req.https_only = c->kind == KV_HTTPS;
+		req.pool = c->pool;
+		kb_http_resp_clear(&hr);
+		r = kb_http_perform(&req, &hr, &how);
+		kb_secret_free(&auth);
+		pthread_mutex_lock(&c->lock);
+		c->stats.requests++;
+		if (r == 0)
+			c->stats.connections += (unsigned long)hr.new_connections;
+		pthread_mutex_unlock(&c->lock);
+
+		if (r == 0 && hr.status == 401 && c->has_tokens &&
+		    (probe || !rechallenged) && challenges < 3) {
+			/* First challenge, or one re-challenge on a later 401:
+			 * the token expired or the vault moved tenants. */
+			if (!probe)
+				rechallenged = true;
+			challenges++;
+			if ((r = kv_take_challenge(c, &hr)) != 0)
+				goto out;
+			continue;
+		}
+		retry = false;
+		if (r != 0)
+			retry = how.transient && (!notidem || probe || !how.maybe_sent);
+		else if (retryable_status(hr.status))
+			retry = !notidem || probe || hr.status == 429;
+		if (retry && attempt < c->max_retries) {
+			wait = r == 0 ? kv_server_wait(&hr) : -1;
+			if (wait < 0)
+				wait = kv_backoff(c, attempt);
+			if (kb_now_mono() + (double)wait / 1000.0 < deadline) {
+				kb_debug("%s %s: %s, retrying in %ld ms", method,
+				    path, r != 0 ? kb_error_detail(r) : "throttled or busy",
+				    wait);
+				kv_sleep_ms(wait);
+				attempt++;
+				pthread_mutex_lock(&c->lock);
+				c->stats.retries++;
+				pthread_mutex_unlock(&c->lock);
+				continue;
+			}
+		}
+		if (r != 0)
+			goto out;
+		if (probe && hr.status != 401 && has_body_method) {
+			/* The server took a request without a token: the answer
+			 * is to a bodyless copy, not to what the caller sent. */
+			r = kb_error_set(KB_ERR_PROTOCOL, "%s answered HTTP %ld to a "
+			    "request without a token instead of a challenge; it does "
+			    "not behave like Key Vault", c->base_url, hr.status);
+			goto out;
+		}
+		break;
+	}
+	if (r == 0 && notidem && hr.status >= 500)
+		kb_debug("%s %s: HTTP %ld, outcome unknown; the caller checks versions",
+		    method, path, hr.status);
+	r = kv_response(c, &hr, out);
+ out:
+	kb_secret_free(&auth);
+	kb_http_resp_clear(&hr);
 	cJSON_free(text);
-	kb_buf_free(&rbody);
 	kb_buf_free(&url);
 	return r;
 }
@@ -226,6 +634,7 @@ kb_kv_status_to_err(long status, const char *kv_code)
 	case 409:
 		return KB_ERR_CONFLICT;
 	case 413:
+	case 429:
 		return KB_ERR_LIMIT;
 	case 502:
 	case 503:
@@ -256,4 +665,148 @@ kb_kv_response_error(const struct kb_kv_response *r)
 		return kb_error_set(code, "%s (%s, HTTP %ld)", r->error_message,
 		    r->error_code ? r->error_code : "no code", r->status);
 	return kb_error_set(code, "%s (HTTP %ld)", kb_err(code), r->status);
+}
+
+/* ---------------------------------------------------------------- paging */
+
+static bool
+query_param_is(const char *p, size_t n, const char *name)
+{
+	size_t k = strlen(name);
+
+	return n >= k && strncasecmp(p, name, k) == 0 && (n == k || p[k] == '=');
+}
+
+static int
+kv_next_link(const char *base_url, const cJSON *page, bool strip_version,
+    char **out)
+{
+	const cJSON *nl = cJSON_GetObjectItemCaseSensitive(page, "nextLink");
+	struct kb_url b, u;
+	struct kb_buf path;
+	const char *q, *amp, *rest;
+	size_t bl, n;
+	bool first = true;
+	int r;
+
+	memset(&b, 0, sizeof(b));
+	memset(&u, 0, sizeof(u));
+	kb_buf_init(&path, 3 * KV_MAX_PATH);
+	/* null, absent and empty all end the list (NOTES.md 1.3). */
+	if (nl == NULL || cJSON_IsNull(nl) ||
+	    (cJSON_IsString(nl) && nl->valuestring[0] == '\0')) {
+		*out = NULL;
+		return 0;
+	}
+	if (!cJSON_IsString(nl)) {
+		r = kb_error_set(KB_ERR_PROTOCOL, "nextLink is not a string");
+		goto out;
+	}
+	if ((r = kb_url_parse(base_url, &b)) != 0 ||
+	    (r = kb_url_parse(nl->valuestring, &u)) != 0) {
+		r = kb_error_set(KB_ERR_PROTOCOL, "nextLink is not a URL");
+		goto out;
+	}
+	/* A page must not send us, and our token, to another server. */
+	if (strcmp(b.scheme, u.scheme) != 0 || strcmp(b.host, u.host) != 0 ||
+	    b.port != u.port) {
+		r = kb_error_set(KB_ERR_PROTOCOL, "nextLink points to %.200s://%.200s:%ld, "
+		    "not to the vault %.200s; not followed", u.scheme, u.host, u.port,
+		    base_url);
+		goto out;
+	}
+	/* Relative to base_url's path prefix, if it has one. */
+	bl = strlen(b.path);
+	while (bl > 0 && b.path[bl - 1] == '/')
+		bl--;
+	if (strncmp(u.path, b.path, bl) != 0 || (u.path[bl] != '/' && u.path[bl] != '\0')) {
+		r = kb_error_set(KB_ERR_PROTOCOL, "nextLink leaves the vault's path %.200s",
+		    b.path);
+		goto out;
+	}
+	rest = u.path + bl;
+	if ((r = kb_buf_appendf(&path, "%s", rest[0] ? rest : "/")) != 0)
+		goto out;
+	for (q = u.query; q != NULL && *q != '\0'; q = amp ? amp + 1 : q + n) {
+		amp = strchr(q, '&');
+		n = amp ? (size_t)(amp - q) : strlen(q);
+		if (n == 0 || (strip_version && query_param_is(q, n, "api-version")))
+			continue;
+		if ((r = kb_buf_appendf(&path, "%c%.*s", first ? '?' : '&', (int)n, q)) != 0)
+			goto out;
+		first = false;
+		if (amp == NULL)
+			break;
+	}
+	*out = kb_buf_steal(&path, NULL);
+	r = *out != NULL ? 0 : KB_ERR_ALLOC;
+ out:
+	kb_url_clear(&b);
+	kb_url_clear(&u);
+	kb_buf_free(&path);
+	return r;
+}
+
+int
+kb_kv_next_link(const char *base_url, const cJSON *page, char **out)
+{
+	return kv_next_link(base_url, page, true, out);
+}
+
+int
+kb_kv_list(kb_kv_client *c, const char *path, unsigned max_pages,
+    int (*each)(void *arg, const cJSON *item), void *arg)
+{
+	struct kb_kv_response *resp = NULL;
+	const cJSON *value, *item;
+	char *cur = NULL, *next = NULL;
+	unsigned pages;
+	int r;
+
+	if (max_pages == 0)
+		max_pages = 100000;
+	if ((cur = kb_strdup(path)) == NULL)
+		return KB_ERR_ALLOC;
+	for (pages = 0; ; pages++) {
+		if (pages >= max_pages) {
+			r = kb_error_set(KB_ERR_LIMIT, "the list at %s has more than %u "
+			    "pages", path, max_pages);
+			goto out;
+		}
+		/* The first path is the caller's; later ones keep their own
+		 * query and get this client's api-version (HTTPS) again. */
+		if ((r = kb_kv_request(c, "GET", cur, NULL, &resp)) != 0 ||
+		    (r = kb_kv_response_error(resp)) != 0)
+			goto out;
+		value = cJSON_GetObjectItemCaseSensitive(resp->body, "value");
+		if (!cJSON_IsArray(value)) {
+			r = kb_error_set(KB_ERR_PROTOCOL, "a page of %s has no value array",
+			    path);
+			goto out;
+		}
+		cJSON_ArrayForEach(item, value)
+			if ((r = each(arg, item)) != 0)
+				goto out;
+		if ((r = kv_next_link(c->base_url, resp->body, c->kind == KV_HTTPS,
+		    &next)) != 0)
+			goto out;
+		if (next == NULL)
+			break;
+		if (strcmp(next, cur) == 0) {
+			r = kb_error_set(KB_ERR_PROTOCOL, "nextLink of %s points to the "
+			    "same page again", path);
+			goto out;
+		}
+		free(cur);
+		cur = next;
+		next = NULL;
+		kb_kv_response_free(resp);
+		resp = NULL;
+	}
+	r = 0;
+ out:
+	kb_kv_response_free(resp);
+	free(cur);
+	free(next);
+	return r;
 }

@@ -1,15 +1,29 @@
 /*
  * internal.h: kv-client's inside.  The transport (transport.c) knows
- * libcurl and nothing about Key Vault; client.c knows Key Vault's JSON
- * and error shapes and nothing about curl.
+ * libcurl and nothing about Key Vault; client.c knows Key Vault's JSON,
+ * error shapes, challenge and retries, and nothing about curl;
+ * challenge.c and credential.c sit on the same two.
  */
 #ifndef KB_KVCLIENT_INTERNAL_H
 #define KB_KVCLIENT_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "kb_common.h"
 #include "kb_kvclient.h"
+
+/* WWW-Authenticate is kept up to this size; longer ones are refused. */
+#define KB_HTTP_MAX_CHALLENGE 8192
+
+/*
+ * A pool of curl easy handles over one share handle (DNS cache and TLS
+ * session cache).  Each idle handle keeps its own open connection, so a
+ * pool of N handles is a pool of N keep-alive connections.  Thread-safe.
+ */
+struct kb_http_pool;
+int kb_http_pool_new(struct kb_http_pool **out) KB_WARN_UNUSED;
+void kb_http_pool_free(struct kb_http_pool *p);
 
 /* One HTTP exchange, described without any endpoint policy. */
 struct kb_http_req {
@@ -18,24 +32,78 @@ struct kb_http_req {
 	const char *unix_path;      /* connect through this AF_UNIX socket, or NULL */
 	const char *endpoint;       /* how to name the peer in messages */
 	const char *const *headers; /* NULL-terminated "Name: value" list, or NULL */
+	/* "Authorization: Bearer ..." kept in the caller's wiped memory and
+	 * never copied by us (libcurl copies it into its request buffer). */
+	const char *auth_header;
 	const void *body;           /* request body or NULL */
 	size_t body_len;
+	bool empty_body;            /* send Content-Length: 0 (the challenge probe) */
+	const char *content_type;   /* NULL: application/json when a body is sent */
 	long connect_ms;
 	long total_ms;
 	size_t max_body;            /* response body cap */
-	/* A curl easy handle kept between requests (keep-alive), or NULL:
-	 * *reuse NULL on entry gets a new handle left there for the next
-	 * request; free it with kb_http_handle_free. */
-	void **reuse;
+	const char *ca_file;        /* CAINFO, or NULL for the system store */
+	bool https_only;            /* refuse anything but https:// */
+	const char *resolve;        /* "HOST:PORT:ADDRESS" or NULL */
+	bool secret_body;           /* the response is a secret: wiped buffer */
+	/* A new connection: libcurl resends a request whose reused
+	 * connection died before an answer, which must never happen to a
+	 * request that is not idempotent. */
+	bool fresh_connect;
+	struct kb_http_pool *pool;  /* NULL: a handle for this request only */
 };
 
-void kb_http_handle_free(void *h);
+/* What came back. */
+struct kb_http_resp {
+	long status;
+	struct kb_buf body;         /* NUL-terminated */
+	char content_type[128];
+	char retry_after[64];
+	char retry_after_ms[32];
+	char x_ms_retry_after_ms[32];
+	char request_id[96];
+	char *www_authenticate;     /* malloc'd, or NULL */
+	bool www_auth_over;         /* longer than KB_HTTP_MAX_CHALLENGE */
+	long new_connections;
+};
+
+void kb_http_resp_init(struct kb_http_resp *r);
+void kb_http_resp_clear(struct kb_http_resp *r);
+
+/* How a failed exchange failed (always written by kb_http_perform). */
+struct kb_http_outcome {
+	bool maybe_sent;   /* false only when no connection was made */
+	bool transient;    /* a retry may succeed (connect, timeout, reset) */
+};
 
 /*
- * Perform req.  On success *status is the HTTP status and *body the
- * response body (kb_buf, NUL-terminated; caller frees with kb_buf_free).
+ * Perform req.  On success *resp holds the status, headers and body
+ * (free with kb_http_resp_clear).  Failures: KB_ERR_UNREACHABLE (no
+ * connection, or TLS not trusted), KB_ERR_IO (timeout, reset,
+ * truncated), KB_ERR_LIMIT (body over the cap), KB_ERR_PROTOCOL (no
+ * valid status), KB_ERR_INVALID (scheme not allowed).
  */
-int kb_http_perform(const struct kb_http_req *req, long *status,
-    struct kb_buf *body) KB_WARN_UNUSED;
+int kb_http_perform(const struct kb_http_req *req, struct kb_http_resp *resp,
+    struct kb_http_outcome *how) KB_WARN_UNUSED;
+
+/* An HTTP date (IMF-fixdate and the two obsolete forms) or -1. */
+int64_t kb_http_date(const char *s);
+
+/* Percent-encode s (RFC 3986 unreserved kept) onto b. */
+int kb_http_form_escape(struct kb_buf *b, const char *s, size_t n) KB_WARN_UNUSED;
+
+/* Parsed parts of a URL, lower-cased scheme and host; malloc'd. */
+struct kb_url {
+	char *scheme;
+	char *host;
+	long port;       /* explicit or the scheme's default */
+	char *path;      /* "/" at least */
+	char *query;     /* without '?', or NULL */
+};
+int kb_url_parse(const char *url, struct kb_url *out) KB_WARN_UNUSED;
+void kb_url_clear(struct kb_url *u);
+
+/* Case-insensitive ASCII comparison helpers. */
+bool kb_ascii_ieq(const char *a, const char *b);
 
 #endif /* KB_KVCLIENT_INTERNAL_H */
