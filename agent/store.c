@@ -50,6 +50,7 @@
 
 struct stmt_slot {
 	sqlite3_stmt *s;
+	const char *sql;    /* the caller's text: literals keep their address */
 	bool busy;
 };
 
@@ -205,9 +206,18 @@ stmt_get(struct kb_store *st, const char *sql)
 {
 	size_t i;
 
+	/* Same address first (one strcmp per hit), then same text. */
+	for (i = 0; i < st->ncache; i++) {
+		if (!st->cache[i].busy && st->cache[i].sql == sql &&
+		    strcmp(sqlite3_sql(st->cache[i].s), sql) == 0) {
+			st->cache[i].busy = true;
+			return st->cache[i].s;
+		}
+	}
 	for (i = 0; i < st->ncache; i++) {
 		if (!st->cache[i].busy &&
 		    strcmp(sqlite3_sql(st->cache[i].s), sql) == 0) {
+			st->cache[i].sql = sql;
 			st->cache[i].busy = true;
 			return st->cache[i].s;
 		}
@@ -257,6 +267,7 @@ q_prep(struct kb_store *st, sqlite3_stmt **out, const char *sql,
 			return db_err(st, rc, "prepare");
 		if (st->ncache < STMT_CACHE_MAX) {
 			st->cache[st->ncache].s = s;
+			st->cache[st->ncache].sql = sql;
 			st->cache[st->ncache].busy = true;
 			st->ncache++;
 		}
