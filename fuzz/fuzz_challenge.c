@@ -18,6 +18,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct kb_kv_challenge *ch = NULL;
+	static const char vault[] = "myvault.vault.azure.net";
 	size_t hl, rl;
 
 	if (kb_kv_challenge_parse((const char *)data, size, &ch) != 0)
@@ -26,10 +27,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    strncasecmp(ch->authorization, "https://", 8) != 0 ||
 	    strchr(ch->resource_host, '.') == NULL)
 		abort();
-	if (kb_kv_challenge_check_host(ch, "myvault.vault.azure.net") == 0) {
-		hl = strlen("myvault.vault.azure.net");
+	if (kb_kv_challenge_check_host(ch, vault) == 0) {
+		hl = strlen(vault);
 		rl = strlen(ch->resource_host);
-		if (rl + 1 >= hl || strcmp("myvault.vault.azure.net" + hl - rl,
+		if (rl + 1 >= hl || strcmp(vault + hl - rl,
 		    ch->resource_host) != 0)
 			abort();
 	}
