@@ -443,7 +443,8 @@ kv_duration_parse(const char *s, int64_t *seconds)
 	p = s + 1;
 	/* PnW stands alone. */
 	for (digits = 0, v = 0; p[digits] >= '0' && p[digits] <= '9'; digits++)
-		v = v * 10 + (p[digits] - '0');
+		if (digits < 6)    /* longer runs are refused below: no overflow */
+			v = v * 10 + (p[digits] - '0');
 	if (digits > 0 && digits <= 6 && p[digits] == 'W' && p[digits + 1] == '\0') {
 		*seconds = v * 7 * DAY;
 		return 0;
