@@ -4,7 +4,34 @@
  * (docs/vaults.md); the agent's own uid is Administrator of every vault;
  * anyone else is denied until the config names them.
  */
+#include <stdio.h>
+
 #include "agent.h"
+#include "store.h"
+
+struct kb_store_actor
+agent_peer_actor(const struct agent_peer *p, enum agent_role role)
+{
+	struct kb_store_actor who;
+
+	who.uid = p->known && p->principal == NULL ? (uint32_t)p->uid :
+	    UINT32_MAX;
+	who.role = agent_role_name(role);
+	who.principal = p->principal;
+	return who;
+}
+
+const char *
+agent_peer_name(const struct agent_peer *p, char *buf, size_t n)
+{
+	if (p->principal != NULL)
+		snprintf(buf, n, "principal %s", p->principal);
+	else if (p->known)
+		snprintf(buf, n, "uid %u", (unsigned)p->uid);
+	else
+		snprintf(buf, n, "an unknown caller");
+	return buf;
+}
 
 enum agent_role
 agent_access_role(const struct agent *a, const struct agent_vault *v,

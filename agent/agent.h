@@ -5,8 +5,8 @@
  * tokens.c  modules, tokens, login, mechanism checks, their JSON views
  * server.c  the HTTP server on the Unix socket (libmicrohttpd)
  * access.c  who may talk to the agent (the one place that decides)
- * runtime.c lock file, socket creation, sd_notify
- * main.c    start-up order, shutdown, init-token
+ * runtime.c start-up order, shutdown, lock file, socket, sd_notify
+ * main.c    options, signals, init-token
  */
 #ifndef KB_AGENT_H
 #define KB_AGENT_H
@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <cjson/cJSON.h>
@@ -109,6 +110,7 @@ struct agent_config {
 	unsigned purge_interval;      /* seconds between purge sweeps */
 	/* HTTPS listener (docs/https.md); https_listen NULL: none. */
 	char *https_listen;           /* "127.0.0.1:8443", "[::1]:0" */
+	struct sockaddr_storage https_addr;  /* the same, parsed */
 	unsigned https_line;
 	char *https_cert;             /* PEM chain */
 	char *https_key;              /* PEM private key */
@@ -186,6 +188,8 @@ struct agent {
 };
 
 /* tokens.c */
+/* One struct agent_token per configured token, none open yet. */
+int agent_tokens_list(struct agent *a) KB_WARN_UNUSED;
 int agent_read_pins(struct agent *a, bool may_prompt) KB_WARN_UNUSED;
 int agent_tokens_open(struct agent *a) KB_WARN_UNUSED;
 void agent_tokens_close(struct agent *a);
@@ -282,6 +286,11 @@ enum agent_role agent_access_role(const struct agent *a,
 /* The highest role the peer holds on any vault. */
 enum agent_role agent_access_max_role(const struct agent *a,
     const struct agent_peer *p);
+/* Who the peer is in audit records (a principal has uid UINT32_MAX). */
+struct kb_store_actor agent_peer_actor(const struct agent_peer *p,
+    enum agent_role role);
+/* "principal NAME" or "uid N", for logs and messages, into buf. */
+const char *agent_peer_name(const struct agent_peer *p, char *buf, size_t n);
 
 /* server.c */
 int agent_server_start(struct agent *a) KB_WARN_UNUSED;
@@ -303,6 +312,12 @@ void agent_kvapi_deny_audit(struct agent *a, const struct agent_peer *p,
     const char *url, const char *method, const char *result);
 
 /* runtime.c */
+/* No file, socket or token open yet; shutdown is safe from here. */
+void agent_init(struct agent *a);
+/* After the config, PINs and lock: everything up to serving requests. */
+int agent_serve(struct agent *a) KB_WARN_UNUSED;
+/* Stops and frees all of it, whatever agent_serve reached. */
+void agent_shutdown(struct agent *a);
 int agent_lock_acquire(struct agent *a) KB_WARN_UNUSED;
 void agent_lock_release(struct agent *a);
 int agent_socket_create(struct agent *a) KB_WARN_UNUSED;

@@ -17,7 +17,9 @@
  * Rules as tables (name, handler), so an unknown key is an error that
  * names file:line and a new key is one row.
  */
+#include <arpa/inet.h>
 #include <grp.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,13 +174,19 @@ agent_purge_interval(struct agent_config *c, const struct kb_ini_entry *e)
 	return cfg_uint(c, e, 1, 7 * 86400, &c->purge_interval);
 }
 
-/* "8443", "127.0.0.1:8443", "[::1]:8443" (port 0: any free port). */
+/*
+ * "8443", "127.0.0.1:8443", "[::1]:8443" (port 0: any free port), into
+ * c->https_addr; https_listen keeps the canonical text for messages.
+ */
 static int
 agent_https_listen(struct agent_config *c, const struct kb_ini_entry *e)
 {
+	struct sockaddr_in *sin = (struct sockaddr_in *)&c->https_addr;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&c->https_addr;
 	unsigned long long port;
 	const char *v = e->value, *colon;
 	char host[64], buf[80];
+	bool v6 = false;
 
 	if (v[0] == '[') {
 		const char *close = strchr(v, ']');
@@ -186,7 +194,8 @@ agent_https_listen(struct agent_config *c, const struct kb_ini_entry *e)
 		if (close == NULL || close[1] != ':' || (size_t)(close - v) > 48)
 			goto bad;
 		colon = close + 1;
-		snprintf(host, sizeof(host), "%.*s", (int)(close - v + 1), v);
+		snprintf(host, sizeof(host), "%.*s", (int)(close - v - 1), v + 1);
+		v6 = true;
 	} else if ((colon = strrchr(v, ':')) != NULL) {
 		if ((size_t)(colon - v) > 15 || colon == v)
 			goto bad;
@@ -197,7 +206,22 @@ agent_https_listen(struct agent_config *c, const struct kb_ini_entry *e)
 	}
 	if (kb_parse_ull(colon != NULL ? colon + 1 : v, 0, 65535, &port) != 0)
 		goto bad;
-	snprintf(buf, sizeof(buf), "%s:%llu", host, port);
+	memset(&c->https_addr, 0, sizeof(c->https_addr));
+	if (v6) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
+			return cfg_err(c, e->line, "https_listen: '%s' is not an "
+			    "IPv6 address", host, NULL);
+		snprintf(buf, sizeof(buf), "[%s]:%llu", host, port);
+	} else {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
+			return cfg_err(c, e->line, "https_listen: '%s' is not an "
+			    "IPv4 address", host, NULL);
+		snprintf(buf, sizeof(buf), "%s:%llu", host, port);
+	}
 	free(c->https_listen);
 	if ((c->https_listen = kb_strdup(buf)) == NULL)
 		return KB_ERR_ALLOC;

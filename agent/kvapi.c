@@ -167,11 +167,8 @@ agent_audit_denial(struct agent *a, const struct agent_peer *p,
 
 	if (a->store == NULL)
 		return;
-	who.uid = p->known && p->principal == NULL ? (uint32_t)p->uid :
-	    UINT32_MAX;
-	who.principal = p->principal;
 	v = agent_vault_find(a, vault);
-	who.role = agent_role_name(v != NULL ? agent_access_role(a, v, p) :
+	who = agent_peer_actor(p, v != NULL ? agent_access_role(a, v, p) :
 	    agent_access_max_role(a, p));
 	if (key != NULL && kv_check(KV_FIELD_KEY_NAME, key) != 0)
 		key = NULL;
@@ -1879,19 +1876,11 @@ agent_kvapi_handle(struct agent *a, struct MHD_Connection *c,
 	/* Who: the role on the vault, or the best role anywhere. */
 	rq.role = rq.v != NULL ? agent_access_role(a, rq.v, peer) :
 	    agent_access_max_role(a, peer);
-	rq.who.uid = peer->known && peer->principal == NULL ?
-	    (uint32_t)peer->uid : UINT32_MAX;
-	rq.who.role = agent_role_name(rq.role);
-	rq.who.principal = peer->principal;
+	rq.who = agent_peer_actor(peer, rq.role);
 	if (rq.role < rq.oi->need) {
 		char caller[96];
 
-		if (peer->principal != NULL)
-			snprintf(caller, sizeof(caller), "principal %s",
-			    peer->principal);
-		else
-			snprintf(caller, sizeof(caller), "uid %u",
-			    (unsigned)rq.who.uid);
+		agent_peer_name(peer, caller, sizeof(caller));
 		kb_info("denied %s %s to %s (%s)", rq.oi->name,
 		    rq.v != NULL ? rq.v->cfg->name : "agent", caller, rq.who.role);
 		agent_audit_denial(a, peer, rq.v != NULL ? rq.v->cfg->name : "*",

@@ -77,20 +77,6 @@ default_config(void)
 	return kb_buf_steal(&b, NULL);
 }
 
-static void
-agent_cleanup(struct agent *a)
-{
-	agent_server_stop(a);
-	agent_socket_remove(a);
-	agent_vaults_close(a);
-	agent_tokens_close(a);
-	agent_lock_release(a);
-	free(a->tokens);
-	a->tokens = NULL;
-	agent_config_free(a->cfg);
-	a->cfg = NULL;
-}
-
 static int
 run_agent(const char *config_path, const char *log_level)
 {
@@ -98,15 +84,10 @@ run_agent(const char *config_path, const char *log_level)
 	enum kb_log_level lvl;
 	sigset_t sigs;
 	char ready[512];
-	size_t i;
 	int r, sig = 0;
 	bool under_systemd;
 
-	memset(&a, 0, sizeof(a));
-	a.listen_fd = -1;
-	a.lock_fd = -1;
-	a.uid = getuid();
-	a.pid = getpid();
+	agent_init(&a);
 	umask(077);
 	kb_harden_process();
 	if ((r = agent_config_load(config_path, &a.cfg)) != 0)
@@ -121,13 +102,8 @@ run_agent(const char *config_path, const char *log_level)
 		kb_log_set_level(lvl);
 	} else if (a.cfg->has_log_level)
 		kb_log_set_level(a.cfg->log_level);
-	if ((a.tokens = calloc(a.cfg->n_tokens, sizeof(*a.tokens))) == NULL) {
-		r = KB_ERR_ALLOC;
+	if ((r = agent_tokens_list(&a)) != 0)
 		goto out;
-	}
-	a.n_tokens = a.cfg->n_tokens;
-	for (i = 0; i < a.n_tokens; i++)
-		a.tokens[i].cfg = &a.cfg->tokens[i];
 	under_systemd = secure_getenv("NOTIFY_SOCKET") != NULL;
 	/* PINs first: a prompt must still be interruptible with ^C. */
 	if ((r = agent_read_pins(&a, !under_systemd && isatty(STDIN_FILENO))) != 0)
@@ -145,20 +121,7 @@ run_agent(const char *config_path, const char *log_level)
 		goto out;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	if ((r = agent_lock_acquire(&a)) != 0)
-		goto out;
-	if ((r = agent_tokens_open(&a)) != 0)
-		goto out;
-	if ((r = kb_mkdir_p(a.cfg->state_dir, 0700)) != 0 ||
-	    (r = agent_vaults_open(&a)) != 0)
-		goto out;
-	if ((r = agent_socket_create(&a)) != 0)
-		goto out;
-	a.started_unix = kb_now_unix();
-	a.started_mono = kb_now_mono();
-	if ((r = agent_server_start(&a)) != 0 ||
-	    (r = agent_https_start(&a)) != 0 ||
-	    (r = agent_sweeper_start(&a)) != 0)
+	if ((r = agent_lock_acquire(&a)) != 0 || (r = agent_serve(&a)) != 0)
 		goto out;
 	kb_info("keybridged %s ready on %s (pid %ld, %zu token%s)", KB_VERSION,
 	    a.cfg->socket, (long)a.pid, a.n_tokens, a.n_tokens == 1 ? "" : "s");
@@ -179,7 +142,7 @@ run_agent(const char *config_path, const char *log_level)
 	agent_notify("STOPPING=1");
 	r = 0;
  out:
-	agent_cleanup(&a);
+	agent_shutdown(&a);
 	if (r != 0)
 		return fail(r);
 	return 0;

@@ -19,6 +19,54 @@
 
 #include "agent.h"
 
+void
+agent_init(struct agent *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->listen_fd = -1;
+	a->lock_fd = -1;
+	a->uid = getuid();
+	a->pid = getpid();
+}
+
+/*
+ * The start-up order after the PINs and the lock: tokens, the state
+ * directory and the vaults (open intents resolved before anything is
+ * served), the socket, the listeners, then the sweeper.
+ */
+int
+agent_serve(struct agent *a)
+{
+	int r;
+
+	if ((r = agent_tokens_open(a)) != 0 ||
+	    (r = kb_mkdir_p(a->cfg->state_dir, 0700)) != 0 ||
+	    (r = agent_vaults_open(a)) != 0 ||
+	    (r = agent_socket_create(a)) != 0)
+		return r;
+	a->started_unix = kb_now_unix();
+	a->started_mono = kb_now_mono();
+	if ((r = agent_server_start(a)) != 0 ||
+	    (r = agent_https_start(a)) != 0 ||
+	    (r = agent_sweeper_start(a)) != 0)
+		return r;
+	return 0;
+}
+
+void
+agent_shutdown(struct agent *a)
+{
+	agent_server_stop(a);
+	agent_socket_remove(a);
+	agent_vaults_close(a);
+	agent_tokens_close(a);
+	agent_lock_release(a);
+	free(a->tokens);
+	a->tokens = NULL;
+	agent_config_free(a->cfg);
+	a->cfg = NULL;
+}
+
 static int
 socket_dir_check(const struct agent *a)
 {

@@ -147,15 +147,13 @@ agent_respond(struct MHD_Connection *c, unsigned status, cJSON *body,
 
 /* A Key Vault error body: {"error":{"code":..,"message":..[,"innererror":
  * {"code":inner}]}}. */
-int
-agent_respond_error(struct MHD_Connection *c, unsigned status,
-    const char *code, const char *message, const char *inner,
-    const char *allow)
+static cJSON *
+error_body(const char *code, const char *message, const char *inner)
 {
 	cJSON *root, *err, *in;
 
 	if ((root = cJSON_CreateObject()) == NULL)
-		return -1;
+		return NULL;
 	if ((err = cJSON_AddObjectToObject(root, "error")) == NULL ||
 	    cJSON_AddStringToObject(err, "code", code) == NULL ||
 	    cJSON_AddStringToObject(err, "message", message) == NULL ||
@@ -163,9 +161,19 @@ agent_respond_error(struct MHD_Connection *c, unsigned status,
 	    ((in = cJSON_AddObjectToObject(err, "innererror")) == NULL ||
 	    cJSON_AddStringToObject(in, "code", inner) == NULL))) {
 		cJSON_Delete(root);
-		return -1;
+		return NULL;
 	}
-	return agent_respond(c, status, root, allow);
+	return root;
+}
+
+int
+agent_respond_error(struct MHD_Connection *c, unsigned status,
+    const char *code, const char *message, const char *inner,
+    const char *allow)
+{
+	cJSON *root = error_body(code, message, inner);
+
+	return root != NULL ? agent_respond(c, status, root, allow) : -1;
 }
 
 static enum MHD_Result
@@ -182,18 +190,12 @@ respond_challenge(struct agent *a, struct MHD_Connection *c,
     const char *message)
 {
 	char hdr[1200];
-	cJSON *root, *err;
+	cJSON *root;
 
 	snprintf(hdr, sizeof(hdr), "Bearer authorization=\"%s\", resource=\"%s\"",
 	    a->cfg->auth_authorization, a->cfg->auth_resource);
-	if ((root = cJSON_CreateObject()) == NULL)
+	if ((root = error_body("Unauthorized", message, NULL)) == NULL)
 		return MHD_NO;
-	if ((err = cJSON_AddObjectToObject(root, "error")) == NULL ||
-	    cJSON_AddStringToObject(err, "code", "Unauthorized") == NULL ||
-	    cJSON_AddStringToObject(err, "message", message) == NULL) {
-		cJSON_Delete(root);
-		return MHD_NO;
-	}
 	return respond_hdr(c, 401, root, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 	    hdr) == 0 ? MHD_YES : MHD_NO;
 }
@@ -261,7 +263,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	struct agent *a = ls->a;
 	struct request *rq = *req_ctx;
 	const struct agent_peer *peer = NULL;
-	char why[512];
+	char why[512], who[96];
 	const char *cl;
 	unsigned long long clen;
 	char msg[128];
@@ -297,24 +299,17 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 			}
 		}
 		if ((r = agent_access_check(a, peer)) != 0) {
-			if (peer->principal != NULL)
-				kb_info("refused %s %.128s to principal %s", method,
-				    url, peer->principal);
-			else
-				kb_info("refused %s %.128s from uid %u pid %ld",
-				    method, url, (unsigned)peer->uid, (long)peer->pid);
+			kb_info("refused %s %.128s from %s (pid %ld)", method, url,
+			    agent_peer_name(peer, who, sizeof(who)),
+			    (long)peer->pid);
 			/* The sentence first: auditing may set another. */
 			snprintf(why, sizeof(why), "%s", kb_error_detail(r));
 			agent_kvapi_deny_audit(a, peer, url, method, "denied");
 			rq->answered = true;
 			return respond_error(c, 403, "Forbidden", why, NULL);
 		}
-		if (peer->principal != NULL)
-			kb_debug("%s %.128s from principal %s", method, url,
-			    peer->principal);
-		else
-			kb_debug("%s %.128s from uid %u pid %ld", method, url,
-			    (unsigned)peer->uid, (long)peer->pid);
+		kb_debug("%s %.128s from %s (pid %ld)", method, url,
+		    agent_peer_name(peer, who, sizeof(who)), (long)peer->pid);
 		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 		    MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl != NULL && (kb_parse_ull(cl, 0, AGENT_MAX_BODY, &clen) != 0)) {
@@ -419,13 +414,13 @@ agent_https_start(struct agent *a)
 	const struct agent_config *cfg = a->cfg;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
 	    MHD_USE_AUTO | MHD_USE_TLS;
-	struct sockaddr_storage ss;
-	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)&cfg->https_addr;
+	const struct sockaddr_in6 *sin6 =
+	    (const struct sockaddr_in6 *)&cfg->https_addr;
+	bool v6 = cfg->https_addr.ss_family == AF_INET6;
 	const union MHD_DaemonInfo *di;
-	char host[64], *cert = NULL, *key = NULL;
-	const char *colon;
-	unsigned long long port;
+	char host[INET6_ADDRSTRLEN], *cert = NULL, *key = NULL;
+	unsigned port;
 	int r;
 
 	if (cfg->https_listen == NULL)
@@ -433,28 +428,12 @@ agent_https_start(struct agent *a)
 	if (!MHD_is_feature_supported(MHD_FEATURE_TLS))
 		return kb_error_set(KB_ERR_UNSUPPORTED, "this libmicrohttpd has no "
 		    "TLS support; install Debian's libmicrohttpd12 (GnuTLS)");
-	/* config.c wrote "HOST:PORT" or "[V6]:PORT". */
-	colon = strrchr(cfg->https_listen, ':');
-	snprintf(host, sizeof(host), "%.*s", (int)(colon - cfg->https_listen),
-	    cfg->https_listen);
-	if (kb_parse_ull(colon + 1, 0, 65535, &port) != 0)
-		return kb_error_set(KB_ERR_CONFIG, "bad https_listen");
-	memset(&ss, 0, sizeof(ss));
-	if (host[0] == '[') {
-		host[strlen(host) - 1] = '\0';
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET6, host + 1, &sin6->sin6_addr) != 1)
-			return kb_error_set(KB_ERR_CONFIG, "https_listen: '%s' is not "
-			    "an IPv6 address", host + 1);
+	if (v6)
 		flags |= MHD_USE_IPv6;
-	} else {
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
-			return kb_error_set(KB_ERR_CONFIG, "https_listen: '%s' is not "
-			    "an IPv4 address", host);
-	}
+	port = ntohs(v6 ? sin6->sin6_port : sin->sin_port);
+	if (inet_ntop(cfg->https_addr.ss_family, v6 ? (const void *)&sin6->sin6_addr :
+	    (const void *)&sin->sin_addr, host, sizeof(host)) == NULL)
+		return kb_error_set(KB_ERR_INTERNAL, "inet_ntop failed");
 	if ((r = read_pem("certificate", cfg->https_cert, false, &cert)) != 0 ||
 	    (r = read_pem("key", cfg->https_key, true, &key)) != 0)
 		goto out;
@@ -463,7 +442,7 @@ agent_https_start(struct agent *a)
 	a->mhd_https = MHD_start_daemon(flags, 0, NULL, NULL, on_request,
 	    &a->lsn_https,
 	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a,
-	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	    MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&cfg->https_addr,
 	    MHD_OPTION_HTTPS_MEM_CERT, cert,
 	    MHD_OPTION_HTTPS_MEM_KEY, key,
 	    MHD_OPTION_HTTPS_PRIORITIES,
@@ -485,12 +464,8 @@ agent_https_start(struct agent *a)
 	if (port == 0 && (di = MHD_get_daemon_info(a->mhd_https,
 	    MHD_DAEMON_INFO_BIND_PORT)) != NULL)
 		port = di->port;
-	if (host[0] == '[')
-		snprintf(a->https_url, sizeof(a->https_url), "https://%s]:%llu",
-		    host, port);
-	else
-		snprintf(a->https_url, sizeof(a->https_url), "https://%s:%llu",
-		    host, port);
+	snprintf(a->https_url, sizeof(a->https_url), v6 ? "https://[%s]:%u" :
+	    "https://%s:%u", host, port);
 	kb_info("HTTPS listener on %s", a->https_url);
 	r = 0;
  out:

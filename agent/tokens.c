@@ -61,6 +61,19 @@ token_fail(const struct agent *a, const struct agent_token_cfg *t,
 }
 
 int
+agent_tokens_list(struct agent *a)
+{
+	size_t i;
+
+	if ((a->tokens = calloc(a->cfg->n_tokens, sizeof(*a->tokens))) == NULL)
+		return KB_ERR_ALLOC;
+	a->n_tokens = a->cfg->n_tokens;
+	for (i = 0; i < a->n_tokens; i++)
+		a->tokens[i].cfg = &a->cfg->tokens[i];
+	return 0;
+}
+
+int
 agent_read_pins(struct agent *a, bool may_prompt)
 {
 	size_t i;

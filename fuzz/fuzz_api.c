@@ -109,13 +109,7 @@ rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
 static void
 stop_agent(void)
 {
-	agent_sweeper_stop(&A);
-	agent_server_stop(&A);
-	agent_socket_remove(&A);
-	agent_vaults_close(&A);
-	agent_tokens_close(&A);
-	free(A.tokens);
-	agent_config_free(A.cfg);
+	agent_shutdown(&A);
 	if (dir[0] != '\0')
 		(void)nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
@@ -140,7 +134,6 @@ static void
 start_agent(void)
 {
 	char conf[2048], path[256];
-	size_t i;
 	int r;
 
 	snprintf(dir, sizeof(dir), "/tmp/kbfuzz.XXXXXX");
@@ -165,31 +158,18 @@ start_agent(void)
 	put_file("kb.conf", conf);
 	snprintf(path, sizeof(path), "%s/kb.conf", dir);
 
-	memset(&A, 0, sizeof(A));
-	A.listen_fd = -1;
-	A.lock_fd = -1;
-	A.uid = getuid();
-	A.pid = getpid();
+	agent_init(&A);
 	kb_log_set_level(KB_LOG_ERROR);
 	if (agent_config_load(path, &A.cfg) != 0)
 		die("config");
 	snprintf(conf, sizeof(conf), "%s/so.pin", dir);
 	if (agent_init_token(A.cfg, "t", conf) != 0)
 		die("init-token");
-	if ((A.tokens = calloc(A.cfg->n_tokens, sizeof(*A.tokens))) == NULL)
-		die("calloc");
-	A.n_tokens = A.cfg->n_tokens;
-	for (i = 0; i < A.n_tokens; i++)
-		A.tokens[i].cfg = &A.cfg->tokens[i];
-	if ((r = agent_read_pins(&A, false)) != 0 ||
-	    (r = agent_tokens_open(&A)) != 0 ||
-	    (r = kb_mkdir_p(A.cfg->state_dir, 0700)) != 0 ||
-	    (r = agent_vaults_open(&A)) != 0 ||
-	    (r = agent_socket_create(&A)) != 0 ||
-	    (r = agent_server_start(&A)) != 0)
+	/* keybridged's own start-up, less the lock and the signals. */
+	if ((r = agent_tokens_list(&A)) != 0 ||
+	    (r = agent_read_pins(&A, false)) != 0 ||
+	    (r = agent_serve(&A)) != 0)
 		die("agent start");
-	A.started_unix = kb_now_unix();
-	A.started_mono = kb_now_mono();
 	atexit(stop_agent);
 	create("f-ec", "{\"kty\":\"EC-HSM\",\"crv\":\"P-256\"}");
 	create("f-rsa", "{\"kty\":\"RSA-HSM\",\"key_size\":2048}");
