@@ -446,22 +446,32 @@ show_agent_error(const struct devenv *e, off_t from)
 	free(text);
 }
 
+/* The agent's GET /keybridge/status, answered within 3 s. */
+static int
+agent_status(const char *socket, struct kb_kv_response **out)
+{
+	kb_kv_client *kv = NULL;
+	int r;
+
+	if ((r = kb_kv_client_new_unix(socket, &kv)) != 0)
+		return r;
+	kb_kv_client_set_timeouts(kv, 1000, 3000);
+	r = kb_kv_request(kv, "GET", "/keybridge/status", NULL, out);
+	kb_kv_client_free(kv);
+	return r;
+}
+
 static bool
 agent_answers(const char *socket)
 {
-	kb_kv_client *kv = NULL;
 	struct kb_kv_response *resp = NULL;
 	bool ok = false;
 
 	if (access(socket, F_OK) != 0)
 		return false;
-	if (kb_kv_client_new_unix(socket, &kv) != 0)
-		return false;
-	kb_kv_client_set_timeouts(kv, 1000, 3000);
-	if (kb_kv_request(kv, "GET", "/keybridge/status", NULL, &resp) == 0)
+	if (agent_status(socket, &resp) == 0)
 		ok = resp->status == 200;
 	kb_kv_response_free(resp);
-	kb_kv_client_free(kv);
 	kb_error_clear();
 	return ok;
 }
@@ -549,14 +559,11 @@ put_export(const char *name, const char *value)
 static int
 agent_https_url(const char *socket, char *buf, size_t n)
 {
-	kb_kv_client *kv = NULL;
 	struct kb_kv_response *resp = NULL;
 	cJSON *u;
 	int r;
 
-	if ((r = kb_kv_client_new_unix(socket, &kv)) != 0)
-		return r;
-	if ((r = kb_kv_request(kv, "GET", "/keybridge/status", NULL, &resp)) != 0)
+	if ((r = agent_status(socket, &resp)) != 0)
 		goto out;
 	if (resp->status != 200 || resp->body == NULL ||
 	    !cJSON_IsString(u = cJSON_GetObjectItemCaseSensitive(resp->body,
@@ -570,7 +577,6 @@ agent_https_url(const char *socket, char *buf, size_t n)
 	r = 0;
  out:
 	kb_kv_response_free(resp);
-	kb_kv_client_free(kv);
 	return r;
 }
 
