@@ -78,51 +78,44 @@ CONF
 }
 
 # ---- configuration errors: one sentence, exit 3, nothing started
-writeconf "$W/bad.conf"
-sed -i '/^https_key/d' "$W/bad.conf"
-"$KBD" --config "$W/bad.conf" >"$W/bad.out" 2>&1
-rc=$?
+# try_conf SED-SCRIPT: start keybridged on writeconf's config edited by
+# SED-SCRIPT (none: unedited); its exit code in rc, its output in bad.out.
+try_conf() {
+	writeconf "$W/bad.conf"
+	[ -z "$1" ] || sed -i "$1" "$W/bad.conf"
+	"$KBD" --config "$W/bad.conf" >"$W/bad.out" 2>&1
+	rc=$?
+}
+# refused NAME SED-SCRIPT PATTERN: exit 3 with a sentence matching PATTERN.
+refused() {
+	local want=$3
+	try_conf "$2"
+	check "$1" eval '[ $rc -eq 3 ] && grep -q -- "$want" "$W/bad.out"'
+}
+try_conf '/^https_key/d'
 check "a listener without https_key is refused (exit 3)" \
     [ $rc -eq 3 ]
 check "and the sentence says https_key is needed" \
     grep -q "needs https_cert and https_key" "$W/bad.out"
-writeconf "$W/bad.conf"
-sed -i 's/^token_sha256 = \(.\{10\}\).*/token_sha256 = \1/' "$W/bad.conf"
-"$KBD" --config "$W/bad.conf" >"$W/bad.out" 2>&1
-rc=$?
-check "a short token_sha256 is refused (exit 3, names file:line)" \
-    eval '[ $rc -eq 3 ] && grep -q "bad.conf:[0-9]*: token_sha256 must be 64 hex" "$W/bad.out"'
-writeconf "$W/bad.conf"
-sed -i 's/^readers = principal:reader/readers = principal:nobody/' "$W/bad.conf"
-"$KBD" --config "$W/bad.conf" >"$W/bad.out" 2>&1
-rc=$?
-check "a role list naming an unknown principal is refused" \
-    eval '[ $rc -eq 3 ] && grep -q "no \[principal nobody\] section" "$W/bad.out"'
-writeconf "$W/bad.conf"
-sed -i 's/^https_listen = .*/https_listen = localhost:8443/' "$W/bad.conf"
-"$KBD" --config "$W/bad.conf" >"$W/bad.out" 2>&1
-rc=$?
-check "https_listen takes an address, not a host name" \
-    eval '[ $rc -eq 3 ] && grep -q "not an IPv4 address" "$W/bad.out"'
-writeconf "$W/bad.conf"
-sed -i 's/^auth_authorization = .*/auth_authorization = https:\/\/x"y/' "$W/bad.conf"
-"$KBD" --config "$W/bad.conf" >"$W/bad.out" 2>&1
-rc=$?
-check "a quote in auth_authorization is refused (it goes in a header)" \
-    eval '[ $rc -eq 3 ] && grep -q "must not contain" "$W/bad.out"'
+refused "a short token_sha256 is refused (exit 3, names file:line)" \
+    's/^token_sha256 = \(.\{10\}\).*/token_sha256 = \1/' \
+    "bad.conf:[0-9]*: token_sha256 must be 64 hex"
+refused "a role list naming an unknown principal is refused" \
+    's/^readers = principal:reader/readers = principal:nobody/' \
+    "no \[principal nobody\] section"
+refused "https_listen takes an address, not a host name" \
+    's/^https_listen = .*/https_listen = localhost:8443/' \
+    "not an IPv4 address"
+refused "a quote in auth_authorization is refused (it goes in a header)" \
+    's/^auth_authorization = .*/auth_authorization = https:\/\/x"y/' \
+    "must not contain"
 chmod 644 "$TLS/srv.key"
-writeconf "$W/bad.conf"
-"$KBD" --config "$W/bad.conf" >"$W/bad.out" 2>&1
-rc=$?
-check "a server key others can read is refused (exit 3, says chmod 600)" \
-    eval '[ $rc -eq 3 ] && grep -q "chmod 600" "$W/bad.out"'
+refused "a server key others can read is refused (exit 3, says chmod 600)" \
+    "" "chmod 600"
 chmod 600 "$TLS/srv.key"
 cp "$TLS/other.key" "$TLS/wrong.key"
 chmod 600 "$TLS/wrong.key"
-writeconf "$W/bad.conf"
-sed -i "s|^https_key = .*|https_key = $TLS/wrong.key|" "$W/bad.conf"
-"$KBD" --config "$W/bad.conf" >"$W/bad.out" 2>&1
-rc=$?
+try_conf "s|^https_key = .*|https_key = $TLS/wrong.key|"
 check "a key that does not match the certificate: the agent does not start" \
     eval '[ $rc -ne 0 ] && grep -q "cannot start the HTTPS listener" "$W/bad.out"'
 check "and no key byte appears in its messages" \
