@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,12 +55,36 @@ struct stmt_slot {
 	bool busy;
 };
 
+/*
+ * Key rows read by kb_store_get_key() are kept for the next request on
+ * the same key (a crypto operation is mostly this lookup).  An entry
+ * carries the connection's change count when it was read; any write
+ * (sqlite3_total_changes64() moves) makes every entry stale at once.
+ * The agent is the store's only writer, so nothing changes behind the
+ * count.  Direct-mapped, under its own mutex so that a hit never waits
+ * for st->mu.
+ */
+#define KEY_CACHE_SLOTS 256
+
+struct key_slot {
+	bool used;
+	int64_t gen;
+	char vault[KV_VAULT_NAME_MAX + 1];
+	char lc[KV_NAME_MAX + 1];
+	char ver[KV_VERSION_LEN + 1];       /* "" for the latest version */
+	struct kb_store_key k;
+};
+
 struct kb_store {
 	sqlite3 *db;
 	pthread_mutex_t mu;
 	char *path;
 	struct stmt_slot cache[STMT_CACHE_MAX];
 	size_t ncache;
+	/* Change count at the last UNLOCK (written under mu). */
+	_Atomic int64_t gen;
+	pthread_mutex_t kmu;
+	struct key_slot *keys;              /* KEY_CACHE_SLOTS */
 };
 
 /* ---------------------------------------------------------------- schema */
@@ -1046,6 +1071,16 @@ kb_store_open(const char *path, struct kb_store **out)
 		free(st);
 		return kb_error_set(KB_ERR_INTERNAL, "pthread_mutex_init failed");
 	}
+	if (pthread_mutex_init(&st->kmu, NULL) != 0) {
+		pthread_mutex_destroy(&st->mu);
+		free(st);
+		return kb_error_set(KB_ERR_INTERNAL, "pthread_mutex_init failed");
+	}
+	atomic_init(&st->gen, -1);
+	if ((st->keys = calloc(KEY_CACHE_SLOTS, sizeof(*st->keys))) == NULL) {
+		r = KB_ERR_ALLOC;
+		goto out;
+	}
 	if ((st->path = kb_strdup(path)) == NULL) {
 		r = KB_ERR_ALLOC;
 		goto out;
@@ -1098,12 +1133,21 @@ kb_store_close(struct kb_store *st)
 	if (st->db != NULL)
 		sqlite3_close_v2(st->db);
 	pthread_mutex_destroy(&st->mu);
+	if (st->keys != NULL)
+		for (i = 0; i < KEY_CACHE_SLOTS; i++)
+			free(st->keys[i].k.tags_json);
+	free(st->keys);
+	pthread_mutex_destroy(&st->kmu);
 	free(st->path);
 	free(st);
 }
 
 #define LOCK(st) pthread_mutex_lock(&(st)->mu)
-#define UNLOCK(st) pthread_mutex_unlock(&(st)->mu)
+/* Publishes the change count for the key cache before letting go. */
+#define UNLOCK(st) do { \
+	atomic_store(&(st)->gen, (int64_t)sqlite3_total_changes64((st)->db)); \
+	pthread_mutex_unlock(&(st)->mu); \
+} while (0)
 
 /* ----------------------------------------------------------------- vaults */
 
@@ -1229,6 +1273,81 @@ kb_store_add_version(struct kb_store *st, const struct kb_store_actor *who,
 	return r;
 }
 
+/* ----------------------------------------------------------- key cache */
+
+static struct key_slot *
+key_slot(struct kb_store *st, const char *vault, const char *lc,
+    const char *ver)
+{
+	const char *parts[3] = { vault, lc, ver };
+	uint32_t h = 2166136261u;
+	const unsigned char *p;
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		for (p = (const unsigned char *)parts[i]; *p != '\0'; p++)
+			h = (h ^ *p) * 16777619u;
+		h = (h ^ 0xff) * 16777619u;
+	}
+	return &st->keys[h % KEY_CACHE_SLOTS];
+}
+
+static int
+key_copy(const struct kb_store_key *src, struct kb_store_key **out)
+{
+	struct kb_store_key *k;
+
+	if ((k = malloc(sizeof(*k))) == NULL)
+		return KB_ERR_ALLOC;
+	*k = *src;
+	if ((k->tags_json = kb_strdup(src->tags_json)) == NULL) {
+		free(k);
+		return KB_ERR_ALLOC;
+	}
+	*out = k;
+	return 0;
+}
+
+/* 0 and a copy in *out on a fresh hit, 1 on a miss, <0 on error. */
+static int
+key_cache_get(struct kb_store *st, const char *vault, const char *lc,
+    const char *ver, struct kb_store_key **out)
+{
+	struct key_slot *e = key_slot(st, vault, lc, ver);
+	int r = 1;
+
+	pthread_mutex_lock(&st->kmu);
+	if (e->used && e->gen == atomic_load(&st->gen) &&
+	    strcmp(e->lc, lc) == 0 && strcmp(e->ver, ver) == 0 &&
+	    strcmp(e->vault, vault) == 0)
+		r = key_copy(&e->k, out);
+	pthread_mutex_unlock(&st->kmu);
+	return r;
+}
+
+/* Keeps a copy of k as read at change count gen (best effort). */
+static void
+key_cache_put(struct kb_store *st, const char *vault, const char *lc,
+    const char *ver, int64_t gen, const struct kb_store_key *k)
+{
+	struct key_slot *e = key_slot(st, vault, lc, ver);
+	char *tags;
+
+	if (strlen(vault) >= sizeof(e->vault) ||
+	    (tags = kb_strdup(k->tags_json)) == NULL)
+		return;
+	pthread_mutex_lock(&st->kmu);
+	free(e->k.tags_json);
+	e->k = *k;
+	e->k.tags_json = tags;
+	e->gen = gen;
+	snprintf(e->vault, sizeof(e->vault), "%s", vault);
+	snprintf(e->lc, sizeof(e->lc), "%s", lc);
+	snprintf(e->ver, sizeof(e->ver), "%s", ver);
+	e->used = true;
+	pthread_mutex_unlock(&st->kmu);
+}
+
 int
 kb_store_get_key(struct kb_store *st, const char *vault, const char *name,
     const char *version, struct kb_store_key **out)
@@ -1236,16 +1355,24 @@ kb_store_get_key(struct kb_store *st, const char *vault, const char *name,
 	char lc[KV_NAME_MAX + 1], ver[KV_VERSION_LEN + 1];
 	bool latest = version == NULL || version[0] == '\0';
 	struct vault_row vr;
+	int64_t gen;
 	int r;
 
 	if ((r = name_lc(KV_FIELD_KEY_NAME, name, lc, sizeof(lc))) != 0 ||
 	    (!latest && (r = name_lc(KV_FIELD_VERSION, version, ver,
 	    sizeof(ver))) != 0))
 		return r;
+	if (latest)
+		ver[0] = '\0';
+	if ((r = key_cache_get(st, vault, lc, ver, out)) != 1)
+		return r;
 	LOCK(st);
+	gen = (int64_t)sqlite3_total_changes64(st->db);
 	if ((r = vault_find(st, vault, &vr)) == 0)
 		r = key_get(st, vr.id, lc, latest ? NULL : ver, "active", out);
 	UNLOCK(st);
+	if (r == 0)
+		key_cache_put(st, vault, lc, ver, gen, *out);
 	return r;
 }
 

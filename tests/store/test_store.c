@@ -589,6 +589,43 @@ test_keys(void)
 		    KB_ERR_NOT_FOUND, "update of an unknown version");
 		tap_is_int(audit_count(path, "op = 'update'"), 2,
 		    "two update audit records");
+
+		/* The key cache: a read, a write, the next read sees it. */
+		MUST(kb_store_get_key(st, "kvt", "mykey", NULL, &k));
+		kb_store_key_free(k);
+		k = NULL;
+		MUST(kb_store_get_key(st, "kvt", "mykey", NULL, &k));
+		tap_ok(k != NULL && strcmp(k->tags_json, "{\"env\":\"prod\"}") == 0,
+		    "a cached read gives the same row");
+		kb_store_key_free(k);
+		k = NULL;
+		MUST(kb_store_get_key(st, "kvt", "mykey",
+		    "00000000000000000000000000000002", &k));
+		kb_store_key_free(k);
+		k = NULL;
+		memset(&u, 0, sizeof(u));
+		u.set_tags = true;
+		u.tags_json = "{\"env\":\"test\"}";
+		u.set_enabled = true;
+		u.enabled = false;
+		MUST(kb_store_update(st, &officer, "kvt", "mykey", NULL, &u,
+		    T0 + 300, NULL));
+		MUST(kb_store_get_key(st, "kvt", "mykey", NULL, &k));
+		tap_ok(k != NULL && !k->enabled &&
+		    strcmp(k->tags_json, "{\"env\":\"test\"}") == 0,
+		    "after an update the latest version is read afresh");
+		kb_store_key_free(k);
+		k = NULL;
+		MUST(kb_store_get_key(st, "kvt", "mykey",
+		    "00000000000000000000000000000002", &k));
+		tap_ok(k != NULL && !k->enabled && k->updated == T0 + 300,
+		    "and so is the same version asked by id");
+		kb_store_key_free(k);
+		k = NULL;
+		u.enabled = true;
+		u.tags_json = "{\"env\":\"prod\"}";
+		MUST(kb_store_update(st, &officer, "kvt", "mykey", NULL, &u,
+		    T0 + 300, NULL));
 	}
 
 	/* Many versions: a 40-char name for display. */
@@ -797,6 +834,9 @@ test_lifecycle(void)
 	v = nv_rsa(2);
 	MUST(kb_store_add_version(st, &officer, "soft", "k", &v, T0, NULL));
 
+	MUST(kb_store_get_key(st, "soft", "k", NULL, &k));  /* cached */
+	kb_store_key_free(k);
+	k = NULL;
 	tap_is_int(kb_store_delete(st, &officer, "soft", "K", T0 + 5, &k), 0,
 	    "soft delete");
 	tap_ok(k != NULL && k->deleted && k->deleted_date == T0 + 5 &&
