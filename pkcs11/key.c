@@ -191,7 +191,9 @@ common_attrs(struct tmpl *t, const struct kb_p11_keyspec *spec, bool priv)
 	tadd(t, CKA_ID, spec->id, spec->id_len);
 	if (priv) {
 		tbool(t, CKA_SENSITIVE, true);
-		tbool(t, CKA_EXTRACTABLE, spec->extractable);
+		tbool(t, CKA_EXTRACTABLE, spec->extractable || spec->backup);
+		if (spec->backup)
+			tbool(t, CKA_WRAP_WITH_TRUSTED, true);
 	}
 }
 
@@ -476,6 +478,34 @@ kb_p11_import_rsa(kb_p11_token *t, const struct kb_p11_keyspec *spec,
 	return r;
 }
 
+/* DER OCTET STRING of 04 || x || y (at most 136 bytes for P-521). */
+#define EC_POINT_DER_MAX (3 + 1 + 2 * 66)
+
+/*
+ * CKA_EC_POINT (PKCS#11 v2.40 section 2.3.3: DER-encoded) from x and y,
+ * each the curve's size; returns the length.
+ */
+static size_t
+ec_point_der(enum kb_p11_curve curve, const unsigned char *x,
+    const unsigned char *y, unsigned char point[EC_POINT_DER_MAX])
+{
+	size_t len = kb_p11_curve_bytes(curve), hdr;
+
+	point[0] = 0x04;
+	if (1 + 2 * len < 0x80) {
+		point[1] = (unsigned char)(1 + 2 * len);
+		hdr = 2;
+	} else {
+		point[1] = 0x81;
+		point[2] = (unsigned char)(1 + 2 * len);
+		hdr = 3;
+	}
+	point[hdr] = 0x04;
+	memcpy(point + hdr + 1, x, len);
+	memcpy(point + hdr + 1 + len, y, len);
+	return hdr + 1 + 2 * len;
+}
+
 int
 kb_p11_import_ec(kb_p11_token *t, const struct kb_p11_keyspec *spec,
     const struct kb_p11_ec_parts *pp, kb_p11_key **out)
@@ -483,9 +513,9 @@ kb_p11_import_ec(kb_p11_token *t, const struct kb_p11_keyspec *spec,
 	static const CK_OBJECT_CLASS pubc = CKO_PUBLIC_KEY, privc = CKO_PRIVATE_KEY;
 	static const CK_KEY_TYPE kt = CKK_EC;
 	/* DER OCTET STRING of 04 || x || y (at most 133 bytes for P-521). */
-	unsigned char point[3 + 1 + 2 * 66];
+	unsigned char point[EC_POINT_DER_MAX];
 	const unsigned char *params;
-	size_t params_len, len, hdr;
+	size_t params_len, len;
 	struct pair_ctx c;
 	unsigned ops = 0;
 	int r;
@@ -500,27 +530,158 @@ kb_p11_import_ec(kb_p11_token *t, const struct kb_p11_keyspec *spec,
 	if ((r = kb_p11_curve_params(spec->curve, &params, &params_len)) != 0 ||
 	    (r = kb_p11_ec_parts_check(spec->curve, pp)) != 0)
 		return r;
-	len = kb_p11_curve_bytes(spec->curve);
-	/* PKCS#11 v2.40 section 2.3.3: CKA_EC_POINT is DER-encoded. */
-	point[0] = 0x04;
-	if (1 + 2 * len < 0x80) {
-		point[1] = (unsigned char)(1 + 2 * len);
-		hdr = 2;
-	} else {
-		point[1] = 0x81;
-		point[2] = (unsigned char)(1 + 2 * len);
-		hdr = 3;
-	}
-	point[hdr] = 0x04;
-	memcpy(point + hdr + 1, pp->x, len);
-	memcpy(point + hdr + 1 + len, pp->y, len);
+	len = ec_point_der(spec->curve, pp->x, pp->y, point);
 	memset(&c, 0, sizeof(c));
 	pair_common(&c, spec, &pubc, &privc, &kt, ops);
 	tadd(&c.pub, CKA_EC_PARAMS, params, params_len);
-	tadd(&c.pub, CKA_EC_POINT, point, hdr + 1 + 2 * len);
+	tadd(&c.pub, CKA_EC_POINT, point, len);
 	tadd(&c.priv, CKA_EC_PARAMS, params, params_len);
 	tadd(&c.priv, CKA_VALUE, pp->d->data, pp->d->len);
 	return import_pair(t, spec, &c, kb_p11_curve_bits(spec->curve), out);
+}
+
+/* ------------------------------------------------------------- backups */
+
+int
+kb_p11_backup_wrap(kb_p11_key *wrap, kb_p11_key *target, unsigned char **out,
+    size_t *out_len)
+{
+	return kb_p11_wrap_key(wrap, KB_P11_WRAP_AES_KWP, target, out, out_len);
+}
+
+struct restore_ctx {
+	CK_MECHANISM mech;
+	CK_OBJECT_HANDLE kek;
+	const unsigned char *in;
+	size_t in_len;
+	struct tmpl pub, priv;
+	bool pair;
+	CK_OBJECT_HANDLE hpub, hpriv;
+};
+
+/* As pair_fn: the public half first, gone again if the unwrap fails. */
+static int
+restore_fn(struct p11s *s, void *arg)
+{
+	struct restore_ctx *c = arg;
+	CK_RV rv;
+	int r;
+
+	if (c->pair && c->hpub == 0 &&
+	    (r = p11c_create_object(s, c->pub.a, c->pub.n, &c->hpub)) != 0)
+		return r;
+	if ((r = p11c_unwrap_key(s, &c->mech, c->kek, c->in, c->in_len,
+	    c->priv.a, c->priv.n, &c->hpriv)) != 0) {
+		rv = s->rv;
+		if (r == KB_P11_RETRY_SESSION || r == KB_P11_RETRY_LOGIN)
+			return r;
+		if (c->pair && p11c_destroy_object(s, c->hpub) == 0)
+			c->hpub = 0;
+		s->rv = rv;
+		return r;
+	}
+	return 0;
+}
+
+int
+kb_p11_backup_unwrap(kb_p11_key *wrap, const unsigned char *wrapped,
+    size_t wrapped_len, const struct kb_p11_keyspec *spec_in,
+    const unsigned char *pa, size_t pa_len, const unsigned char *pb,
+    size_t pb_len, kb_p11_key **out)
+{
+	static const CK_OBJECT_CLASS pubc = CKO_PUBLIC_KEY, privc = CKO_PRIVATE_KEY,
+	    secc = CKO_SECRET_KEY;
+	static const CK_KEY_TYPE rsa = CKK_RSA, ec = CKK_EC, aes = CKK_AES,
+	    gen = CKK_GENERIC_SECRET;
+	unsigned char point[EC_POINT_DER_MAX];
+	const unsigned char *params;
+	struct kb_p11_keyspec spec;
+	struct restore_ctx c;
+	kb_p11_key *k = NULL;
+	size_t params_len, len;
+	unsigned ops, bits;
+	int r;
+
+	if (wrap == NULL || wrap->type != KB_P11_AES || wrap->priv == 0 ||
+	    spec_in == NULL || out == NULL)
+		return kb_error_set(KB_ERR_INVALID, "restoring needs the token's "
+		    "backup wrapping key and a key description");
+	if (wrapped == NULL || wrapped_len < 16 || wrapped_len > 8192)
+		return kb_error_set(KB_ERR_INVALID, "a wrapped key has 16 to 8192 bytes");
+	spec = *spec_in;
+	spec.backup = true;
+	spec.extractable = false;
+	if ((r = check_spec(&spec, &ops, false)) != 0)
+		return r;
+	memset(&c, 0, sizeof(c));
+	c.mech.mechanism = CKM_AES_KEY_WRAP_PAD;
+	c.kek = wrap->priv;
+	c.in = wrapped;
+	c.in_len = wrapped_len;
+	bits = spec.bits;
+	switch (spec.type) {
+	case KB_P11_RSA:
+		if (pa == NULL || pb == NULL || pb_len == 0 || pb_len > 8)
+			return kb_error_set(KB_ERR_INVALID, "an RSA backup needs the "
+			    "public modulus and exponent");
+		pa = skip_zeros(pa, &pa_len);
+		pb = skip_zeros(pb, &pb_len);
+		bits = (unsigned)pa_len * 8;
+		if (bits != 2048 && bits != 3072 && bits != 4096)
+			return kb_error_set(KB_ERR_INVALID, "an RSA modulus has 2048, "
+			    "3072 or 4096 bits");
+		c.pair = true;
+		tadd(&c.pub, CKA_CLASS, &pubc, sizeof(pubc));
+		tadd(&c.pub, CKA_KEY_TYPE, &rsa, sizeof(rsa));
+		tadd(&c.pub, CKA_MODULUS, pa, pa_len);
+		tadd(&c.pub, CKA_PUBLIC_EXPONENT, pb, pb_len);
+		tadd(&c.priv, CKA_CLASS, &privc, sizeof(privc));
+		tadd(&c.priv, CKA_KEY_TYPE, &rsa, sizeof(rsa));
+		break;
+	case KB_P11_EC:
+		if ((r = kb_p11_curve_params(spec.curve, &params, &params_len)) != 0)
+			return r;
+		len = kb_p11_curve_bytes(spec.curve);
+		if (pa == NULL || pb == NULL || pa_len != len || pb_len != len)
+			return kb_error_set(KB_ERR_INVALID, "an EC backup needs the "
+			    "public point, %zu bytes per coordinate", len);
+		bits = kb_p11_curve_bits(spec.curve);
+		c.pair = true;
+		tadd(&c.pub, CKA_CLASS, &pubc, sizeof(pubc));
+		tadd(&c.pub, CKA_KEY_TYPE, &ec, sizeof(ec));
+		tadd(&c.pub, CKA_EC_PARAMS, params, params_len);
+		tadd(&c.pub, CKA_EC_POINT, point, ec_point_der(spec.curve, pa, pb, point));
+		tadd(&c.priv, CKA_CLASS, &privc, sizeof(privc));
+		tadd(&c.priv, CKA_KEY_TYPE, &ec, sizeof(ec));
+		break;
+	case KB_P11_AES:
+	case KB_P11_GENERIC_SECRET:
+		tadd(&c.priv, CKA_CLASS, &secc, sizeof(secc));
+		tadd(&c.priv, CKA_KEY_TYPE, spec.type == KB_P11_AES ? &aes : &gen,
+		    sizeof(aes));
+		break;
+	}
+	if (c.pair) {
+		common_attrs(&c.pub, &spec, false);
+		tops(&c.pub, spec.type, ops, 1);
+		common_attrs(&c.priv, &spec, true);
+		tops(&c.priv, spec.type, ops, 0);
+	} else {
+		common_attrs(&c.priv, &spec, true);
+		tops(&c.priv, spec.type, ops, 2);
+	}
+	if ((r = kb_p11_need_mech(wrap->t, CKM_AES_KEY_WRAP_PAD, CKF_UNWRAP)) != 0 ||
+	    (r = key_new(wrap->t, spec.type, bits, spec.curve, spec.label, spec.id,
+	    spec.id_len, &k)) != 0)
+		return r;
+	if ((r = kb_p11_with_session(wrap->t, true, restore_fn, &c)) != 0) {
+		kb_p11_key_free(k);
+		return r;
+	}
+	k->pub = c.pair ? c.hpub : 0;
+	k->priv = c.hpriv;
+	*out = k;
+	return 0;
 }
 
 int

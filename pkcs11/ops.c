@@ -728,9 +728,9 @@ kb_p11_wrap_key(kb_p11_key *wrapping, enum kb_p11_wrap mech, kb_p11_key *target,
 	memset(&c, 0, sizeof(c));
 	if ((r = wrap_setup(wrapping, mech, true, &wm, &c.wrapping)) != 0)
 		return r;
-	if (target == NULL || (target->type != KB_P11_AES &&
-	    target->type != KB_P11_GENERIC_SECRET) || target->priv == 0)
-		return kb_error_set(KB_ERR_INVALID, "only secret keys can be wrapped");
+	if (target == NULL || target->priv == 0)
+		return kb_error_set(KB_ERR_INVALID, "only a key with its secret "
+		    "half can be wrapped");
 	if (target->t != wrapping->t)
 		return kb_error_set(KB_ERR_INVALID, "both keys must be on one token");
 	c.wm = &wm;

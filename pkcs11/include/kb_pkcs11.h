@@ -171,6 +171,12 @@ struct kb_p11_keyspec {
 	unsigned ops;                  /* KB_P11_OP_*; 0 = all the type allows */
 	bool extractable;              /* default false: CKA_EXTRACTABLE */
 	bool token;                    /* true: CKA_TOKEN (default callers set it) */
+	/*
+	 * Backup-able: CKA_EXTRACTABLE and CKA_WRAP_WITH_TRUSTED, so that only
+	 * a key the SO marked CKA_TRUSTED (the token's backup wrapping key,
+	 * below) can wrap it, and never in the clear (CKA_SENSITIVE stays).
+	 */
+	bool backup;
 };
 
 /* Generate a key (or key pair) on the token with CKA_SENSITIVE=true. */
@@ -362,6 +368,47 @@ int kb_p11_wrap_bytes(kb_p11_key *k, enum kb_p11_wrap mech,
     const unsigned char *in, size_t in_len, unsigned char **out, size_t *out_len) KB_WARN_UNUSED;
 int kb_p11_unwrap_bytes(kb_p11_key *k, enum kb_p11_wrap mech,
     const unsigned char *in, size_t in_len, unsigned char **out, size_t *out_len) KB_WARN_UNUSED;
+
+/*
+ * Backups (docs/backup.md).  A token that allows them holds two AES-256
+ * keys, found by label:
+ * - the wrapping key, made by the SO: CKA_TRUSTED, public (an SO cannot
+ *   make private objects; SoftHSM then keeps its value unencrypted on
+ *   disk), sensitive, never extractable, CKA_WRAP/CKA_UNWRAP only, with a
+ *   CKA_UNWRAP_TEMPLATE that keeps whatever it unwraps sensitive and
+ *   wrappable only by trusted keys;
+ * - the sealing key, made by the user: private, sensitive, never
+ *   extractable, CKA_ENCRYPT/CKA_DECRYPT only (AES-GCM over the whole
+ *   backup, so a blob needs the user PIN as well as the wrapping key).
+ * kb_p11_backup_keys_init makes both from the caller's values, so that
+ * several tokens can share them and restore each other's backups; the
+ * caller wipes the values.  A token that has them already: KB_ERR_CONFLICT.
+ */
+#define KB_P11_BACKUP_WRAP_LABEL "keybridge backup wrap"
+#define KB_P11_BACKUP_SEAL_LABEL "keybridge backup seal"
+int kb_p11_backup_keys_init(kb_p11_module *m, unsigned long slot_id,
+    const struct kb_secret *so_pin, const struct kb_secret *user_pin,
+    const struct kb_secret *wrap_value, const struct kb_secret *seal_value) KB_WARN_UNUSED;
+/* Both keys of a token; none or more than one of either: KB_ERR_NOT_FOUND. */
+int kb_p11_backup_keys_find(kb_p11_token *t, kb_p11_key **wrap,
+    kb_p11_key **seal) KB_WARN_UNUSED;
+/*
+ * A key's secret half wrapped under the wrapping key (AES key wrap with
+ * padding, the token's PKCS#8 for private keys).  A key made without
+ * spec.backup: KB_ERR_DENIED.
+ */
+int kb_p11_backup_wrap(kb_p11_key *wrap, kb_p11_key *target,
+    unsigned char **out, size_t *out_len) KB_WARN_UNUSED;
+/*
+ * The reverse, as a new token key described by spec (spec.backup is
+ * implied): a secret key, or a pair whose public half is made from
+ * pa/pb (RSA: n and e; EC: x and y, the curve's size each) before the
+ * private half is unwrapped, and destroyed again if that fails.
+ */
+int kb_p11_backup_unwrap(kb_p11_key *wrap, const unsigned char *wrapped,
+    size_t wrapped_len, const struct kb_p11_keyspec *spec,
+    const unsigned char *pa, size_t pa_len, const unsigned char *pb,
+    size_t pb_len, kb_p11_key **out) KB_WARN_UNUSED;
 
 enum kb_p11_sig {
 	KB_P11_SIG_RSA_PKCS1 = 1,   /* RS256/384/512: DigestInfo + CKM_RSA_PKCS */
