@@ -546,6 +546,9 @@ check_new_version(const struct kb_store_new_version *v, char *version_lc,
 		return r;
 	if (v->has_exp && (r = check_time("exp", v->exp)) != 0)
 		return r;
+	if ((v->created != 0 && (r = check_time("created", v->created)) != 0) ||
+	    (v->updated != 0 && (r = check_time("updated", v->updated)) != 0))
+		return r;
 	return tags_canon(v->tags_json, tags);
 }
 
@@ -836,10 +839,11 @@ apply_create(struct kb_store *st, const struct vault_row *vr,
 	if ((r = q_prep(st, &s, "INSERT INTO versions (key_id, version, kty, "
 	    "key_size, crv, key_ops, enabled, exportable, nbf, exp, created, "
 	    "updated, tags, p11_label, p11_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
-	    "?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13, ?14)",
-	    "ittutuddnnitt" "b", key_id, version_lc, v->kty, v->key_size,
+	    "?7, ?8, ?9, ?10, ?11, ?15, ?12, ?13, ?14)",
+	    "ittutuddnnitt" "bi", key_id, version_lc, v->kty, v->key_size,
 	    v->crv != NULL ? v->crv : "", v->key_ops, (int)v->enabled,
-	    (int)v->exportable, now, tags, label, id)) != 0)
+	    (int)v->exportable, v->created > 0 ? v->created : now, tags, label,
+	    id, v->updated > 0 ? v->updated : now)) != 0)
 		return r;
 	/* nbf and exp are bound separately: they may be NULL. */
 	if ((v->has_nbf && sqlite3_bind_int64(s, 9, v->nbf) != SQLITE_OK) ||
@@ -1877,8 +1881,10 @@ kb_store_object_known(struct kb_store *st, const char *vault,
 	if ((r = q_prep(st, &s, "SELECT 1 FROM versions v JOIN keys k ON "
 	    "k.id = v.key_id WHERE k.vault_id = ?1 AND v.p11_id = ?2 AND "
 	    "v.p11_label = ?3 UNION ALL SELECT 1 FROM intents WHERE "
-	    "vault_id = ?1 AND op = 'create' AND version = ?4 AND "
-	    "json_extract(payload, '$.label') = ?3",
+	    "vault_id = ?1 AND op = 'create' AND "
+	    "json_extract(payload, '$.label') = ?3 AND (version = ?4 OR "
+	    "EXISTS (SELECT 1 FROM json_each(payload, '$.restore') WHERE "
+	    "json_extract(value, '$.version') = ?4))",
 	    "ibtt", vr.id, id, label, hex)) != 0)
 		goto out;
 	if ((r = q_row(st, s, "object lookup")) == 0)
@@ -1900,6 +1906,7 @@ kb_store_intent_free(struct kb_store_intent *in)
 	if (in == NULL)
 		return;
 	free(in->payload);
+	free(in->restore_ids);
 	free(in);
 }
 
@@ -1910,8 +1917,10 @@ kb_store_intents_free(struct kb_store_intent *ins, size_t n)
 
 	if (ins == NULL)
 		return;
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		free(ins[i].payload);
+		free(ins[i].restore_ids);
+	}
 	free(ins);
 }
 
@@ -1920,6 +1929,41 @@ kb_store_intents_free(struct kb_store_intent *ins, size_t n)
 	"i.payload, i.created, json_extract(i.payload, '$.label'), " \
 	"i.principal " \
 	"FROM intents i JOIN vaults vt ON vt.id = i.vault_id "
+
+/* A restore intent's object ids, from its payload's "restore" array. */
+static int
+restore_ids_read(struct kb_store_intent *in)
+{
+	const cJSON *arr, *e, *ver;
+	cJSON *root;
+	size_t n, i = 0;
+	int r = 0;
+
+	if ((root = cJSON_Parse(in->payload)) == NULL)
+		return 0;    /* nv_from_json reports it when it matters */
+	arr = cJSON_GetObjectItemCaseSensitive(root, "restore");
+	if (!cJSON_IsArray(arr) || (n = (size_t)cJSON_GetArraySize(arr)) == 0)
+		goto out;
+	if (n > STORE_VERSIONS_MAX ||
+	    (in->restore_ids = calloc(n, sizeof(*in->restore_ids))) == NULL) {
+		r = KB_ERR_ALLOC;
+		goto out;
+	}
+	cJSON_ArrayForEach(e, arr) {
+		ver = cJSON_GetObjectItemCaseSensitive(e, "version");
+		if (!cJSON_IsString(ver) ||
+		    hex_to_id(ver->valuestring, in->restore_ids[i]) != 0) {
+			r = kb_error_set(KB_ERR_INTERNAL, "vault store: restore "
+			    "intent %" PRId64 " has a bad version", in->id);
+			goto out;
+		}
+		i++;
+	}
+	in->n_restore = n;
+ out:
+	cJSON_Delete(root);
+	return r;
+}
 
 static int
 intent_read(sqlite3_stmt *s, struct kb_store_intent *in)
@@ -1949,6 +1993,8 @@ intent_read(sqlite3_stmt *s, struct kb_store_intent *in)
 	if ((in->payload = kb_strdup(payload != NULL ?
 	    (const char *)payload : "{}")) == NULL)
 		return KB_ERR_ALLOC;
+	if (in->op == KB_STORE_OP_CREATE)
+		return restore_ids_read(in);
 	return 0;
 }
 
@@ -2026,7 +2072,11 @@ nv_to_json(const struct kb_store_new_version *v, const char *tags,
 	    cJSON_AddBoolToObject(o, "enabled", v->enabled) == NULL ||
 	    cJSON_AddBoolToObject(o, "exportable", v->exportable) == NULL ||
 	    (v->has_nbf && cJSON_AddNumberToObject(o, "nbf", (double)v->nbf) == NULL) ||
-	    (v->has_exp && cJSON_AddNumberToObject(o, "exp", (double)v->exp) == NULL))
+	    (v->has_exp && cJSON_AddNumberToObject(o, "exp", (double)v->exp) == NULL) ||
+	    (v->created > 0 && cJSON_AddNumberToObject(o, "created",
+	    (double)v->created) == NULL) ||
+	    (v->updated > 0 && cJSON_AddNumberToObject(o, "updated",
+	    (double)v->updated) == NULL))
 		goto fail;
 	if (v->audit_op != NULL &&
 	    cJSON_AddStringToObject(o, "op", v->audit_op) == NULL)
@@ -2084,16 +2134,18 @@ json_time(const cJSON *o, const char *k, bool *has, int64_t *out)
  * *root (free it with cJSON_Delete); *tags is a new canonical text.
  */
 static int
-nv_from_json(const char *payload, const char *version,
+nv_from_json(const char *payload, const cJSON *obj, const char *version,
     struct kb_store_new_version *v, cJSON **root, char **tags)
 {
 	cJSON *o = NULL;
 	const cJSON *kty, *crv, *en, *ex, *tg;
 	char *tagtxt = NULL;
+	bool has_c, has_u;
 	int r;
 
 	memset(v, 0, sizeof(*v));
-	if ((o = cJSON_Parse(payload)) == NULL ||
+	if ((o = (obj != NULL ? cJSON_Duplicate(obj, true) :
+	    cJSON_Parse(payload))) == NULL ||
 	    !cJSON_IsString(kty = cJSON_GetObjectItemCaseSensitive(o, "kty")) ||
 	    !cJSON_IsString(crv = cJSON_GetObjectItemCaseSensitive(o, "crv")) ||
 	    !cJSON_IsBool(en = cJSON_GetObjectItemCaseSensitive(o, "enabled")) ||
@@ -2103,6 +2155,8 @@ nv_from_json(const char *payload, const char *version,
 	    !json_uint(o, "key_ops", KV_OP__ALL, &v->key_ops) ||
 	    !json_time(o, "nbf", &v->has_nbf, &v->nbf) ||
 	    !json_time(o, "exp", &v->has_exp, &v->exp) ||
+	    !json_time(o, "created", &has_c, &v->created) ||
+	    !json_time(o, "updated", &has_u, &v->updated) ||
 	    (tagtxt = cJSON_PrintUnformatted(tg)) == NULL) {
 		r = kb_error_set(KB_ERR_INTERNAL,
 		    "vault store: a create intent has a malformed payload");
@@ -2119,7 +2173,8 @@ nv_from_json(const char *payload, const char *version,
 
 		if (cJSON_IsString(op) && (strcmp(op->valuestring, "rotate") == 0 ||
 		    strcmp(op->valuestring, "adopt") == 0 ||
-		    strcmp(op->valuestring, "import") == 0))
+		    strcmp(op->valuestring, "import") == 0 ||
+		    strcmp(op->valuestring, "restore") == 0))
 			v->audit_op = op->valuestring;
 	}
 	v->enabled = cJSON_IsTrue(en);
@@ -2303,6 +2358,131 @@ intent_actor(const struct kb_store_intent *in)
 	return who;
 }
 
+/* Every version of a restore intent (caller holds the transaction). */
+static int
+restore_apply(struct kb_store *st, const struct vault_row *vr,
+    const struct kb_store_intent *in, const char *lc,
+    const struct kb_store_actor *who, int64_t now)
+{
+	struct kb_store_new_version v;
+	const cJSON *arr, *e, *ver;
+	cJSON *root = NULL, *one = NULL;
+	char *tags = NULL;
+	int r = 0;
+
+	if ((root = cJSON_Parse(in->payload)) == NULL ||
+	    !cJSON_IsArray(arr = cJSON_GetObjectItemCaseSensitive(root, "restore")))
+		r = kb_error_set(KB_ERR_INTERNAL, "vault store: a restore intent "
+		    "has a malformed payload");
+	else
+		cJSON_ArrayForEach(e, arr) {
+			ver = cJSON_GetObjectItemCaseSensitive(e, "version");
+			if (!cJSON_IsString(ver)) {
+				r = kb_error_set(KB_ERR_INTERNAL, "vault store: a "
+				    "restore intent has a version without id");
+				break;
+			}
+			if ((r = nv_from_json(NULL, e, ver->valuestring, &v, &one,
+			    &tags)) != 0)
+				break;
+			v.audit_op = "restore";
+			r = apply_create(st, vr, in->name, lc, &v, ver->valuestring,
+			    tags, in->p11_label, false, who, now);
+			cJSON_Delete(one);
+			one = NULL;
+			free(tags);
+			tags = NULL;
+			if (r != 0)
+				break;
+		}
+	cJSON_Delete(root);
+	return r;
+}
+
+int
+kb_store_intent_begin_restore(struct kb_store *st,
+    const struct kb_store_actor *who, const char *vault, const char *name,
+    const struct kb_store_new_version *vs, size_t n, int64_t now,
+    struct kb_store_intent **out)
+{
+	char lc[KV_NAME_MAX + 1], ver[KV_VERSION_LEN + 1];
+	char *tags = NULL;
+	cJSON *payload = NULL, *arr, *o;
+	struct vault_row vr;
+	struct key_row kr;
+	int64_t busy, id;
+	size_t i, j;
+	int r;
+
+	if (out == NULL || vs == NULL || n == 0 || n > STORE_VERSIONS_MAX)
+		return kb_error_set(KB_ERR_INVALID, "a restore has 1 to %d "
+		    "versions", STORE_VERSIONS_MAX);
+	if ((r = check_actor(who)) != 0 ||
+	    (r = name_lc(KV_FIELD_KEY_NAME, name, lc, sizeof(lc))) != 0 ||
+	    (r = check_time("now", now)) != 0)
+		return r;
+	for (i = 0; i < n; i++)
+		for (j = 0; j < i; j++)
+			if (strcasecmp(vs[i].version, vs[j].version) == 0)
+				return kb_error_set(KB_ERR_INVALID, "the backup "
+				    "holds version %s twice", vs[i].version);
+	LOCK(st);
+	if ((r = tx_begin(st)) != 0)
+		goto out;
+	if ((r = vault_find(st, vault, &vr)) != 0 ||
+	    (r = key_find(st, vr.id, lc, &kr)) < 0)
+		goto out;
+	if (r == 1) {
+		r = kb_error_set(KB_ERR_CONFLICT, "the vault %s has a key named "
+		    "%s already%s; restore needs a free name", vr.name, kr.name,
+		    kr.deleted ? " (deleted but recoverable)" : "");
+		goto out;
+	}
+	if ((r = intents_on_key(st, vr.id, lc, NULL, &busy)) != 0)
+		goto out;
+	if (busy > 0) {
+		r = kb_error_set(KB_ERR_CONFLICT, "an operation on the key %s "
+		    "is in progress; try again", name);
+		goto out;
+	}
+	/* The last version's fields at the top, as any create intent. */
+	if ((r = check_new_version(&vs[n - 1], ver, &tags)) != 0)
+		goto out;
+	if ((payload = nv_to_json(&vs[n - 1], tags, name)) == NULL ||
+	    cJSON_AddStringToObject(payload, "op", "restore") == NULL ||
+	    (arr = cJSON_AddArrayToObject(payload, "restore")) == NULL) {
+		r = KB_ERR_ALLOC;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		free(tags);
+		tags = NULL;
+		if ((r = check_new_version(&vs[i], ver, &tags)) != 0)
+			goto out;
+		if ((o = nv_to_json(&vs[i], tags, name)) == NULL) {
+			r = KB_ERR_ALLOC;
+			goto out;
+		}
+		cJSON_AddItemToArray(arr, o);
+		if (cJSON_AddStringToObject(o, "version", ver) == NULL) {
+			r = KB_ERR_ALLOC;
+			goto out;
+		}
+	}
+	if ((r = intent_insert(st, who, "create", vr.id, name, lc, ver,
+	    payload, now, &id)) != 0 ||
+	    (r = tx_commit(st)) != 0 ||
+	    (r = intent_get(st, id, out)) != 0)
+		goto out;
+ out:
+	if (r != 0)
+		tx_rollback(st);
+	UNLOCK(st);
+	cJSON_Delete(payload);
+	free(tags);
+	return r;
+}
+
 int
 kb_store_intent_commit(struct kb_store *st, int64_t id, int64_t now,
     struct kb_store_key **out)
@@ -2330,12 +2510,17 @@ kb_store_intent_commit(struct kb_store *st, int64_t id, int64_t now,
 		goto out;
 	in_who = intent_actor(in);
 	if (in->op == KB_STORE_OP_CREATE) {
-		if ((r = nv_from_json(in->payload, in->version, &v, &root,
-		    &tags)) != 0)
-			goto out;
-		if ((r = apply_create(st, &vr, in->name, lc, &v, in->version,
-		    tags, in->p11_label, true, &in_who, now)) != 0)
-			goto out;
+		if (in->n_restore > 0) {
+			if ((r = restore_apply(st, &vr, in, lc, &in_who, now)) != 0)
+				goto out;
+		} else {
+			if ((r = nv_from_json(in->payload, NULL, in->version, &v,
+			    &root, &tags)) != 0)
+				goto out;
+			if ((r = apply_create(st, &vr, in->name, lc, &v, in->version,
+			    tags, in->p11_label, true, &in_who, now)) != 0)
+				goto out;
+		}
 	} else {
 		if ((r = key_find(st, vr.id, lc, &kr)) < 0)
 			goto out;
@@ -2395,7 +2580,8 @@ kb_store_intent_abort(struct kb_store *st, int64_t id, int64_t now)
 	    cJSON_IsString(o = cJSON_GetObjectItemCaseSensitive(root, "op")) &&
 	    (strcmp(o->valuestring, "rotate") == 0 ||
 	    strcmp(o->valuestring, "adopt") == 0 ||
-	    strcmp(o->valuestring, "import") == 0))
+	    strcmp(o->valuestring, "import") == 0 ||
+	    strcmp(o->valuestring, "restore") == 0))
 		op = o->valuestring;
 	if ((r = audit_insert(st, &in_who, in->vault, op, in->name,
 	    in->version, "failed", now)) != 0 ||

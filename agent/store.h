@@ -112,6 +112,8 @@ struct kb_store_new_version {
 	const char *adopt_label;
 	const unsigned char *adopt_id;
 	size_t adopt_id_len;
+	/* Restore: the version's own times (0: now). */
+	int64_t created, updated;
 };
 
 /* A key as Key Vault shows it: one version plus the key's state. */
@@ -258,6 +260,11 @@ struct kb_store_intent {
 	char principal[KB_STORE_PRINCIPAL_MAX + 1];  /* "" for a uid */
 	char *payload;                     /* JSON text (docs/internals/store.md) */
 	int64_t created;
+	/* A restore (a create of several versions, all or none): the
+	 * token objects' ids, oldest version first; version/p11_id above
+	 * are the last of them. */
+	size_t n_restore;
+	unsigned char (*restore_ids)[KV_VERSION_BYTES];
 };
 void kb_store_intent_free(struct kb_store_intent *in);
 void kb_store_intents_free(struct kb_store_intent *ins, size_t n);
@@ -276,6 +283,17 @@ void kb_store_intents_free(struct kb_store_intent *ins, size_t n);
 int kb_store_intent_begin_create(struct kb_store *st,
     const struct kb_store_actor *who, const char *vault, const char *name,
     const struct kb_store_new_version *v, int64_t now,
+    struct kb_store_intent **out) KB_WARN_UNUSED;
+/*
+ * Restore (Key Vault's RestoreKey): every version of a key from a backup,
+ * oldest first, with its id, attributes, tags and times, under the
+ * intent's one label (the name).  The name must be unknown to the vault,
+ * active or deleted, with no open intent (else KB_ERR_CONFLICT).  The
+ * commit adds all versions or none; the audit says "restore".
+ */
+int kb_store_intent_begin_restore(struct kb_store *st,
+    const struct kb_store_actor *who, const char *vault, const char *name,
+    const struct kb_store_new_version *vs, size_t n, int64_t now,
     struct kb_store_intent **out) KB_WARN_UNUSED;
 int kb_store_intent_begin_purge(struct kb_store *st,
     const struct kb_store_actor *who, const char *vault, const char *name,
