@@ -88,6 +88,7 @@ struct agent_vault_cfg {
 	bool is_default;
 	unsigned retention_days;
 	bool purge_protection;
+	bool backup;                  /* new keys can leave as backups */
 	struct agent_principal *principals;
 	size_t n_principals;
 };
@@ -197,6 +198,9 @@ int agent_status_json(struct agent *a, cJSON **out) KB_WARN_UNUSED;
 int agent_tokens_json(struct agent *a, cJSON **out) KB_WARN_UNUSED;
 int agent_init_token(const struct agent_config *cfg, const char *name,
     const char *so_pin_file) KB_WARN_UNUSED;
+/* keybridged backup-keys: one shared pair on the named tokens (or all). */
+int agent_backup_keys(const struct agent_config *cfg, const char *const *names,
+    size_t n_names, const char *so_pin_file) KB_WARN_UNUSED;
 
 /* vault.c: lifecycle across token and store (docs/vaults.md) */
 struct kb_store_actor;
@@ -246,6 +250,18 @@ struct agent_import {
 int agent_vault_import(struct agent *a, struct agent_vault *v,
     const struct kb_store_actor *who, const char *name,
     struct kb_store_new_version *nv, const struct agent_import *mat,
+    struct kb_store_key **out) KB_WARN_UNUSED;
+
+/*
+ * Backup and restore (docs/backup.md).  backup: every version of an
+ * active key as one base64url blob (*out malloc'd), sealed on the
+ * vault's token.  restore: all versions of the blob's key onto a free
+ * name of v, crash-safe (one intent for all), audited "restore".
+ */
+int agent_vault_backup(struct agent *a, struct agent_vault *v,
+    const char *name, char **out) KB_WARN_UNUSED;
+int agent_vault_restore(struct agent *a, struct agent_vault *v,
+    const struct kb_store_actor *who, const char *value,
     struct kb_store_key **out) KB_WARN_UNUSED;
 
 /* The token key of a stored version, shared and counted: put it back. */

@@ -10,7 +10,7 @@
  *                           auth_authorization, auth_resource
  *   [token NAME]            (as above)
  *   [vault NAME]            token, default, retention_days,
- *                           purge_protection, readers, contributors,
+ *                           purge_protection, backup, readers, contributors,
  *                           owners, administrators
  *   [principal NAME]        token_sha256, expires (an HTTPS caller)
  *
@@ -686,6 +686,7 @@ cfg_vault_section(struct agent_config *c, const struct kb_ini_section *s)
 	memset(v, 0, sizeof(*v));
 	v->line = s->line;
 	v->retention_days = KV_RETENTION_DEFAULT;
+	v->backup = true;
 	if ((v->name = kb_strdup(s->name)) == NULL)
 		return KB_ERR_ALLOC;
 	for (i = 0; i < s->n_entries; i++) {
@@ -703,6 +704,11 @@ cfg_vault_section(struct agent_config *c, const struct kb_ini_section *s)
 		}
 		if (strcmp(e->key, "purge_protection") == 0) {
 			if ((r = cfg_bool(c, e, &v->purge_protection)) != 0)
+				return r;
+			continue;
+		}
+		if (strcmp(e->key, "backup") == 0) {
+			if ((r = cfg_bool(c, e, &v->backup)) != 0)
 				return r;
 			continue;
 		}
@@ -828,6 +834,7 @@ cfg_vaults_check(struct agent_config *c)
 		v = &c->vaults[0];
 		c->n_vaults = 1;
 		v->retention_days = KV_RETENTION_DEFAULT;
+	v->backup = true;
 		v->is_default = true;
 		if ((v->name = kb_strdup("default")) == NULL ||
 		    (v->token = kb_strdup(c->tokens[0].name)) == NULL)

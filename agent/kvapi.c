@@ -64,6 +64,9 @@ static const struct opinfo {
 	{ OP_PUT_POLICY, "rotation-policy-update", ROLE_CONTRIBUTOR, 0 },
 	/* No key and no vault state: the Reader role is enough (docs/vaults.md). */
 	{ OP_RNG, "rng", ROLE_READER, 0 },
+	/* A backup is the key, sealed to the token: written like create. */
+	{ OP_BACKUP, "backup", ROLE_CONTRIBUTOR, 0 },
+	{ OP_RESTORE, "restore", ROLE_CONTRIBUTOR, 0 },
 	{ OP_STATUS, "status", ROLE_READER, 0 },
 	{ OP_TOKENS, "tokens", ROLE_ADMINISTRATOR, 0 },
 	{ OP_VAULTS, "vaults", ROLE_READER, 0 },
@@ -1549,6 +1552,46 @@ h_rng(struct req *rq)
 	return o != NULL ? answer(rq, 200, o) : r;
 }
 
+/* ------------------------------------------------------- backup, restore */
+
+static int
+h_backup(struct req *rq)
+{
+	struct kb_store_key *k = NULL;
+	const cJSON *it;
+	const char *value;
+	char *blob = NULL;
+	cJSON *o = NULL;
+	int r;
+
+	if (rq->oi->op == OP_BACKUP) {
+		if ((r = parse_body(rq, false)) != 0 ||
+		    (r = agent_vault_backup(rq->a, rq->v, rq->name, &blob)) != 0)
+			return r;
+		if ((o = cJSON_CreateObject()) == NULL ||
+		    cJSON_AddStringToObject(o, "value", blob) == NULL) {
+			cJSON_Delete(o);
+			free(blob);
+			return KB_ERR_ALLOC;
+		}
+		free(blob);
+		return answer(rq, 200, o);
+	}
+	if ((r = parse_body(rq, true)) != 0)
+		return r;
+	cJSON_ArrayForEach(it, rq->body)
+		if (it->string == NULL || strcmp(it->string, "value") != 0)
+			return bad(rq, "KeyRestoreParameters has one member, 'value'");
+	if ((r = get_string(rq, rq->body, "value", true, &value)) != 0)
+		return r;
+	if ((r = agent_vault_restore(rq->a, rq->v, &rq->who, value, &k)) != 0)
+		return r;
+	if ((r = bundle(rq, k, &o)) == 0)
+		r = answer(rq, 200, o);
+	kb_store_key_free(k);
+	return r;
+}
+
 /* ------------------------------------------------------------ extensions */
 
 static int
@@ -1787,6 +1830,8 @@ run(struct req *rq)
 		return h_policy(rq);
 	case OP_RNG:
 		return h_rng(rq);
+	case OP_BACKUP: case OP_RESTORE:
+		return h_backup(rq);
 	case OP_NONE:
 		break;
 	}

@@ -43,6 +43,10 @@ route_keys(struct kv_route *rt, char **s, size_t n, const char *m)
 
 	if (n == 1)
 		return only(rt, m, "GET", OP_LIST_KEYS);
+	/* POST /keys/restore restores; a key named "restore" is still
+	 * reached by the other methods. */
+	if (n == 2 && strcasecmp(s[1], "restore") == 0 && strcmp(m, "POST") == 0)
+		return OP_RESTORE;
 	rt->name = s[1];
 	if (n == 2) {
 		rt->allow = "GET, PUT, PATCH, DELETE";
@@ -64,6 +68,8 @@ route_keys(struct kv_route *rt, char **s, size_t n, const char *m)
 		return only(rt, m, "POST", OP_CREATE);
 	if (n == 3 && strcasecmp(s[2], "rotate") == 0)
 		return only(rt, m, "POST", OP_ROTATE);
+	if (n == 3 && strcasecmp(s[2], "backup") == 0)
+		return only(rt, m, "POST", OP_BACKUP);
 	if (n == 3 && strcasecmp(s[2], "versions") == 0)
 		return only(rt, m, "GET", OP_VERSIONS);
 	if (n == 3 && (op = crypto_op(s[2])) != OP_NONE)

@@ -20,6 +20,7 @@
 static const char usage_text[] =
 "Usage: keybridged [OPTIONS]\n"
 "       keybridged init-token --config FILE --token NAME --so-pin-file FILE\n"
+"       keybridged backup-keys --config FILE --so-pin-file FILE [--token NAME]...\n"
 "\n"
 "The keybridge agent: serves the tokens named in its config file over\n"
 "HTTP on a Unix socket.  Runs in the foreground; under systemd it reports\n"
@@ -35,7 +36,11 @@ static const char usage_text[] =
 "\n"
 "init-token initialises a fresh token for a [token NAME] section that\n"
 "selects by label and reads its PIN from pin_file or pin_env; the SO PIN\n"
-"comes from --so-pin-file.  Used by `keybridge dev up`.\n";
+"comes from --so-pin-file.  Used by `keybridge dev up`.\n"
+"\n"
+"backup-keys gives the named tokens (default: every token of the config)\n"
+"one shared pair of backup keys, so that each can restore the others'\n"
+"backups (docs/backup.md).  Run it while the agent is stopped.\n";
 
 static int
 usage_error(const char *fmt, const char *arg)
@@ -188,6 +193,51 @@ run_init_token(int argc, char **argv)
 	return r != 0 ? fail(r) : 0;
 }
 
+static int
+run_backup_keys(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "token", required_argument, NULL, 't' },
+		{ "so-pin-file", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *config = NULL, *so = NULL, *names[16];
+	struct agent_config *cfg = NULL;
+	size_t n = 0;
+	char *def = NULL;
+	int c, r;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:t:s:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': config = optarg; break;
+		case 't':
+			if (n == sizeof(names) / sizeof(names[0]))
+				return usage_error("%s", "at most 16 --token options");
+			names[n++] = optarg;
+			break;
+		case 's': so = optarg; break;
+		case 'h': fputs(usage_text, stdout); return 0;
+		default: return usage_error("%s", "bad option for backup-keys");
+		}
+	}
+	if (optind != argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	if (so == NULL)
+		return usage_error("%s", "backup-keys needs --so-pin-file FILE");
+	umask(077);
+	kb_harden_process();
+	if (config == NULL && (config = def = default_config()) == NULL)
+		return fail(KB_ERR_ALLOC);
+	if ((r = agent_config_load(config, &cfg)) == 0)
+		r = agent_backup_keys(cfg, names, n, so);
+	agent_config_free(cfg);
+	free(def);
+	return r != 0 ? fail(r) : 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -207,6 +257,8 @@ main(int argc, char **argv)
 	kb_log_set_level(KB_LOG_INFO);
 	if (argc > 1 && strcmp(argv[1], "init-token") == 0)
 		return run_init_token(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "backup-keys") == 0)
+		return run_backup_keys(argc - 1, argv + 1);
 	while ((c = getopt_long(argc, argv, "c:fl:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': config = optarg; break;

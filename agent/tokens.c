@@ -485,3 +485,79 @@ agent_init_token(const struct agent_config *cfg, const char *name,
 	kb_secret_free(&user);
 	return r;
 }
+
+/*
+ * Give tokens of the config one shared pair of backup keys (docs/backup.md):
+ * the named ones, or all.  Each must be free of backup keys; the values
+ * exist only in this process, wiped before it returns.  All tokens take
+ * the one SO PIN file.
+ */
+int
+agent_backup_keys(const struct agent_config *cfg, const char *const *names,
+    size_t n_names, const char *so_pin_file)
+{
+	const struct agent_token_cfg *t;
+	struct kb_secret *so = NULL, *user = NULL, *wv = NULL, *sv = NULL;
+	kb_p11_module *m = NULL;
+	kb_p11_token *tok = NULL;
+	char detail[1024];
+	const char *name = NULL;
+	unsigned long slot;
+	size_t i, n = n_names > 0 ? n_names : cfg->n_tokens;
+	int r;
+
+	if ((r = kb_secret_read_file(so_pin_file, &so)) != 0 ||
+	    (r = kb_secret_new(32, &wv)) != 0 ||
+	    (r = kb_secret_new(32, &sv)) != 0 ||
+	    (r = kb_random(wv->data, 32)) != 0 ||
+	    (r = kb_random(sv->data, 32)) != 0)
+		goto out;
+	for (i = 0; i < n; i++) {
+		name = n_names > 0 ? names[i] : cfg->tokens[i].name;
+		if ((t = agent_config_token(cfg, name)) == NULL) {
+			r = kb_error_set(KB_ERR_CONFIG, "%s has no [token %s] "
+			    "section", cfg->path, name);
+			goto out;
+		}
+		if (t->pin_source != PIN_FILE && t->pin_source != PIN_ENV) {
+			r = kb_error_set(KB_ERR_CONFIG, "[token %s] in %s needs "
+			    "pin_file or pin_env for backup keys", name, cfg->path);
+			goto out;
+		}
+		if (t->pin_source == PIN_FILE)
+			r = kb_secret_read_file(t->pin_arg, &user);
+		else
+			r = kb_secret_from_env(t->pin_arg, &user);
+		if (r != 0 ||
+		    (r = kb_p11_module_load(t->module, &m)) != 0 ||
+		    (r = kb_p11_token_open(m, t->sel, 1, &tok)) != 0)
+			goto out;
+		slot = kb_p11_token_slot(tok);
+		kb_p11_token_close(tok);
+		tok = NULL;
+		if ((r = kb_p11_backup_keys_init(m, slot, so, user, wv, sv)) != 0)
+			goto out;
+		kb_info("token %s: backup keys made", name);
+		kb_secret_free(&user);
+		kb_p11_module_free(m);
+		m = NULL;
+	}
+	for (i = 0; i < cfg->n_tokens; i++)
+		if (cfg->tokens[i].pin_source == PIN_ENV)
+			scrub_env(cfg->tokens[i].pin_arg);
+	r = 0;
+ out:
+	if (r != 0 && r != KB_ERR_ALLOC) {
+		snprintf(detail, sizeof(detail), "%s", kb_error_detail(r));
+		r = kb_error_set(r, "cannot make backup keys%s%s: %s",
+		    name != NULL ? " on token " : "", name != NULL ? name : "",
+		    detail);
+	}
+	kb_p11_token_close(tok);
+	kb_p11_module_free(m);
+	kb_secret_free(&so);
+	kb_secret_free(&user);
+	kb_secret_free(&wv);
+	kb_secret_free(&sv);
+	return r;
+}

@@ -567,6 +567,7 @@ create_version(struct agent *a, struct agent_vault *v,
 	spec.id = id;
 	spec.id_len = KV_VERSION_BYTES;
 	spec.ops = agent_p11_ops(nv->kty, nv->key_ops);
+	spec.backup = v->cfg->backup;
 	if (spec.ops == 0)
 		return kb_error_set(KB_ERR_INVALID,
 		    "key_ops must name at least one operation of the key type");
@@ -1048,6 +1049,39 @@ adopt_undo(struct agent_vault *v, const struct kb_store_intent *in)
 }
 
 /* An open intent found at start or by the sweep. */
+static int restore_undo(struct agent_vault *v, const char *label,
+    unsigned char (*ids)[KV_VERSION_BYTES], size_t n);
+
+/* A restore left open: all its objects made, or none kept. */
+static int
+resolve_restore(struct agent *a, struct agent_vault *v,
+    const struct kb_store_intent *in)
+{
+	kb_p11_key **keys = NULL;
+	size_t n = 0, i;
+	bool all = true;
+	int r;
+
+	for (i = 0; i < in->n_restore && all; i++) {
+		if ((r = find_objects(v, in->p11_label, in->restore_ids[i], &keys,
+		    &n)) != 0)
+			return r;
+		all = n == 1 && kb_p11_key_is_complete(keys[0]);
+		kb_p11_keys_free(keys, n);
+		keys = NULL;
+	}
+	if (all) {
+		kb_info("vault %s: completing the restore of %s", v->cfg->name,
+		    in->name);
+		return kb_store_intent_commit(a->store, in->id, kb_now_unix(), NULL);
+	}
+	kb_info("vault %s: rolling back the restore of %s", v->cfg->name, in->name);
+	if ((r = restore_undo(v, in->p11_label, in->restore_ids,
+	    in->n_restore)) != 0)
+		return r;
+	return kb_store_intent_abort(a->store, in->id, kb_now_unix());
+}
+
 static int
 resolve_intent(struct agent *a, const struct kb_store_intent *in)
 {
@@ -1067,6 +1101,8 @@ resolve_intent(struct agent *a, const struct kb_store_intent *in)
 		kb_info("vault %s: finishing the purge of %s", v->cfg->name, in->name);
 		return purge_finish(a, v, in);
 	}
+	if (in->n_restore > 0)
+		return resolve_restore(a, v, in);
 	if ((r = find_objects(v, in->p11_label, in->p11_id, &keys, &n)) != 0)
 		return r;
 	if (n == 1 && kb_p11_key_is_complete(keys[0])) {
@@ -1526,4 +1562,492 @@ agent_vaults_close(struct agent *a)
 	free(a->vaults);
 	a->vaults = NULL;
 	a->n_vaults = 0;
+}
+
+/* ------------------------------------------------------ backup, restore */
+
+/*
+ * A backup (docs/backup.md) is "KBB1" || IV (12) || GCM tag (16) || the
+ * AES-256-GCM encryption, under the token's sealing key, of a JSON
+ * document: the key's name and every version's metadata, public half
+ * and secret half wrapped under the token's trusted wrapping key.  The
+ * magic is the GCM additional data.
+ */
+#define BACKUP_MAGIC "KBB1"
+#define BACKUP_HDR (4 + 12 + 16)
+#define BACKUP_FORMAT "keybridge-key-backup"
+/* Base64url of the blob plus the request's JSON stays under AGENT_MAX_BODY. */
+#define BACKUP_MAX ((AGENT_MAX_BODY - 1024) / 4 * 3)
+#define BACKUP_VERSIONS_MAX 1000
+
+static int
+backup_keys(struct agent_vault *v, kb_p11_key **wrap, kb_p11_key **seal)
+{
+	int r;
+
+	tw_lock(v);
+	r = kb_p11_backup_keys_find(vtoken(v), wrap, seal);
+	tw_unlock(v);
+	if (r == KB_ERR_NOT_FOUND)
+		r = kb_error_set(KB_ERR_CONFLICT, "the vault %s cannot make or "
+		    "open backups: its token has no backup keys (%s); see "
+		    "docs/backup.md, keybridge token backup-keys",
+		    v->cfg->name, kb_error_detail(r));
+	return r;
+}
+
+static int
+add_b64(cJSON *o, const char *k, const unsigned char *p, size_t n)
+{
+	char *s = kb_b64url_encode(p, n);
+	int r = 0;
+
+	if (s == NULL || cJSON_AddStringToObject(o, k, s) == NULL)
+		r = KB_ERR_ALLOC;
+	free(s);
+	return r;
+}
+
+/* One version into the backup document. */
+static int
+backup_version(struct agent *a, struct agent_vault *v, kb_p11_key *wrap,
+    const struct kb_store_key *k, cJSON *arr)
+{
+	struct agent_keyref *ref = NULL;
+	unsigned char *w = NULL;
+	size_t wl = 0;
+	const char *jwk;
+	cJSON *o, *pub = NULL, *tags = NULL;
+	int r;
+
+	if ((o = cJSON_CreateObject()) == NULL)
+		return KB_ERR_ALLOC;
+	cJSON_AddItemToArray(arr, o);
+	if (cJSON_AddStringToObject(o, "version", k->version) == NULL ||
+	    cJSON_AddStringToObject(o, "kty", k->kty) == NULL ||
+	    cJSON_AddNumberToObject(o, "key_size", k->key_size) == NULL ||
+	    cJSON_AddStringToObject(o, "crv", k->crv) == NULL ||
+	    cJSON_AddNumberToObject(o, "key_ops", k->key_ops) == NULL ||
+	    cJSON_AddBoolToObject(o, "enabled", k->enabled) == NULL ||
+	    cJSON_AddBoolToObject(o, "exportable", k->exportable) == NULL ||
+	    cJSON_AddNumberToObject(o, "created", (double)k->created) == NULL ||
+	    cJSON_AddNumberToObject(o, "updated", (double)k->updated) == NULL ||
+	    (k->has_nbf && cJSON_AddNumberToObject(o, "nbf", (double)k->nbf) == NULL) ||
+	    (k->has_exp && cJSON_AddNumberToObject(o, "exp", (double)k->exp) == NULL) ||
+	    (tags = cJSON_Parse(k->tags_json)) == NULL)
+		return KB_ERR_ALLOC;
+	cJSON_AddItemToObject(o, "tags", tags);
+	if ((r = agent_vault_key(a, v, k, &ref)) != 0)
+		goto out;
+	if ((r = kb_p11_backup_wrap(wrap, agent_keyref_key(ref), &w, &wl)) != 0) {
+		if (r == KB_ERR_DENIED)
+			r = kb_error_set(KB_ERR_CONFLICT, "version %s of key %s "
+			    "cannot leave the token: it was made before backups "
+			    "were possible, or in a vault with backup = false",
+			    k->version, k->name);
+		goto out;
+	}
+	if ((r = add_b64(o, "wrapped", w, wl)) != 0)
+		goto out;
+	if (kb_p11_key_type(agent_keyref_key(ref)) != KB_P11_AES) {
+		if ((r = agent_keyref_public_jwk(a, ref, &jwk)) != 0)
+			goto out;
+		if ((pub = cJSON_Parse(jwk)) == NULL) {
+			r = KB_ERR_ALLOC;
+			goto out;
+		}
+		cJSON_AddItemToObject(o, "pub", pub);
+	}
+ out:
+	agent_keyref_put(a, ref);
+	free(w);
+	return r;
+}
+
+/* Every version of an active key, the latest last. */
+static int
+backup_versions(struct agent *a, struct agent_vault *v, const char *name,
+    struct kb_store_key **out, size_t *nout)
+{
+	struct kb_store_key *all = NULL, *page = NULL, *latest = NULL, *tmp;
+	char *next = NULL, *after = NULL;
+	size_t n = 0, np = 0, i;
+	int r;
+
+	if ((r = kb_store_get_key(a->store, v->cfg->name, name, NULL, &latest)) != 0)
+		return r;
+	do {
+		free(after);
+		after = next;
+		next = NULL;
+		if ((r = kb_store_list_versions(a->store, v->cfg->name, name, after,
+		    25, &page, &np, &next)) != 0)
+			goto out;
+		if (n + np > BACKUP_VERSIONS_MAX) {
+			r = kb_error_set(KB_ERR_LIMIT, "the key %s has more than %d "
+			    "versions, too many for one backup", name,
+			    BACKUP_VERSIONS_MAX);
+			goto out;
+		}
+		if ((tmp = realloc(all, (n + np + 1) * sizeof(*all))) == NULL) {
+			r = KB_ERR_ALLOC;
+			goto out;
+		}
+		all = tmp;
+		for (i = 0; i < np; i++) {
+			if (strcmp(page[i].version, latest->version) == 0) {
+				free(page[i].tags_json);
+				continue;
+			}
+			all[n++] = page[i];
+		}
+		free(page);    /* its tags moved to all */
+		page = NULL;
+		np = 0;
+	} while (next != NULL);
+	/* Oldest first by creation (ties keep the listing's order), the
+	 * latest last: restore makes them in this order. */
+	for (i = 1; i < n; i++) {
+		struct kb_store_key x = all[i];
+		size_t j = i;
+
+		while (j > 0 && all[j - 1].created > x.created) {
+			all[j] = all[j - 1];
+			j--;
+		}
+		all[j] = x;
+	}
+	if (all == NULL && (all = malloc(sizeof(*all))) == NULL) {
+		r = KB_ERR_ALLOC;
+		goto out;
+	}
+	all[n] = *latest;
+	latest->tags_json = NULL;
+	n++;
+	*out = all;
+	*nout = n;
+	all = NULL;
+	n = 0;
+ out:
+	kb_store_keys_free(all, n);
+	kb_store_keys_free(page, np);
+	kb_store_key_free(latest);
+	free(after);
+	free(next);
+	return r;
+}
+
+int
+agent_vault_backup(struct agent *a, struct agent_vault *v, const char *name,
+    char **out)
+{
+	struct kb_store_key *ks = NULL;
+	kb_p11_key *wrap = NULL, *seal = NULL;
+	unsigned char iv[12], tag[16], *ct = NULL, *blob = NULL;
+	size_t n = 0, i, cl = 0, tl;
+	cJSON *doc = NULL, *arr;
+	char *text = NULL;
+	int r;
+
+	if ((r = backup_versions(a, v, name, &ks, &n)) != 0 ||
+	    (r = backup_keys(v, &wrap, &seal)) != 0)
+		goto out;
+	if ((doc = cJSON_CreateObject()) == NULL ||
+	    cJSON_AddStringToObject(doc, "format", BACKUP_FORMAT) == NULL ||
+	    cJSON_AddNumberToObject(doc, "v", 1) == NULL ||
+	    cJSON_AddStringToObject(doc, "name", ks[0].name) == NULL ||
+	    (arr = cJSON_AddArrayToObject(doc, "versions")) == NULL) {
+		r = KB_ERR_ALLOC;
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		if ((r = backup_version(a, v, wrap, &ks[i], arr)) != 0)
+			goto out;
+	if ((text = cJSON_PrintUnformatted(doc)) == NULL) {
+		r = KB_ERR_ALLOC;
+		goto out;
+	}
+	tl = strlen(text);
+	if (tl + BACKUP_HDR > BACKUP_MAX) {
+		r = kb_error_set(KB_ERR_LIMIT, "the backup of %s would have %zu "
+		    "bytes, more than a restore request can carry", name,
+		    tl + BACKUP_HDR);
+		goto out;
+	}
+	if ((r = kb_p11_random(vtoken(v), iv, sizeof(iv))) != 0 ||
+	    (r = kb_p11_aes_gcm_encrypt(seal, iv, sizeof(iv),
+	    (const unsigned char *)BACKUP_MAGIC, 4, (const unsigned char *)text,
+	    tl, &ct, &cl, tag)) != 0)
+		goto out;
+	if ((blob = malloc(BACKUP_HDR + cl)) == NULL) {
+		r = KB_ERR_ALLOC;
+		goto out;
+	}
+	memcpy(blob, BACKUP_MAGIC, 4);
+	memcpy(blob + 4, iv, 12);
+	memcpy(blob + 16, tag, 16);
+	memcpy(blob + BACKUP_HDR, ct, cl);
+	if ((*out = kb_b64url_encode(blob, BACKUP_HDR + cl)) == NULL) {
+		r = KB_ERR_ALLOC;
+		goto out;
+	}
+	r = 0;
+ out:
+	kb_store_keys_free(ks, n);
+	kb_p11_key_free(wrap);
+	kb_p11_key_free(seal);
+	cJSON_Delete(doc);
+	free(text);
+	free(ct);
+	free(blob);
+	return r;
+}
+
+/* A base64url string member of o into a new buffer. */
+static int
+doc_bytes(const cJSON *o, const char *k, unsigned char **out, size_t *len)
+{
+	const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, k);
+
+	if (!cJSON_IsString(s) || kb_b64url_decode(s->valuestring,
+	    strlen(s->valuestring), out, len) != 0)
+		return kb_error_set(KB_ERR_INVALID, "the backup's %s is missing "
+		    "or not base64url", k);
+	return 0;
+}
+
+static bool
+doc_time(const cJSON *o, const char *k, bool *has, int64_t *out)
+{
+	const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, k);
+
+	*has = n != NULL;
+	if (n == NULL)
+		return true;
+	if (!cJSON_IsNumber(n) || n->valuedouble < 0 || n->valuedouble > 253402300799.0)
+		return false;
+	*out = (int64_t)n->valuedouble;
+	return true;
+}
+
+/* The metadata of one version of the document; strings point into e. */
+static int
+doc_version(const cJSON *e, struct kb_store_new_version *nv, char **tags)
+{
+	const cJSON *ver, *kty, *crv, *sz, *ops, *en, *ex, *tg;
+	bool has;
+
+	memset(nv, 0, sizeof(*nv));
+	ver = cJSON_GetObjectItemCaseSensitive(e, "version");
+	kty = cJSON_GetObjectItemCaseSensitive(e, "kty");
+	crv = cJSON_GetObjectItemCaseSensitive(e, "crv");
+	sz = cJSON_GetObjectItemCaseSensitive(e, "key_size");
+	ops = cJSON_GetObjectItemCaseSensitive(e, "key_ops");
+	en = cJSON_GetObjectItemCaseSensitive(e, "enabled");
+	ex = cJSON_GetObjectItemCaseSensitive(e, "exportable");
+	tg = cJSON_GetObjectItemCaseSensitive(e, "tags");
+	if (!cJSON_IsString(ver) || strlen(ver->valuestring) != KV_VERSION_LEN ||
+	    !cJSON_IsString(kty) || !cJSON_IsString(crv) ||
+	    !cJSON_IsNumber(sz) || sz->valuedouble < 0 || sz->valuedouble > 8192 ||
+	    !cJSON_IsNumber(ops) || ops->valuedouble < 0 ||
+	    ops->valuedouble > KV_OP__ALL || !cJSON_IsBool(en) ||
+	    !cJSON_IsBool(ex) || !cJSON_IsObject(tg) ||
+	    !doc_time(e, "nbf", &nv->has_nbf, &nv->nbf) ||
+	    !doc_time(e, "exp", &nv->has_exp, &nv->exp) ||
+	    !doc_time(e, "created", &has, &nv->created) ||
+	    !doc_time(e, "updated", &has, &nv->updated))
+		return kb_error_set(KB_ERR_INVALID, "the backup has a malformed "
+		    "version");
+	memcpy(nv->version, ver->valuestring, KV_VERSION_LEN + 1);
+	nv->kty = kty->valuestring;
+	nv->crv = crv->valuestring[0] != '\0' ? crv->valuestring : NULL;
+	nv->key_size = (unsigned)sz->valuedouble;
+	nv->key_ops = (unsigned)ops->valuedouble;
+	nv->enabled = cJSON_IsTrue(en);
+	nv->exportable = cJSON_IsTrue(ex);
+	if ((*tags = cJSON_PrintUnformatted(tg)) == NULL)
+		return KB_ERR_ALLOC;
+	nv->tags_json = *tags;
+	return 0;
+}
+
+/* The token object of one restored version. */
+static int
+restore_object(struct agent_vault *v, kb_p11_key *wrap, const char *name,
+    const struct kb_store_new_version *nv, const cJSON *e)
+{
+	struct kb_p11_keyspec spec;
+	unsigned char id[KV_VERSION_BYTES], *w = NULL, *pa = NULL, *pb = NULL;
+	size_t wl = 0, la = 0, lb = 0;
+	const cJSON *pub;
+	kb_p11_key *k = NULL;
+	int r;
+
+	if ((r = p11_spec(nv->kty, nv->key_size, nv->crv, &spec)) != 0)
+		return r;
+	{
+		unsigned char *raw = NULL;
+		size_t rl = 0;
+
+		if (kb_hex_decode(nv->version, &raw, &rl) != 0 ||
+		    rl != KV_VERSION_BYTES) {
+			free(raw);
+			return kb_error_set(KB_ERR_INVALID, "the backup has a bad "
+			    "version id");
+		}
+		memcpy(id, raw, KV_VERSION_BYTES);
+		free(raw);
+	}
+	spec.label = name;
+	spec.id = id;
+	spec.id_len = KV_VERSION_BYTES;
+	spec.ops = agent_p11_ops(nv->kty, nv->key_ops);
+	spec.backup = true;
+	if ((r = doc_bytes(e, "wrapped", &w, &wl)) != 0)
+		goto out;
+	pub = cJSON_GetObjectItemCaseSensitive(e, "pub");
+	if (spec.type == KB_P11_RSA &&
+	    ((r = doc_bytes(pub, "n", &pa, &la)) != 0 ||
+	    (r = doc_bytes(pub, "e", &pb, &lb)) != 0))
+		goto out;
+	if (spec.type == KB_P11_EC &&
+	    ((r = doc_bytes(pub, "x", &pa, &la)) != 0 ||
+	    (r = doc_bytes(pub, "y", &pb, &lb)) != 0))
+		goto out;
+	tw_lock(v);
+	r = kb_p11_backup_unwrap(wrap, w, wl, &spec, pa, la, pb, lb, &k);
+	tw_unlock(v);
+ out:
+	kb_p11_key_free(k);
+	free(w);
+	free(pa);
+	free(pb);
+	return r;
+}
+
+/* Remove what a restore made (none is fine); 0 when all are gone. */
+static int
+restore_undo(struct agent_vault *v, const char *label,
+    unsigned char (*ids)[KV_VERSION_BYTES], size_t n)
+{
+	size_t i;
+	int r = 0;
+
+	for (i = 0; i < n && r == 0; i++)
+		r = destroy_objects(v, label, ids[i]);
+	return r;
+}
+
+int
+agent_vault_restore(struct agent *a, struct agent_vault *v,
+    const struct kb_store_actor *who, const char *value,
+    struct kb_store_key **out)
+{
+	struct kb_store_new_version *nvs = NULL;
+	struct kb_store_intent *in = NULL;
+	kb_p11_key *wrap = NULL, *seal = NULL;
+	unsigned char *blob = NULL, *pt = NULL;
+	size_t bl = 0, pl = 0, n = 0, i, made = 0;
+	char **tags = NULL;
+	const cJSON *name, *arr, *e, *fmt, *ver;
+	cJSON *doc = NULL;
+	pthread_mutex_t *lk = NULL;
+	int r, r2;
+
+	if (value == NULL || strlen(value) > AGENT_MAX_BODY ||
+	    kb_b64url_decode(value, strlen(value), &blob, &bl) != 0 ||
+	    bl <= BACKUP_HDR || memcmp(blob, BACKUP_MAGIC, 4) != 0) {
+		r = kb_error_set(KB_ERR_INVALID, "the value is not a keybridge "
+		    "key backup");
+		goto out;
+	}
+	if ((r = backup_keys(v, &wrap, &seal)) != 0)
+		goto out;
+	if ((r = kb_p11_aes_gcm_decrypt(seal, blob + 4, 12,
+	    (const unsigned char *)BACKUP_MAGIC, 4, blob + BACKUP_HDR,
+	    bl - BACKUP_HDR, blob + 16, &pt, &pl)) != 0) {
+		if (r == KB_ERR_CRYPTO)
+			r = kb_error_set(KB_ERR_INVALID, "the backup does not open "
+			    "in vault %s: it is damaged, or its token does not "
+			    "share the backup keys of the vault that made it",
+			    v->cfg->name);
+		goto out;
+	}
+	if ((doc = cJSON_ParseWithLength((const char *)pt, pl)) == NULL ||
+	    !cJSON_IsString(fmt = cJSON_GetObjectItemCaseSensitive(doc, "format")) ||
+	    strcmp(fmt->valuestring, BACKUP_FORMAT) != 0 ||
+	    !cJSON_IsNumber(ver = cJSON_GetObjectItemCaseSensitive(doc, "v")) ||
+	    ver->valuedouble != 1 ||
+	    !cJSON_IsString(name = cJSON_GetObjectItemCaseSensitive(doc, "name")) ||
+	    !cJSON_IsArray(arr = cJSON_GetObjectItemCaseSensitive(doc, "versions")) ||
+	    (n = (size_t)cJSON_GetArraySize(arr)) == 0 || n > BACKUP_VERSIONS_MAX) {
+		r = kb_error_set(KB_ERR_INVALID, "the backup's contents are not "
+		    "a key backup this agent knows");
+		n = 0;
+		goto out;
+	}
+	if ((nvs = calloc(n, sizeof(*nvs))) == NULL ||
+	    (tags = calloc(n, sizeof(*tags))) == NULL) {
+		r = KB_ERR_ALLOC;
+		goto out;
+	}
+	i = 0;
+	cJSON_ArrayForEach(e, arr) {
+		if ((r = doc_version(e, &nvs[i], &tags[i])) != 0)
+			goto out;
+		nvs[i].audit_op = "restore";
+		i++;
+	}
+	lk = name_lock(a, v, name->valuestring);
+	pthread_mutex_lock(lk);
+	if ((r = kb_store_intent_begin_restore(a->store, who, v->cfg->name,
+	    name->valuestring, nvs, n, kb_now_unix(), &in)) != 0)
+		goto out;
+	inflight_add(a, in->id);
+	i = 0;
+	cJSON_ArrayForEach(e, arr) {
+		if ((r = restore_object(v, wrap, in->p11_label, &nvs[i], e)) != 0)
+			break;
+		i++;
+		made = i;
+	}
+	if (r == 0 && (r = kb_store_intent_commit(a->store, in->id,
+	    kb_now_unix(), out)) != 0)
+		kb_warn("cannot record the restore of %s: %s", in->name,
+		    kb_error_detail(r));
+	if (r != 0) {
+		r2 = r;
+		if (restore_undo(v, in->p11_label, in->restore_ids,
+		    in->n_restore) == 0 &&
+		    kb_store_intent_abort(a->store, in->id, kb_now_unix()) != 0)
+			kb_warn("cannot close the restore intent of %s", in->name);
+		if (r2 == KB_ERR_CRYPTO || r2 == KB_ERR_INVALID)
+			r2 = kb_error_set(KB_ERR_INVALID, "the backup's version %s "
+			    "of %s does not unwrap on this token: %s",
+			    made < n ? nvs[made].version : "?", in->name,
+			    kb_error_detail(r2));
+		r = r2;
+		goto out;
+	}
+	kb_info("vault %s: restored %s, %zu version%s (uid %u)", v->cfg->name,
+	    in->name, n, n == 1 ? "" : "s", (unsigned)who->uid);
+ out:
+	if (in != NULL)
+		inflight_del(a, in->id);
+	if (lk != NULL)
+		pthread_mutex_unlock(lk);
+	kb_store_intent_free(in);
+	if (tags != NULL)
+		for (i = 0; i < n; i++)
+			free(tags[i]);
+	free(tags);
+	free(nvs);
+	cJSON_Delete(doc);
+	if (pt != NULL)
+		kb_wipe(pt, pl);
+	free(pt);
+	free(blob);
+	kb_p11_key_free(wrap);
+	kb_p11_key_free(seal);
+	return r;
 }

@@ -1249,7 +1249,7 @@ int
 main(int argc, char **argv)
 {
 	unsigned char rnd[3];
-	char msg[64], *hx;
+	char msg[64], *hx = NULL;
 	struct sigaction sa;
 	struct row *r;
 	bool have_raw, all_pass = true, sdk_ok;

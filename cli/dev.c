@@ -390,9 +390,25 @@ write_configs(const struct devenv *e, const char *module, const char *label,
 	return r;
 }
 
-/* Run keybridged init-token; returns its exit code (its stderr is ours). */
+static int agent_tool(const struct devenv *e, const char *agent,
+    const char *tool);
+
+/*
+ * Run keybridged init-token, then keybridged backup-keys (the token can
+ * make backups); returns the first non-zero exit code (stderr is ours).
+ */
 static int
 init_token(const struct devenv *e, const char *agent)
+{
+	int rc;
+
+	if ((rc = agent_tool(e, agent, "init-token")) != 0)
+		return rc;
+	return agent_tool(e, agent, "backup-keys");
+}
+
+static int
+agent_tool(const struct devenv *e, const char *agent, const char *tool)
 {
 	pid_t pid;
 	int st, fd;
@@ -407,7 +423,7 @@ init_token(const struct devenv *e, const char *agent)
 			dup2(fd, STDIN_FILENO);
 			dup2(fd, STDOUT_FILENO);
 		}
-		execl(agent, agent, "init-token", "--config", e->conf_new,
+		execl(agent, agent, tool, "--config", e->conf_new,
 		    "--token", DEV_TOKEN_NAME, "--so-pin-file", e->so_pin,
 		    (char *)NULL);
 		fprintf(stderr, "keybridge: cannot run %s: %s\n", agent,
@@ -419,7 +435,7 @@ init_token(const struct devenv *e, const char *agent)
 			return 1;
 	if (WIFEXITED(st))
 		return WEXITSTATUS(st);
-	fprintf(stderr, "keybridge: keybridged init-token died of signal %d\n",
+	fprintf(stderr, "keybridge: keybridged %s died of signal %d\n", tool,
 	    WTERMSIG(st));
 	return 1;
 }
