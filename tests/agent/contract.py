@@ -74,8 +74,6 @@ SKIP = {
 # expected failure that does not fail the suite), so the day they pass
 # shows.  Remove a line when its operation lands.
 TODO = {
-    "BackupKey": "backup is not implemented yet (issue 4, left open)",
-    "RestoreKey": "restore is not implemented yet (issue 4, left open)",
 }
 
 # Fields of an example response the agent cannot produce, as

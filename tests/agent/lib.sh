@@ -85,11 +85,21 @@ mktoken() {
 	printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' \
 	    "$d" >"$d/softhsm2.conf"
 	export SOFTHSM2_CONF=$d/softhsm2.conf
+	# One SO PIN for all tokens of DIR: backupkeys takes one.
 	(umask 077
 	 head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$d/user$n.pin"
-	 head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$d/so$n.pin")
+	 if [ -n "$n" ] && [ -f "$d/so.pin" ]; then cp "$d/so.pin" "$d/so$n.pin"
+	 else head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$d/so$n.pin"; fi)
 	softhsm2-util --init-token --free --label "$label" \
 	    --so-pin "$(cat "$d/so$n.pin")" --pin "$(cat "$d/user$n.pin")" >/dev/null
+}
+
+# backupkeys CONFIG [--token NAME]...: one shared pair of backup keys on
+# the config's tokens (all by default), as an operator does before start.
+backupkeys() {
+	local conf=$1
+	shift
+	"$KBD" backup-keys --config "$conf" --so-pin-file "$W/so.pin" "$@"
 }
 
 # mkvaultconf FILE SOCKET [LINES-FOR-VAULT-MAIN]: an agent config with two

@@ -19,6 +19,8 @@ mktoken "$W" kb2 2
 S=$W/agent.sock
 # Vault main (the default) is purgeable: the examples purge a deleted key.
 mkvaultconf "$W/agent.conf" "$S"
+backupkeys "$W/agent.conf" 2>"$W/backupkeys.err" ||
+	diag "backup-keys: $(cat "$W/backupkeys.err")"
 start_agent "$W/agent.conf" "$W/agent.err"
 if ! wait_socket "$S"; then
 	ok 1 "the agent starts with two vaults on SoftHSM tokens"

@@ -625,7 +625,7 @@ await test('backupKey, purge, restoreKeyBackup: every version back with its id, 
   assert(nodeVerify('ES384', data, nodePublicKey(v1.key), s.result), 'version 1 signs as before');
   // restore only onto a free name
   await expectRest(client.restoreKeyBackup(blob), 409, 'Conflict');
-}, 'backup and restore are not implemented yet (issue 4, left open)');
+});
 
 // ---------------------------------------------------------------- import
 
