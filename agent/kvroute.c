@@ -46,7 +46,7 @@ route_keys(struct kv_route *rt, char **s, size_t n, const char *m)
 	/* POST /keys/restore restores; a key named "restore" is still
 	 * reached by the other methods. */
 	if (n == 2 && strcasecmp(s[1], "restore") == 0 && strcmp(m, "POST") == 0)
-		return OP_RESTORE;
+		return only(rt, m, "POST", OP_RESTORE);
 	rt->name = s[1];
 	if (n == 2) {
 		rt->allow = "GET, PUT, PATCH, DELETE";
