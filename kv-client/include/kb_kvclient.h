@@ -108,11 +108,6 @@ int kb_kv_client_new_unix(const char *socket_path, kb_kv_client **out) KB_WARN_U
 int kb_kv_client_new_url(const char *base_url, const struct kb_kv_options *opt,
     kb_kv_client **out) KB_WARN_UNUSED;
 
-/*
- * A client for the agent's socket at path (not contacted here).
- * Requests go to http://localhost<path-of-request> through the socket.
- */
-int kb_kv_client_new_unix(const char *socket_path, kb_kv_client **out) KB_WARN_UNUSED;
 void kb_kv_client_free(kb_kv_client *c);
 
 /* Connect and per-attempt timeouts in milliseconds (> 0). */
@@ -136,6 +131,9 @@ struct kb_kv_response {
 	cJSON *body;          /* parsed JSON body, or NULL if the body was empty */
 	char *error_code;     /* Key Vault error code ("Forbidden"), or NULL */
 	char *error_message;  /* Key Vault error message, or NULL */
+	/* innererror codes, outermost first, joined by '/'
+	 * ("ObjectIsDeletedButRecoverable"), or NULL */
+	char *error_inner;
 };
 
 /*
@@ -177,7 +175,7 @@ int kb_kv_request_flags(kb_kv_client *c, const char *method, const char *path,
  * Key Vault error code (400 INVALID, 401/403 DENIED, 404 NOT_FOUND,
  * 409 CONFLICT, 413 LIMIT, 429 LIMIT (throttled), 5xx DEVICE or
  * INTERNAL, ...), with the
- * service's message recorded by kb_error_set().
+ * service's message, code and innererror codes recorded by kb_error_set().
  */
 int kb_kv_response_error(const struct kb_kv_response *r);
 
@@ -293,5 +291,232 @@ void kb_kv_credential_source(kb_kv_credential *cred,
     struct kb_kv_token_source *out);
 /* Wipes cached tokens and the secret.  Accepts NULL. */
 void kb_kv_credential_free(kb_kv_credential *cred);
+
+/* --------------------------------------------------------------- decoders */
+
+/*
+ * Typed decoders for Key Vault's response bodies (keys.json 2026-04-01
+ * definitions; NOTES.md 1.1).  Pure: no I/O, so the client, the tests
+ * and the fuzzer share them.  Each takes the parsed body (kb_kv_response
+ * .body) and on success gives a malloc'd struct the caller frees with
+ * the matching _free (which accepts NULL).
+ *
+ * Rules, the same for every decoder:
+ *  - a field of the wrong JSON type is KB_ERR_PROTOCOL with a sentence
+ *    naming the field ("key.n is a number, not a base64url string");
+ *  - unknown fields are ignored (forward compatibility: hsmPlatform,
+ *    key_hsm, release_policy, attestation, key_size, ... are skipped);
+ *  - JSON null counts as absent, as Azure sends it for optional fields;
+ *  - binary fields are base64url, decoded leniently (both alphabets,
+ *    optional padding; kb_b64url_decode);
+ *  - times are Unix seconds as int64 (whole numbers up to 2^53, so 2100
+ *    and later work);
+ *  - every list and string a peer controls is capped, above what Key
+ *    Vault documents (15 tags of 256 characters, 25 items a page), so
+ *    valid service output is never refused.
+ */
+
+/* Caps of the decoders (KB_ERR_PROTOCOL above them). */
+#define KB_KV_MAX_TAGS 64          /* Key Vault allows 15 */
+#define KB_KV_MAX_TAG_LEN 1024     /* Key Vault allows 256 */
+#define KB_KV_MAX_KEY_OPS 32
+#define KB_KV_MAX_PAGE_ITEMS 1000  /* Key Vault sends at most 25 */
+#define KB_KV_MAX_LIFETIME_ACTIONS 32
+#define KB_KV_MAX_INNER_ERRORS 8
+#define KB_KV_MAX_ID_LEN 4096
+
+/* Bytes from a base64url field; data NULL and len 0 when absent. */
+struct kb_kv_bytes {
+	unsigned char *data;
+	size_t len;
+};
+
+/*
+ * A key identifier, https://{vault}[/prefix]/keys/{name}[/{version}]
+ * (or .../deletedkeys/{name}), split.  vault_url is everything before
+ * "/keys/" ("https://myvault.vault.azure.net"); version is NULL for a
+ * kid without one (the items of GetKeys).  All NULL when absent.
+ */
+struct kb_kv_kid {
+	char *id;          /* as received */
+	char *vault_url;
+	char *name;
+	char *version;
+};
+
+/*
+ * Split a key identifier (pure).  KB_ERR_PROTOCOL when it is not an
+ * http(s) URL whose path ends in keys/NAME[/VERSION] or
+ * deletedkeys/NAME.  On success *out is filled; clear it with
+ * kb_kv_kid_clear.
+ */
+int kb_kv_kid_parse(const char *id, struct kb_kv_kid *out) KB_WARN_UNUSED;
+void kb_kv_kid_clear(struct kb_kv_kid *kid);
+
+/* Which fields of the structs below were present. */
+#define KB_KV_HAS_ENABLED          0x0001u
+#define KB_KV_HAS_NBF              0x0002u
+#define KB_KV_HAS_EXP              0x0004u
+#define KB_KV_HAS_CREATED          0x0008u
+#define KB_KV_HAS_UPDATED          0x0010u
+#define KB_KV_HAS_RECOVERABLE_DAYS 0x0020u
+#define KB_KV_HAS_EXPORTABLE       0x0040u
+#define KB_KV_HAS_MANAGED          0x0080u
+#define KB_KV_HAS_DELETED_DATE     0x0100u
+#define KB_KV_HAS_PURGE_DATE       0x0200u
+
+/* KeyAttributes (hsmPlatform, attestation, key_size, external_key ignored). */
+struct kb_kv_attributes {
+	unsigned present;          /* KB_KV_HAS_* */
+	bool enabled;
+	bool exportable;
+	int64_t nbf, exp, created, updated;
+	int recoverable_days;
+	char *recovery_level;      /* "Recoverable+Purgeable", or NULL */
+};
+
+struct kb_kv_tag {
+	char *name;
+	char *value;
+};
+
+struct kb_kv_tags {
+	struct kb_kv_tag *v;       /* in the order received */
+	size_t n;
+};
+
+/*
+ * The public JsonWebKey of a KeyBundle (key_hsm and private members
+ * ignored).  n has any leading zero bytes removed (the service may send
+ * a modulus with one, NOTES.md 1.5), and n_bits is its real length.
+ */
+struct kb_kv_jwk {
+	char *kty;                 /* "RSA", "EC-HSM", ... as sent */
+	char *crv;                 /* "P-256", ... or NULL */
+	char **key_ops;            /* as sent, in the order sent */
+	size_t n_key_ops;
+	struct kb_kv_bytes n, e, x, y;
+	unsigned n_bits;           /* 0 without n */
+};
+
+/* DeletedKeyBundle / DeletedKeyItem additions; zero when not deleted. */
+struct kb_kv_deleted {
+	char *recovery_id;         /* "https://.../deletedkeys/NAME", or NULL */
+	int64_t deleted_date;      /* KB_KV_HAS_DELETED_DATE in present */
+	int64_t scheduled_purge_date;  /* KB_KV_HAS_PURGE_DATE */
+};
+
+/*
+ * KeyBundle and DeletedKeyBundle (the latter is the former plus
+ * recoveryId, deletedDate and scheduledPurgeDate, decoded when present).
+ * key.kid and key.kty are required: a bundle without them names no key.
+ */
+struct kb_kv_key_bundle {
+	struct kb_kv_kid kid;      /* key.kid, split */
+	struct kb_kv_jwk key;
+	struct kb_kv_attributes attributes;
+	struct kb_kv_tags tags;
+	unsigned present;          /* KB_KV_HAS_MANAGED, _DELETED_DATE, _PURGE_DATE */
+	bool managed;
+	struct kb_kv_deleted deleted;
+};
+int kb_kv_key_bundle_parse(const cJSON *body,
+    struct kb_kv_key_bundle **out) KB_WARN_UNUSED;
+void kb_kv_key_bundle_free(struct kb_kv_key_bundle *kb);
+
+/* KeyItem and DeletedKeyItem: kid is required. */
+struct kb_kv_key_item {
+	struct kb_kv_kid kid;
+	struct kb_kv_attributes attributes;
+	struct kb_kv_tags tags;
+	unsigned present;          /* as in kb_kv_key_bundle */
+	bool managed;
+	struct kb_kv_deleted deleted;
+};
+
+/*
+ * KeyListResult and DeletedKeyListResult: value (required, an array) and
+ * nextLink.  next_link is NULL at the end: null, absent and "" all end
+ * paging (NOTES.md 1.3).  It is not checked here; kb_kv_next_link does
+ * that before it is followed.
+ */
+struct kb_kv_key_list {
+	struct kb_kv_key_item *items;
+	size_t n_items;
+	char *next_link;
+};
+int kb_kv_key_list_parse(const cJSON *body,
+    struct kb_kv_key_list **out) KB_WARN_UNUSED;
+void kb_kv_key_list_free(struct kb_kv_key_list *l);
+
+/*
+ * KeyOperationResult (encrypt, decrypt, sign, wrapKey, unwrapKey) and
+ * SecureKeyOperationResult: value is required.  value is kept as a
+ * secret (decrypt and unwrapKey give plaintext and key bytes): the
+ * decoded bytes only ever sit in it.  kid is optional (all NULL when
+ * absent); iv, tag, aad as sent (AES-GCM/CBC on Managed HSM).
+ */
+struct kb_kv_key_op_result {
+	struct kb_kv_kid kid;
+	struct kb_secret *value;
+	struct kb_kv_bytes iv, tag, aad;
+	char *alg;                 /* securewrapkey's alg, or NULL */
+};
+int kb_kv_key_op_result_parse(const cJSON *body,
+    struct kb_kv_key_op_result **out) KB_WARN_UNUSED;
+void kb_kv_key_op_result_free(struct kb_kv_key_op_result *r);
+
+/* KeyVerifyResult: *out is value (required). */
+int kb_kv_verify_result_parse(const cJSON *body, bool *out) KB_WARN_UNUSED;
+
+/* RandomBytes: value (required) as a secret (random bytes become keys). */
+int kb_kv_random_bytes_parse(const cJSON *body,
+    struct kb_secret **out) KB_WARN_UNUSED;
+
+/* BackupKeyResult: value (required), the opaque protected blob. */
+int kb_kv_backup_result_parse(const cJSON *body,
+    struct kb_kv_bytes *out) KB_WARN_UNUSED;
+/* KeyReleaseResult: value (required), a JWS string, malloc'd. */
+int kb_kv_release_result_parse(const cJSON *body, char **out) KB_WARN_UNUSED;
+/* Frees b->data and zeroes b; accepts NULL. */
+void kb_kv_bytes_clear(struct kb_kv_bytes *b);
+
+/* One of KeyRotationPolicy's lifetimeActions. */
+struct kb_kv_lifetime_action {
+	char *type;                /* "Rotate" or "Notify" as sent (any case) */
+	char *time_after_create;   /* ISO 8601 duration, or NULL */
+	char *time_before_expiry;
+};
+
+/* KeyRotationPolicy: every field optional (the removal policy is
+ * {"lifetimeActions":[],"attributes":{}}); id is not split (recordings
+ * sanitize it to a non-URL). */
+struct kb_kv_rotation_policy {
+	char *id;
+	struct kb_kv_lifetime_action *actions;
+	size_t n_actions;
+	char *expiry_time;         /* attributes.expiryTime, or NULL */
+	unsigned present;          /* KB_KV_HAS_CREATED, KB_KV_HAS_UPDATED */
+	int64_t created, updated;
+};
+int kb_kv_rotation_policy_parse(const cJSON *body,
+    struct kb_kv_rotation_policy **out) KB_WARN_UNUSED;
+void kb_kv_rotation_policy_free(struct kb_kv_rotation_policy *p);
+
+/*
+ * KeyVaultError: {"error": {"code", "message", "innererror": {...}}}.
+ * A body without an "error" object (a proxy's page, Managed HSM's empty
+ * 401, "error": null) gives an empty struct; inner holds the
+ * innererror codes, outermost first, at most KB_KV_MAX_INNER_ERRORS.
+ * kb_kv_request fills kb_kv_response's error fields through it.
+ */
+struct kb_kv_error {
+	char *code;
+	char *message;
+	char *inner[KB_KV_MAX_INNER_ERRORS];
+	size_t n_inner;
+};
+int kb_kv_error_parse(const cJSON *body, struct kb_kv_error **out) KB_WARN_UNUSED;
+void kb_kv_error_free(struct kb_kv_error *e);
 
 #endif /* KB_KVCLIENT_H */
