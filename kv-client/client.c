@@ -223,6 +223,7 @@ kb_kv_response_free(struct kb_kv_response *r)
 	cJSON_Delete(r->body);
 	free(r->error_code);
 	free(r->error_message);
+	free(r->error_inner);
 	free(r);
 }
 
@@ -240,24 +241,42 @@ kv_path_ok(const char *p)
 	return true;
 }
 
-/* Pick error.code and error.message out of a Key Vault error body. */
+/*
+ * Key Vault's error body into resp (kb_kv_error_parse).  A body of
+ * another shape keeps no code or message: the status still maps to an
+ * error, and a proxy's page must not hide it behind a protocol error.
+ */
 static int
 kv_take_error(struct kb_kv_response *resp)
 {
-	const cJSON *err, *code, *msg;
+	struct kb_kv_error *e = NULL;
+	struct kb_buf inner;
+	size_t i;
+	int r;
 
-	err = cJSON_GetObjectItemCaseSensitive(resp->body, "error");
-	if (!cJSON_IsObject(err))
-		return 0;
-	code = cJSON_GetObjectItemCaseSensitive(err, "code");
-	msg = cJSON_GetObjectItemCaseSensitive(err, "message");
-	if (cJSON_IsString(code) &&
-	    (resp->error_code = kb_strdup(code->valuestring)) == NULL)
-		return KB_ERR_ALLOC;
-	if (cJSON_IsString(msg) &&
-	    (resp->error_message = kb_strdup(msg->valuestring)) == NULL)
-		return KB_ERR_ALLOC;
-	return 0;
+	kb_buf_init(&inner, 4096);   /* 8 codes of at most 128 bytes */
+	if ((r = kb_kv_error_parse(resp->body, &e)) != 0) {
+		if (r == KB_ERR_ALLOC)
+			goto out;
+		kb_debug("HTTP %ld: an error body of another shape: %s", resp->status,
+		    kb_error_detail(r));
+		r = 0;
+		goto out;
+	}
+	for (i = 0; i < e->n_inner; i++)
+		if ((r = kb_buf_appendf(&inner, "%s%s", i ? "/" : "", e->inner[i])) != 0)
+			goto out;
+	if (inner.len > 0 && (resp->error_inner = kb_buf_steal(&inner, NULL)) == NULL) {
+		r = KB_ERR_ALLOC;
+		goto out;
+	}
+	resp->error_code = e->code;        /* transferred */
+	resp->error_message = e->message;  /* transferred */
+	e->code = e->message = NULL;
+ out:
+	kb_kv_error_free(e);
+	kb_buf_free(&inner);
+	return r;
 }
 
 int
@@ -662,8 +681,10 @@ kb_kv_response_error(const struct kb_kv_response *r)
 	if (code == 0)
 		return 0;
 	if (r->error_message != NULL)
-		return kb_error_set(code, "%s (%s, HTTP %ld)", r->error_message,
-		    r->error_code ? r->error_code : "no code", r->status);
+		return kb_error_set(code, "%s (%s%s%s, HTTP %ld)", r->error_message,
+		    r->error_code ? r->error_code : "no code",
+		    r->error_inner ? ": " : "", r->error_inner ? r->error_inner : "",
+		    r->status);
 	return kb_error_set(code, "%s (HTTP %ld)", kb_err(code), r->status);
 }
 

@@ -179,6 +179,12 @@ class H(BaseHTTPRequestHandler):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
             self.wfile.write(b"2\r\n1]\r\n0\r\n\r\n")
             return
+        if scen == "conflict":
+            # A soft-deleted name reused (NOTES.md 1.4): the innererror.
+            return self.send(409, {"error": {
+                "code": "Conflict",
+                "message": "Key kc is currently in a deleted but recoverable state.",
+                "innererror": {"code": "ObjectIsDeletedButRecoverable"}}})
         if scen == "html":
             return self.send(200, b"<html><body>Sign in</body></html>", ctype="text/html")
         if scen == "pages":

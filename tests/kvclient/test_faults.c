@@ -385,6 +385,17 @@ t_bodies(void)
 	tap_is_int(r, KB_ERR_IO, "a body cut short: %s", kb_error_detail(r));
 	r = get(c, "badjson", 0, "GET", &resp);
 	tap_is_int(r, KB_ERR_PROTOCOL, "truncated JSON: %s", kb_error_detail(r));
+	r = get(c, "conflict", 0, "POST", &resp);
+	tap_ok(r == 0 && resp && resp->status == 409 && resp->error_code &&
+	    strcmp(resp->error_code, "Conflict") == 0 && resp->error_inner &&
+	    strcmp(resp->error_inner, "ObjectIsDeletedButRecoverable") == 0,
+	    "a 409's innererror code is kept");
+	r = resp ? kb_kv_response_error(resp) : 0;
+	tap_ok(r == KB_ERR_CONFLICT &&
+	    strstr(kb_error_detail(r), "Conflict: ObjectIsDeletedButRecoverable") != NULL,
+	    "and named in the sentence: %s", kb_error_detail(r));
+	kb_kv_response_free(resp);
+	resp = NULL;
 	r = get(c, "html", 0, "GET", &resp);
 	tap_is_int(r, KB_ERR_PROTOCOL, "text/html: %s", kb_error_detail(r));
 	kb_kv_client_set_max_body(c, 64 * 1024);
