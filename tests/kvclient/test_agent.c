@@ -14,6 +14,7 @@
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
 #include "tap.h"
 #pragma GCC diagnostic pop
+#include "kvcheck.h"
 
 #define N_KEYS 30
 
@@ -101,6 +102,12 @@ main(void)
 	tap_ok(r == 0 && resp->status == 200 &&
 	    strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(resp->body,
 	    "key"), "crv")) ?: "", "P-256") == 0, "get the latest version");
+	if (r == 0 && resp->status == 200) {
+		struct kvc_req rq;
+
+		(void)kvc_kind_of_request("GET", path, &rq);
+		kvc_check("keybridged's GetKey", KVC_BUNDLE, resp->body, &rq);
+	}
 	kb_kv_response_free(resp);
 	resp = NULL;
 
@@ -133,6 +140,12 @@ main(void)
 	tap_ok(r == 0 && resp->status == 200 &&
 	    cJSON_IsString(cJSON_GetObjectItem(resp->body, "recoveryId")),
 	    "delete gives a recoveryId");
+	if (r == 0 && resp->status == 200) {
+		struct kvc_req rq;
+
+		(void)kvc_kind_of_request("DELETE", path, &rq);
+		kvc_check("keybridged's DeleteKey", KVC_DELETED, resp->body, &rq);
+	}
 	kb_kv_response_free(resp);
 	resp = NULL;
 	snprintf(path, sizeof(path), "/keys/%s-00/create", prefix);
