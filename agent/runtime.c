@@ -32,7 +32,8 @@ agent_init(struct agent *a)
 /*
  * The start-up order after the PINs and the lock: tokens, the state
  * directory and the vaults (open intents resolved before anything is
- * served), the socket, the listeners, then the sweeper.
+ * served), the socket, the HTTPS listener, the socket's server, then
+ * the sweeper.
  */
 int
 agent_serve(struct agent *a)
@@ -46,8 +47,10 @@ agent_serve(struct agent *a)
 		return r;
 	a->started_unix = kb_now_unix();
 	a->started_mono = kb_now_mono();
-	if ((r = agent_server_start(a)) != 0 ||
-	    (r = agent_https_start(a)) != 0 ||
+	/* HTTPS before the socket answers: callers (dev up) take an answer
+	 * on the socket to mean that every listener is up. */
+	if ((r = agent_https_start(a)) != 0 ||
+	    (r = agent_server_start(a)) != 0 ||
 	    (r = agent_sweeper_start(a)) != 0)
 		return r;
 	return 0;
