@@ -2064,7 +2064,8 @@ nv_to_json(const struct kb_store_new_version *v, const char *tags,
 	if ((o = cJSON_CreateObject()) == NULL ||
 	    (t = cJSON_Parse(tags)) == NULL)
 		goto fail;
-	if (cJSON_AddStringToObject(o, "label", label) == NULL ||
+	if ((label != NULL &&
+	    cJSON_AddStringToObject(o, "label", label) == NULL) ||
 	    cJSON_AddStringToObject(o, "kty", v->kty) == NULL ||
 	    cJSON_AddNumberToObject(o, "key_size", v->key_size) == NULL ||
 	    cJSON_AddStringToObject(o, "crv", v->crv != NULL ? v->crv : "") == NULL ||
@@ -2130,23 +2131,22 @@ json_time(const cJSON *o, const char *k, bool *has, int64_t *out)
 }
 
 /*
- * The new version kept in a create intent's payload.  Strings point into
- * *root (free it with cJSON_Delete); *tags is a new canonical text.
+ * A version's metadata from its JSON object o (nv_to_json's shape).
+ * Strings point into o; *tags is a new canonical text.  A member of the
+ * wrong type is error bad with sentence what; the values are checked as
+ * any new version's.
  */
 static int
-nv_from_json(const char *payload, const cJSON *obj, const char *version,
-    struct kb_store_new_version *v, cJSON **root, char **tags)
+nv_from_obj(const cJSON *o, const char *version,
+    struct kb_store_new_version *v, char **tags, int bad, const char *what)
 {
-	cJSON *o = NULL;
-	const cJSON *kty, *crv, *en, *ex, *tg;
-	char *tagtxt = NULL;
+	const cJSON *kty, *crv, *en, *ex, *tg, *op;
+	char *tagtxt = NULL, ver[KV_VERSION_LEN + 1];
 	bool has_c, has_u;
 	int r;
 
 	memset(v, 0, sizeof(*v));
-	if ((o = (obj != NULL ? cJSON_Duplicate(obj, true) :
-	    cJSON_Parse(payload))) == NULL ||
-	    !cJSON_IsString(kty = cJSON_GetObjectItemCaseSensitive(o, "kty")) ||
+	if (!cJSON_IsString(kty = cJSON_GetObjectItemCaseSensitive(o, "kty")) ||
 	    !cJSON_IsString(crv = cJSON_GetObjectItemCaseSensitive(o, "crv")) ||
 	    !cJSON_IsBool(en = cJSON_GetObjectItemCaseSensitive(o, "enabled")) ||
 	    !cJSON_IsBool(ex = cJSON_GetObjectItemCaseSensitive(o, "exportable")) ||
@@ -2156,45 +2156,82 @@ nv_from_json(const char *payload, const cJSON *obj, const char *version,
 	    !json_time(o, "nbf", &v->has_nbf, &v->nbf) ||
 	    !json_time(o, "exp", &v->has_exp, &v->exp) ||
 	    !json_time(o, "created", &has_c, &v->created) ||
-	    !json_time(o, "updated", &has_u, &v->updated) ||
-	    (tagtxt = cJSON_PrintUnformatted(tg)) == NULL) {
-		r = kb_error_set(KB_ERR_INTERNAL,
-		    "vault store: a create intent has a malformed payload");
-		goto out;
-	}
-	if (kb_strlcpy(v->version, version, sizeof(v->version)) != 0) {
-		r = kb_error_set(KB_ERR_INTERNAL, "intent version too long");
-		goto out;
-	}
+	    !json_time(o, "updated", &has_u, &v->updated))
+		return kb_error_set(bad, "%s", what);
+	if (version == NULL || kb_strlcpy(v->version, version,
+	    sizeof(v->version)) != 0)
+		return kb_error_set(bad, "%s (version id)", what);
+	if ((tagtxt = cJSON_PrintUnformatted(tg)) == NULL)
+		return KB_ERR_ALLOC;
 	v->kty = kty->valuestring;
 	v->crv = crv->valuestring;
-	{
-		const cJSON *op = cJSON_GetObjectItemCaseSensitive(o, "op");
-
-		if (cJSON_IsString(op) && (strcmp(op->valuestring, "rotate") == 0 ||
-		    strcmp(op->valuestring, "adopt") == 0 ||
-		    strcmp(op->valuestring, "import") == 0 ||
-		    strcmp(op->valuestring, "restore") == 0))
-			v->audit_op = op->valuestring;
-	}
+	op = cJSON_GetObjectItemCaseSensitive(o, "op");
+	if (cJSON_IsString(op) && (strcmp(op->valuestring, "rotate") == 0 ||
+	    strcmp(op->valuestring, "adopt") == 0 ||
+	    strcmp(op->valuestring, "import") == 0 ||
+	    strcmp(op->valuestring, "restore") == 0))
+		v->audit_op = op->valuestring;
 	v->enabled = cJSON_IsTrue(en);
 	v->exportable = cJSON_IsTrue(ex);
 	v->tags_json = tagtxt;
-	{
-		char ver[KV_VERSION_LEN + 1];
-
-		/* Checked again: the payload came from disk. */
-		if ((r = check_new_version(v, ver, tags)) != 0)
-			goto out;
-	}
+	/* Checked again: the object came from disk or from a backup. */
+	r = check_new_version(v, ver, tags);
 	v->tags_json = NULL;
-	*root = o;
-	o = NULL;
-	r = 0;
- out:
 	free(tagtxt);
-	cJSON_Delete(o);
 	return r;
+}
+
+#define INTENT_MALFORMED "vault store: a create intent has a malformed payload"
+
+/*
+ * The new version kept in a create intent's payload.  Strings point into
+ * *root (free it with cJSON_Delete); *tags is a new canonical text.
+ */
+static int
+nv_from_json(const char *payload, const char *version,
+    struct kb_store_new_version *v, cJSON **root, char **tags)
+{
+	cJSON *o;
+	int r;
+
+	if ((o = cJSON_Parse(payload)) == NULL)
+		return kb_error_set(KB_ERR_INTERNAL, INTENT_MALFORMED);
+	if ((r = nv_from_obj(o, version, v, tags, KB_ERR_INTERNAL,
+	    INTENT_MALFORMED)) != 0) {
+		cJSON_Delete(o);
+		return r;
+	}
+	*root = o;
+	return 0;
+}
+
+int
+kb_store_version_to_json(const struct kb_store_new_version *v, cJSON **out)
+{
+	char ver[KV_VERSION_LEN + 1], *tags = NULL;
+	cJSON *o;
+	int r;
+
+	if ((r = check_new_version(v, ver, &tags)) != 0)
+		return r;
+	o = nv_to_json(v, tags, NULL);
+	free(tags);
+	if (o == NULL || cJSON_AddStringToObject(o, "version", ver) == NULL) {
+		cJSON_Delete(o);
+		return KB_ERR_ALLOC;
+	}
+	*out = o;
+	return 0;
+}
+
+int
+kb_store_version_from_json(const cJSON *o, struct kb_store_new_version *v,
+    char **tags)
+{
+	const cJSON *ver = cJSON_GetObjectItemCaseSensitive(o, "version");
+
+	return nv_from_obj(o, cJSON_IsString(ver) ? ver->valuestring : NULL, v,
+	    tags, KB_ERR_INVALID, "a version's metadata is malformed");
 }
 
 int
@@ -2366,7 +2403,7 @@ restore_apply(struct kb_store *st, const struct vault_row *vr,
 {
 	struct kb_store_new_version v;
 	const cJSON *arr, *e, *ver;
-	cJSON *root = NULL, *one = NULL;
+	cJSON *root = NULL;
 	char *tags = NULL;
 	int r = 0;
 
@@ -2382,14 +2419,12 @@ restore_apply(struct kb_store *st, const struct vault_row *vr,
 				    "restore intent has a version without id");
 				break;
 			}
-			if ((r = nv_from_json(NULL, e, ver->valuestring, &v, &one,
-			    &tags)) != 0)
+			if ((r = nv_from_obj(e, ver->valuestring, &v, &tags,
+			    KB_ERR_INTERNAL, INTENT_MALFORMED)) != 0)
 				break;
 			v.audit_op = "restore";
 			r = apply_create(st, vr, in->name, lc, &v, ver->valuestring,
 			    tags, in->p11_label, false, who, now);
-			cJSON_Delete(one);
-			one = NULL;
 			free(tags);
 			tags = NULL;
 			if (r != 0)
@@ -2455,20 +2490,11 @@ kb_store_intent_begin_restore(struct kb_store *st,
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
-		free(tags);
-		tags = NULL;
-		if ((r = check_new_version(&vs[i], ver, &tags)) != 0)
+		if ((r = kb_store_version_to_json(&vs[i], &o)) != 0)
 			goto out;
-		if ((o = nv_to_json(&vs[i], tags, name)) == NULL) {
-			r = KB_ERR_ALLOC;
-			goto out;
-		}
 		cJSON_AddItemToArray(arr, o);
-		if (cJSON_AddStringToObject(o, "version", ver) == NULL) {
-			r = KB_ERR_ALLOC;
-			goto out;
-		}
 	}
+	/* ver is still the last version's: the intent's version column. */
 	if ((r = intent_insert(st, who, "create", vr.id, name, lc, ver,
 	    payload, now, &id)) != 0 ||
 	    (r = tx_commit(st)) != 0 ||
@@ -2514,7 +2540,7 @@ kb_store_intent_commit(struct kb_store *st, int64_t id, int64_t now,
 			if ((r = restore_apply(st, &vr, in, lc, &in_who, now)) != 0)
 				goto out;
 		} else {
-			if ((r = nv_from_json(in->payload, NULL, in->version, &v,
+			if ((r = nv_from_json(in->payload, in->version, &v,
 			    &root, &tags)) != 0)
 				goto out;
 			if ((r = apply_create(st, &vr, in->name, lc, &v, in->version,

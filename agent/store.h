@@ -285,6 +285,19 @@ int kb_store_intent_begin_create(struct kb_store *st,
     const struct kb_store_new_version *v, int64_t now,
     struct kb_store_intent **out) KB_WARN_UNUSED;
 /*
+ * One version's metadata as JSON and back, in the shape intents keep it
+ * (members kty, key_size, crv, key_ops, enabled, exportable, nbf, exp,
+ * created, updated, tags, version), for documents that carry versions
+ * elsewhere (backups).  to_json checks v first.  from_json: strings point
+ * into o, *tags is the new canonical tags text (v->tags_json is NULL);
+ * a malformed object is KB_ERR_INVALID.
+ */
+int kb_store_version_to_json(const struct kb_store_new_version *v,
+    cJSON **out) KB_WARN_UNUSED;
+int kb_store_version_from_json(const cJSON *o, struct kb_store_new_version *v,
+    char **tags) KB_WARN_UNUSED;
+
+/*
  * Restore (Key Vault's RestoreKey): every version of a key from a backup,
  * oldest first, with its id, attributes, tags and times, under the
  * intent's one label (the name).  The name must be unknown to the vault,

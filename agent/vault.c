@@ -1608,35 +1608,37 @@ add_b64(cJSON *o, const char *k, const unsigned char *p, size_t n)
 	return r;
 }
 
-/* One version into the backup document. */
+/* One version into the backup document: the store's shape, plus keys. */
 static int
 backup_version(struct agent *a, struct agent_vault *v, kb_p11_key *wrap,
     const struct kb_store_key *k, cJSON *arr)
 {
+	struct kb_store_new_version nv;
 	struct agent_keyref *ref = NULL;
 	unsigned char *w = NULL;
 	size_t wl = 0;
 	const char *jwk;
-	cJSON *o, *pub = NULL, *tags = NULL;
+	cJSON *o = NULL, *pub = NULL;
 	int r;
 
-	if ((o = cJSON_CreateObject()) == NULL)
-		return KB_ERR_ALLOC;
+	memset(&nv, 0, sizeof(nv));
+	memcpy(nv.version, k->version, sizeof(nv.version));
+	nv.kty = k->kty;
+	nv.key_size = k->key_size;
+	nv.crv = k->crv[0] != '\0' ? k->crv : NULL;
+	nv.key_ops = k->key_ops;
+	nv.enabled = k->enabled;
+	nv.exportable = k->exportable;
+	nv.has_nbf = k->has_nbf;
+	nv.nbf = k->nbf;
+	nv.has_exp = k->has_exp;
+	nv.exp = k->exp;
+	nv.created = k->created;
+	nv.updated = k->updated;
+	nv.tags_json = k->tags_json;
+	if ((r = kb_store_version_to_json(&nv, &o)) != 0)
+		return r;
 	cJSON_AddItemToArray(arr, o);
-	if (cJSON_AddStringToObject(o, "version", k->version) == NULL ||
-	    cJSON_AddStringToObject(o, "kty", k->kty) == NULL ||
-	    cJSON_AddNumberToObject(o, "key_size", k->key_size) == NULL ||
-	    cJSON_AddStringToObject(o, "crv", k->crv) == NULL ||
-	    cJSON_AddNumberToObject(o, "key_ops", k->key_ops) == NULL ||
-	    cJSON_AddBoolToObject(o, "enabled", k->enabled) == NULL ||
-	    cJSON_AddBoolToObject(o, "exportable", k->exportable) == NULL ||
-	    cJSON_AddNumberToObject(o, "created", (double)k->created) == NULL ||
-	    cJSON_AddNumberToObject(o, "updated", (double)k->updated) == NULL ||
-	    (k->has_nbf && cJSON_AddNumberToObject(o, "nbf", (double)k->nbf) == NULL) ||
-	    (k->has_exp && cJSON_AddNumberToObject(o, "exp", (double)k->exp) == NULL) ||
-	    (tags = cJSON_Parse(k->tags_json)) == NULL)
-		return KB_ERR_ALLOC;
-	cJSON_AddItemToObject(o, "tags", tags);
 	if ((r = agent_vault_key(a, v, k, &ref)) != 0)
 		goto out;
 	if ((r = kb_p11_backup_wrap(wrap, agent_keyref_key(ref), &w, &wl)) != 0) {
@@ -1816,61 +1818,6 @@ doc_bytes(const cJSON *o, const char *k, unsigned char **out, size_t *len)
 	return 0;
 }
 
-static bool
-doc_time(const cJSON *o, const char *k, bool *has, int64_t *out)
-{
-	const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, k);
-
-	*has = n != NULL;
-	if (n == NULL)
-		return true;
-	if (!cJSON_IsNumber(n) || n->valuedouble < 0 || n->valuedouble > 253402300799.0)
-		return false;
-	*out = (int64_t)n->valuedouble;
-	return true;
-}
-
-/* The metadata of one version of the document; strings point into e. */
-static int
-doc_version(const cJSON *e, struct kb_store_new_version *nv, char **tags)
-{
-	const cJSON *ver, *kty, *crv, *sz, *ops, *en, *ex, *tg;
-	bool has;
-
-	memset(nv, 0, sizeof(*nv));
-	ver = cJSON_GetObjectItemCaseSensitive(e, "version");
-	kty = cJSON_GetObjectItemCaseSensitive(e, "kty");
-	crv = cJSON_GetObjectItemCaseSensitive(e, "crv");
-	sz = cJSON_GetObjectItemCaseSensitive(e, "key_size");
-	ops = cJSON_GetObjectItemCaseSensitive(e, "key_ops");
-	en = cJSON_GetObjectItemCaseSensitive(e, "enabled");
-	ex = cJSON_GetObjectItemCaseSensitive(e, "exportable");
-	tg = cJSON_GetObjectItemCaseSensitive(e, "tags");
-	if (!cJSON_IsString(ver) || strlen(ver->valuestring) != KV_VERSION_LEN ||
-	    !cJSON_IsString(kty) || !cJSON_IsString(crv) ||
-	    !cJSON_IsNumber(sz) || sz->valuedouble < 0 || sz->valuedouble > 8192 ||
-	    !cJSON_IsNumber(ops) || ops->valuedouble < 0 ||
-	    ops->valuedouble > KV_OP__ALL || !cJSON_IsBool(en) ||
-	    !cJSON_IsBool(ex) || !cJSON_IsObject(tg) ||
-	    !doc_time(e, "nbf", &nv->has_nbf, &nv->nbf) ||
-	    !doc_time(e, "exp", &nv->has_exp, &nv->exp) ||
-	    !doc_time(e, "created", &has, &nv->created) ||
-	    !doc_time(e, "updated", &has, &nv->updated))
-		return kb_error_set(KB_ERR_INVALID, "the backup has a malformed "
-		    "version");
-	memcpy(nv->version, ver->valuestring, KV_VERSION_LEN + 1);
-	nv->kty = kty->valuestring;
-	nv->crv = crv->valuestring[0] != '\0' ? crv->valuestring : NULL;
-	nv->key_size = (unsigned)sz->valuedouble;
-	nv->key_ops = (unsigned)ops->valuedouble;
-	nv->enabled = cJSON_IsTrue(en);
-	nv->exportable = cJSON_IsTrue(ex);
-	if ((*tags = cJSON_PrintUnformatted(tg)) == NULL)
-		return KB_ERR_ALLOC;
-	nv->tags_json = *tags;
-	return 0;
-}
-
 /* The token object of one restored version. */
 static int
 restore_object(struct agent_vault *v, kb_p11_key *wrap, const char *name,
@@ -1993,8 +1940,13 @@ agent_vault_restore(struct agent *a, struct agent_vault *v,
 	}
 	i = 0;
 	cJSON_ArrayForEach(e, arr) {
-		if ((r = doc_version(e, &nvs[i], &tags[i])) != 0)
+		if ((r = kb_store_version_from_json(e, &nvs[i], &tags[i])) != 0) {
+			if (r == KB_ERR_INVALID)
+				r = kb_error_set(KB_ERR_INVALID, "the backup has a "
+				    "malformed version: %s", kb_error_detail(r));
 			goto out;
+		}
+		nvs[i].tags_json = tags[i];
 		nvs[i].audit_op = "restore";
 		i++;
 	}
