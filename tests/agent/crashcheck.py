@@ -4,22 +4,26 @@ and check the crash-consistency invariants of issue 3, point 5
 (docs/vaults.md "On the token", docs/internals/store.md "Intent protocol").
 
 Driven by tests/agent/t-crash.sh, which makes the token and the config.
-Requests (create, rotate, update of key_ops, delete, recover, purge) go
+Requests (create, rotate, update of key_ops, delete, recover, purge,
+backup, restore of a purged key from its backup, restore onto a taken
+name) go
 through raw curl on the agent's socket; several may be in flight at once,
 each on its own key.  After every restart, hard failures (not ok):
 
   * an acknowledged operation (2xx received before the kill) is missing: a
     created or rotated version exists, an update's key_ops are stored, a
-    deleted key is deleted, a recovered key is active, a purged key is gone;
+    deleted key is deleted, a recovered key is active, a purged key is gone,
+    a restored key has exactly the backed-up versions, ids and key_ops;
   * a request answered with an error, or never sent (curl could not
     connect), changed the store; one cut short by the kill happened
-    entirely or not at all;
+    entirely or not at all (a restore: every version or none);
   * keys no request touched changed (state, versions, key_ops);
   * an intent is left open;
   * a version in the store lacks its token objects (label = key name,
     id = version bytes; a pair for RSA and EC), an object on the token is
     no version the store knows (the test token holds only the agent's
-    objects), or a version has duplicate objects;
+    objects besides the two backup keys made before the run), or a version
+    has duplicate objects;
   * the objects of a soft-deleted key carry a usage flag, or those of an
     active key other flags than its key_ops give;
   * the agent's start-up log does not name, with "has no object on the
@@ -39,9 +43,9 @@ causes is tolerated in exactly three cases, each printed as a diagnostic
       with that key's name or not at all) goes with it.  Such objects are
       then no longer expected; every other check still applies to the key;
   (b) an object without label, or without id (or with a short one) and
-      labelled with the name of a key whose create or rotate was sent and
-      not answered at the kill, while a create or rotate was in flight: a
-      generation cut short;
+      labelled with the name of a key whose create, rotate or restore was
+      sent and not answered at the kill, while one was in flight: a
+      generation or an unwrap cut short;
   (c) the agent cannot start after a kill because token.object was cut
       short (C_Login rewrote it): it is restored from a copy made at the
       start.
@@ -179,6 +183,10 @@ class Req:
             method, path = "POST", "/deletedkeys/%s/recover" % q
         elif op == "purge":
             method, path = "DELETE", "/deletedkeys/%s" % q
+        elif op == "backup":
+            method, path = "POST", "/keys/%s/backup" % q
+        elif op in ("restore", "restore-taken"):
+            method, path = "POST", "/keys/restore"
         else:
             raise ValueError(op)
         argv = ["curl", "-s", "--max-time", "60", "--unix-socket", sock,
@@ -224,6 +232,14 @@ class Req:
         """Sent and not answered when the agent was killed."""
         return not self.code and self.curl_rc != 7
 
+    def blob(self):
+        """The value of a backup answer."""
+        try:
+            v = json.loads(self.resp)["value"]
+            return v if isinstance(v, str) and v else None
+        except (ValueError, KeyError, TypeError):
+            return None
+
     def version(self):
         """Version id of a create/rotate answer (last part of the kid)."""
         try:
@@ -233,9 +249,12 @@ class Req:
             return None
 
     def describe(self):
+        body = self.body_sent
+        if body is not None and self.op.startswith("restore"):
+            body = {"value": "<backup of %d chars>" % len(body["value"])}
         return "%s %s%s%s -> %s (curl rc %s)" % (
             self.op, self.name, "/" + self.target[:8] if self.target else "",
-            " " + json.dumps(self.body_sent) if self.body_sent else "",
+            " " + json.dumps(body) if body else "",
             "HTTP %d" % self.code if self.code else
             "not sent" if self.unsent else "no answer", self.curl_rc)
 
@@ -370,6 +389,9 @@ class Torn:
         TAP.diag("softhsm torn write: " + msg)
 
 
+BACKUP_LABELS = ("keybridge backup wrap", "keybridge backup seal")
+
+
 def want_classes(kty):
     return ["secret"] if kty.startswith("oct") else ["priv", "pub"]
 
@@ -377,7 +399,8 @@ def want_classes(kty):
 def check_token(keys, objs, torn, flag_flight, gen_flight):
     """Store <-> token invariants.  flag_flight: {name_lc: None (every
     version) or set of versions} whose usage flags a request in flight was
-    rewriting; gen_flight: {name_lc} with a create or rotate in flight.
+    rewriting; gen_flight: {name_lc} with a create, rotate or restore in
+    flight.
     Returns (violations, versions lacking an object as {ver: (name, missing)})."""
     bad = []
     missing_all = {}
@@ -441,6 +464,14 @@ def check_token(keys, objs, torn, flag_flight, gen_flight):
                                "key_ops %d want {%s}" % (
                                    where, o["cls"], ", ".join(sorted(o["usage"])),
                                    v["ops"], ", ".join(sorted(exp[o["cls"]]))))
+    # The vault's two backup keys (docs/backup.md), made before the run:
+    # there all along, one of each.
+    for lab in BACKUP_LABELS:
+        n = len(by.get((lab, None), [])) + sum(
+            len(v) for k, v in by.items() if k[0] == lab and k[1] is not None)
+        if n != 1:
+            bad.append("the token has %d objects labelled %r, not 1" % (n, lab))
+        known.update(k for k in by if k[0] == lab)
     # Objects no version explains.
     strays = [o for key, os_ in by.items() if key not in known for o in os_]
     left = dict(torn.strays)
@@ -473,7 +504,8 @@ def check_token(keys, objs, torn, flag_flight, gen_flight):
                 short_id and o["label"].lower() in gen_names_lc)):
             kept[sig] = kept.get(sig, 0) + 1
             torn.n_partial += 1
-            torn.note("partial object while a create or rotate of %s was in "
+            torn.note("partial object while a create, rotate or restore of %s "
+                      "was in "
                       "flight: %s" % (", ".join(sorted(gen_names)), obj_desc(o)))
             continue
         why = []
@@ -481,9 +513,11 @@ def check_token(keys, objs, torn, flag_flight, gen_flight):
             why.append("an object with a label and a 16-byte id that the store "
                        "does not know")
         elif not gen_flight:
-            why.append("a partial object, and no create or rotate was in flight")
+            why.append("a partial object, and no create, rotate or restore was "
+                       "in flight")
         else:
-            why.append("its label is not that of a key whose create or rotate "
+            why.append("its label is not that of a key whose create, rotate "
+                       "or restore "
                        "was in flight (%s)" % ", ".join(sorted(gen_names)))
         bad.append("token object unknown to the store: %s -- %s" % (
             obj_desc(o), "; ".join(why)))
@@ -526,28 +560,44 @@ def update_args(rng, k):
         sum(t[1] for t in pick)
 
 
+# {name_lc: (name, backup value, snap of the key when it was backed up)}:
+# the newest acknowledged backup of each key, for restores.
+BLOBS = {}
+
+
 def choose_ops(rng, keys, names, nreq, allow_rsa):
     """Up to nreq operations, each on its own key, valid for its state."""
     picks = rng.sample(names, nreq)
     reqs = []
     for name in picks:
         k = keys.get(name.lower())
+        blob = BLOBS.get(name.lower())
         if k is None:
-            reqs.append(("create", name, key_body(rng, allow_rsa), None, None))
+            if blob is not None and rng.random() < 0.85:
+                # Restored under the name it was backed up with.
+                reqs.append(("restore", blob[0], {"value": blob[1]}, None, None))
+            else:
+                reqs.append(("create", name, key_body(rng, allow_rsa), None, None))
         elif k["state"] == "active":
             x = rng.random()
-            if x < 0.25:
+            if x < 0.2:
                 reqs.append(("rotate", name, None, None, None))
-            elif x < 0.4:
+            elif x < 0.32:
                 reqs.append(("create", name, key_body(rng, allow_rsa), None, None))
-            elif x < 0.6:
+            elif x < 0.45:
                 op, ver, body, bits = update_args(rng, k)
                 reqs.append((op, name, body, ver, bits))
+            elif x < 0.65:
+                reqs.append(("backup", name, None, None, None))
+            elif x < 0.69 and blob is not None:
+                # Refused (409: the name is taken); must change nothing.
+                reqs.append(("restore-taken", blob[0], {"value": blob[1]},
+                             None, None))
             else:
                 reqs.append(("delete", name, None, None, None))
         else:
             x = rng.random()
-            if x < 0.45:
+            if x < (0.25 if blob is not None else 0.45):
                 reqs.append(("recover", name, None, None, None))
             elif x < 0.93:
                 reqs.append(("purge", name, None, None, None))
@@ -571,17 +621,26 @@ def fmt(k):
             "%s key_ops %d" % (v[:8], r["ops"]) for v, r in sorted(k["versions"].items())))
 
 
+def fmt_snap(sn):
+    return "%s with %d version(s) [%s]" % (sn[0], len(sn[1]), ", ".join(
+        "%s key_ops %d" % (v[:8], o) for v, o in sorted(sn[1])))
+
+
 def check_op(r, before, after):
     """Violations for one request, given the key before and after the round."""
     b, a = before, after
     desc = r.describe()
-    if r.answered_error or r.unsent or r.op in ("create-deleted", "update-bad"):
+    refused = ("create-deleted", "update-bad", "restore-taken")
+    if r.answered_error or r.unsent or r.op in refused + ("backup",):
         # An error answer, a request the agent never saw, a create on a
-        # deleted name, an impossible update: nothing changed.
+        # deleted name, an impossible update, a restore onto a taken name,
+        # a backup: nothing changed.
         if snap(b) != snap(a):
             return ["%s: key changed from %s to %s" % (desc, fmt(b), fmt(a))]
-        if r.op in ("create-deleted", "update-bad") and r.acked:
+        if r.op in refused and r.acked:
             return ["%s: this request succeeded" % desc]
+        if r.op == "backup" and r.acked and r.blob() is None:
+            return ["%s: acknowledged, but the answer has no value" % desc]
         return []
     old = set(b["versions"]) if b else set()
     # Operations other than an update never change an old version's key_ops.
@@ -637,6 +696,16 @@ def check_op(r, before, after):
             return ["%s: versions changed: %s -> %s" % (desc, fmt(b), fmt(a))]
         if r.acked and a["state"] != "active":
             return ["%s: acknowledged recover, but the key is %s" % (desc, a["state"])]
+        return []
+    if r.op == "restore":
+        # All of the backup or nothing: every version, its id and key_ops.
+        want = BLOBS[r.name.lower()][2]
+        if r.acked and snap(a) != want:
+            return ["%s: acknowledged, but the key is %s, not the backup's %s" % (
+                desc, fmt(a), fmt_snap(want))]
+        if a is not None and snap(a) != want:
+            return ["%s (cut short): the key is %s, neither absent nor the "
+                    "backup's %s" % (desc, fmt(a), fmt_snap(want))]
         return []
     if r.op == "purge":
         if r.acked and a is not None:
@@ -710,7 +779,7 @@ def full_check(args, agent, before, reqs, torn):
         elif r.op == "update":
             if flag_flight.get(n, set()) is not None:
                 flag_flight.setdefault(n, set()).add(r.target)
-        elif r.op in ("create", "rotate"):
+        elif r.op in ("create", "rotate", "restore"):
             gen_flight.add(n)
     for n in set(before) | set(keys):
         if n not in touched and snap(before.get(n)) != snap(keys.get(n)):
@@ -812,7 +881,8 @@ def main():
     torn = Torn()
     stats = {"kills": 0, "op_kills": 0, "recovery_kills": 0, "requests": 0,
              "acked": 0, "errors": 0, "unsent": 0, "cut": 0, "cut_applied": 0,
-             "checks": 0, "violations": 0}
+             "checks": 0, "violations": 0, "backups": 0, "restores": 0,
+             "restores_acked": 0}
     t0 = time.monotonic()
     try:
         agent.start()
@@ -907,6 +977,15 @@ def main():
                 new + (involved_log(agent, reqs, new, round_off) if new else []))
             if after is None or (bad and args.stop_on_violation):
                 break
+            for r in reqs:
+                if r.op == "backup" and r.acked and r.blob() is not None:
+                    n = r.name.lower()
+                    BLOBS[n] = (r.name, r.blob(), snap(before[n]))
+                    stats["backups"] += 1
+                elif r.op == "restore":
+                    stats["restores"] += 1
+                    if r.acked:
+                        stats["restores_acked"] += 1
             keys = after
     finally:
         agent.kill()
@@ -928,8 +1007,12 @@ def main():
              "without objects at the end" % (STATS.get("stray_max", 0),
                                               len(torn.lost)))
     TAP.ok(stats["op_kills"] >= args.kills,
-           "%d kills during create, rotate, update, delete, recover and purge "
-           "(at least %d)" % (stats["op_kills"], args.kills))
+           "%d kills during create, rotate, update, delete, recover, purge, "
+           "backup and restore (at least %d)" % (stats["op_kills"], args.kills))
+    TAP.ok(stats["restores"] >= 10 and stats["restores_acked"] > 0,
+           "restores were among them: %d sent (%d acknowledged), from %d "
+           "acknowledged backups" % (stats["restores"], stats["restores_acked"],
+                                    stats["backups"]))
     TAP.ok(stats["cut"] > 0 and stats["acked"] > 0,
            "both acknowledged and cut-short requests occurred (%d, %d)" % (
                stats["acked"], stats["cut"]))

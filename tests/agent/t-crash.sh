@@ -1,7 +1,7 @@
 #!/bin/bash
-# Crash consistency (issue 3, point 5): SIGKILL keybridged at random points
-# during create, rotate, update, delete, recover and purge (at least 200
-# kills), restart it, and check after every restart that acknowledged
+# Crash consistency (issue 3, point 5; issue 4's restore): SIGKILL
+# keybridged at random points during create, rotate, update, delete,
+# recover, purge, backup and restore (at least 200 kills), restart it, and check after every restart that acknowledged
 # operations are there, that the store and the token agree object for
 # object, that soft-deleted keys have no usage flags on the token, and
 # that the agent's start-up log names every version without its object.
@@ -35,6 +35,9 @@ token = t
 default = true
 retention_days = 7
 CONF
+# Backup keys first, as an operator does: keys are then backed up and
+# restored (after a purge) between the kills.
+backupkeys "$W/agent.conf" >/dev/null
 
 args=(--kbd "$KBD" --conf "$W/agent.conf" --sock "$W/agent.sock"
       --db "$W/state/vaults.db" --module "$SOFTHSM_MODULE" --token-label kbcrash
