@@ -37,6 +37,14 @@ enum agent_role
 agent_access_role(const struct agent *a, const struct agent_vault *v,
     const struct agent_peer *p)
 {
+	return agent_access_role_in(a, v->cfg->principals, v->cfg->n_principals,
+	    p);
+}
+
+enum agent_role
+agent_access_role_in(const struct agent *a, const struct agent_principal *list,
+    size_t n, const struct agent_peer *p)
+{
 	enum agent_role best = ROLE_NONE;
 	const struct agent_principal *pr;
 	size_t i;
@@ -44,8 +52,8 @@ agent_access_role(const struct agent *a, const struct agent_vault *v,
 	if (!p->known)
 		return ROLE_NONE;
 	if (p->principal != NULL) {
-		for (i = 0; i < v->cfg->n_principals; i++) {
-			pr = &v->cfg->principals[i];
+		for (i = 0; i < n; i++) {
+			pr = &list[i];
 			if (pr->bearer && pr->id == p->bearer && pr->role > best)
 				best = pr->role;
 		}
@@ -53,8 +61,8 @@ agent_access_role(const struct agent *a, const struct agent_vault *v,
 	}
 	if (p->uid == a->uid)
 		return ROLE_ADMINISTRATOR;
-	for (i = 0; i < v->cfg->n_principals; i++) {
-		pr = &v->cfg->principals[i];
+	for (i = 0; i < n; i++) {
+		pr = &list[i];
 		if (!pr->bearer &&
 		    (pr->group ? (uint32_t)p->gid : (uint32_t)p->uid) == pr->id &&
 		    pr->role > best)
@@ -74,6 +82,8 @@ agent_access_max_role(const struct agent *a, const struct agent_peer *p)
 	for (i = 0; i < a->n_vaults; i++)
 		if ((r = agent_access_role(a, &a->vaults[i], p)) > best)
 			best = r;
+	if ((r = agent_remotes_max_role(a, p)) > best)
+		best = r;
 	return best;
 }
 

@@ -93,6 +93,39 @@ struct agent_vault_cfg {
 	size_t n_principals;
 };
 
+/* [remote NAME]: a Key Vault reached through kv-client. */
+enum agent_cred_kind {
+	AGENT_CRED_NONE = 0,
+	AGENT_CRED_TOKEN_FILE,
+	AGENT_CRED_CLIENT_SECRET,
+	AGENT_CRED_CLIENT_CERT,
+	AGENT_CRED_FEDERATED,
+	AGENT_CRED_MANAGED_IDENTITY
+};
+const char *agent_cred_name(enum agent_cred_kind k);
+
+struct agent_remote_cfg {
+	char *name;
+	unsigned line;
+	char *url;                    /* https://NAME.vault.azure.net */
+	enum agent_cred_kind cred;
+	char *cred_file;              /* token, secret, certificate or federated token */
+	char *client_cert;            /* PKCS#11 URI of the certificate's key */
+	char *tenant_id;
+	char *client_id;
+	char *authority_host;
+	char *managed_identity;       /* "system" or a client id */
+	char *ca_file;
+	char *connect_to;             /* an address for the url's host */
+	struct agent_principal *principals;
+	size_t n_principals;
+};
+void agent_remote_cfg_free(struct agent_remote_cfg *r);
+struct agent_config;
+/* One [remote NAME] section of text, checked against c (its principals). */
+int agent_config_parse_remote(const struct agent_config *c, const char *text,
+    size_t len, struct agent_remote_cfg **out) KB_WARN_UNUSED;
+
 struct agent_config {
 	char *path;
 	char *socket;
@@ -108,6 +141,8 @@ struct agent_config {
 	size_t n_tokens;
 	struct agent_vault_cfg *vaults;
 	size_t n_vaults;
+	struct agent_remote_cfg **remotes;
+	size_t n_remotes;
 	unsigned purge_interval;      /* seconds between purge sweeps */
 	/* HTTPS listener (docs/https.md); https_listen NULL: none. */
 	char *https_listen;           /* "127.0.0.1:8443", "[::1]:0" */
@@ -156,6 +191,7 @@ struct agent_vault {
 
 struct agent_keycache;
 struct agent_inflight;
+struct agent_remotes;
 struct agent;
 
 /* What a libmicrohttpd daemon serves: the Unix socket or HTTPS. */
@@ -171,6 +207,7 @@ struct agent {
 	struct kb_store *store;
 	struct agent_keycache *keycache;
 	struct agent_inflight *inflight;
+	struct agent_remotes *remotes;
 	bool sweeper_running;
 	struct agent_token *tokens;
 	size_t n_tokens;
@@ -283,6 +320,37 @@ int agent_kvapi_handle(struct agent *a, struct MHD_Connection *c,
     const struct agent_peer *peer, const char *url, const char *method,
     const char *body, size_t body_len) KB_WARN_UNUSED;
 
+/* remote.c: remote vaults (docs/remote-vaults.md) */
+struct agent_remote;
+/* Build every [remote] of the config (its sections are taken over). */
+int agent_remotes_open(struct agent *a) KB_WARN_UNUSED;
+void agent_remotes_close(struct agent *a);
+/* The remote vault of that name, held until agent_remote_put, or NULL. */
+struct agent_remote *agent_remote_get(struct agent *a, const char *name);
+void agent_remote_put(struct agent *a, struct agent_remote *r);
+const struct agent_remote_cfg *agent_remote_config(const struct agent_remote *r);
+/* fn on each remote vault under the list's lock (fn must not block). */
+int agent_remotes_each(struct agent *a,
+    int (*fn)(void *arg, struct agent_remote *r), void *arg);
+/* Its fields for /keybridge/vaults (kind, url, credential, ...). */
+int agent_remote_json(const struct agent_remote *r, cJSON *it) KB_WARN_UNUSED;
+/*
+ * Send one request (path with its query, api-version included) to the
+ * remote vault; *status and *out (may be NULL: no body) are its answer,
+ * with the remote's URLs rewritten to local_base.  Errors: kv-client's
+ * (unreachable, no token, ...), with a sentence.
+ */
+int agent_remote_forward(struct agent *a, struct agent_remote *r,
+    const char *method, const char *path, const cJSON *body,
+    bool not_idempotent, const char *local_base, unsigned *status,
+    cJSON **out) KB_WARN_UNUSED;
+/* keybridge vault add / remove: check, write the config, serve. */
+struct kb_store_actor;
+int agent_remote_add(struct agent *a, const char *name, const cJSON *spec,
+    const struct kb_store_actor *who) KB_WARN_UNUSED;
+int agent_remote_remove(struct agent *a, const char *name,
+    const struct kb_store_actor *who) KB_WARN_UNUSED;
+
 /* access.c */
 struct agent_peer {
 	bool known;
@@ -299,8 +367,13 @@ int agent_access_check(const struct agent *a, const struct agent_peer *p) KB_WAR
 /* The peer's role on a vault (ROLE_NONE if unknown peer). */
 enum agent_role agent_access_role(const struct agent *a,
     const struct agent_vault *v, const struct agent_peer *p);
+/* The peer's role from a role list (local or remote vault). */
+enum agent_role agent_access_role_in(const struct agent *a,
+    const struct agent_principal *list, size_t n, const struct agent_peer *p);
 /* The highest role the peer holds on any vault. */
 enum agent_role agent_access_max_role(const struct agent *a,
+    const struct agent_peer *p);
+enum agent_role agent_remotes_max_role(const struct agent *a,
     const struct agent_peer *p);
 /* Who the peer is in audit records (a principal has uid UINT32_MAX). */
 struct kb_store_actor agent_peer_actor(const struct agent_peer *p,

@@ -12,6 +12,12 @@
  *   [vault NAME]            token, default, retention_days,
  *                           purge_protection, backup, readers, contributors,
  *                           owners, administrators
+ *   [remote NAME]           url, one credential (token_file,
+ *                           client_secret_file, cert_file + client_cert,
+ *                           federated_token_file, managed_identity),
+ *                           tenant_id, client_id, authority_host, ca_file,
+ *                           connect_to, readers, contributors, owners,
+ *                           administrators (docs/remote-vaults.md)
  *   [principal NAME]        token_sha256, expires (an HTTPS caller)
  *
  * Rules as tables (name, handler), so an unknown key is an error that
@@ -611,7 +617,8 @@ cfg_principal(const struct agent_config *c, const struct kb_ini_entry *e,
 }
 
 static int
-cfg_role_list(struct agent_config *c, struct agent_vault_cfg *v,
+cfg_role_list_in(const struct agent_config *c, const char *what,
+    struct agent_principal **list, size_t *n_list,
     const struct kb_ini_entry *e, enum agent_role role)
 {
 	struct agent_principal *np;
@@ -629,41 +636,62 @@ cfg_role_list(struct agent_config *c, struct agent_vault_cfg *v,
 			*--end = '\0';
 		if (*item == '\0')
 			continue;
-		if (v->n_principals >= CFG_MAX_PRINCIPALS) {
+		if (*n_list >= CFG_MAX_PRINCIPALS) {
 			r = cfg_err(c, e->line, "too many entries in the role lists "
-			    "of [vault %s]", v->name, NULL);
+			    "of %s", what, NULL);
 			break;
 		}
-		np = realloc(v->principals, (v->n_principals + 1) * sizeof(*np));
+		np = realloc(*list, (*n_list + 1) * sizeof(*np));
 		if (np == NULL) {
 			r = KB_ERR_ALLOC;
 			break;
 		}
-		v->principals = np;
-		np[v->n_principals].role = role;
-		if ((r = cfg_principal(c, e, item, &np[v->n_principals])) != 0)
+		*list = np;
+		np[*n_list].role = role;
+		if ((r = cfg_principal(c, e, item, &np[*n_list])) != 0)
 			break;
-		v->n_principals++;
+		(*n_list)++;
 	}
 	free(copy);
 	return r;
 }
 
+static const struct {
+	const char *key;
+	enum agent_role role;
+} role_lists[] = {
+	{ "readers", ROLE_READER },
+	{ "contributors", ROLE_CONTRIBUTOR },
+	{ "owners", ROLE_OWNER },
+	{ "administrators", ROLE_ADMINISTRATOR },
+};
+
+/* 1 if e is a role list (and parsed), 0 if not one, or an error. */
+static int
+cfg_role_entry(const struct agent_config *c, const char *what,
+    struct agent_principal **list, size_t *n_list, const struct kb_ini_entry *e)
+{
+	size_t k;
+	int r;
+
+	for (k = 0; k < N_ELEM(role_lists); k++)
+		if (strcmp(e->key, role_lists[k].key) == 0)
+			break;
+	if (k == N_ELEM(role_lists))
+		return 0;
+	if ((r = cfg_role_list_in(c, what, list, n_list, e,
+	    role_lists[k].role)) != 0)
+		return r;
+	return 1;
+}
+
 static int
 cfg_vault_section(struct agent_config *c, const struct kb_ini_section *s)
 {
-	static const struct {
-		const char *key;
-		enum agent_role role;
-	} lists[] = {
-		{ "readers", ROLE_READER },
-		{ "contributors", ROLE_CONTRIBUTOR },
-		{ "owners", ROLE_OWNER },
-		{ "administrators", ROLE_ADMINISTRATOR },
-	};
 	struct agent_vault_cfg *v, *nv;
 	const struct kb_ini_entry *e;
-	size_t i, k;
+	char what[64];
+	size_t i;
 	int r;
 
 	if (s->name == NULL)
@@ -718,19 +746,225 @@ cfg_vault_section(struct agent_config *c, const struct kb_ini_section *s)
 				return r;
 			continue;
 		}
-		for (k = 0; k < N_ELEM(lists); k++)
-			if (strcmp(e->key, lists[k].key) == 0)
-				break;
-		if (k == N_ELEM(lists))
+		snprintf(what, sizeof(what), "[vault %s]", v->name);
+		if ((r = cfg_role_entry(c, what, &v->principals, &v->n_principals,
+		    e)) < 0)
+			return r;
+		if (r == 0)
 			return cfg_err(c, e->line, "unknown key '%s' in [vault %s]",
 			    e->key, s->name);
-		if ((r = cfg_role_list(c, v, e, lists[k].role)) != 0)
-			return r;
 	}
 	if (v->token == NULL)
 		return cfg_err(c, s->line, "[vault %s] needs token = NAME", s->name,
 		    NULL);
 	return 0;
+}
+
+/* ------------------------------------------------------- [remote NAME] */
+
+/*
+ * A vault in Azure (or another keybridged) reached through kv-client
+ * (docs/remote-vaults.md): url, one credential, roles.
+ */
+static const struct {
+	const char *key;
+	enum agent_cred_kind kind;
+} cred_keys[] = {
+	{ "token_file", AGENT_CRED_TOKEN_FILE },
+	{ "client_secret_file", AGENT_CRED_CLIENT_SECRET },
+	{ "cert_file", AGENT_CRED_CLIENT_CERT },
+	{ "federated_token_file", AGENT_CRED_FEDERATED },
+	{ "managed_identity", AGENT_CRED_MANAGED_IDENTITY },
+};
+
+const char *
+agent_cred_name(enum agent_cred_kind k)
+{
+	switch (k) {
+	case AGENT_CRED_TOKEN_FILE: return "token file";
+	case AGENT_CRED_CLIENT_SECRET: return "client secret";
+	case AGENT_CRED_CLIENT_CERT: return "client certificate";
+	case AGENT_CRED_FEDERATED: return "workload identity";
+	case AGENT_CRED_MANAGED_IDENTITY: return "managed identity";
+	default: return "none";
+	}
+}
+
+void
+agent_remote_cfg_free(struct agent_remote_cfg *r)
+{
+	if (r == NULL)
+		return;
+	free(r->name);
+	free(r->url);
+	free(r->cred_file);
+	free(r->client_cert);
+	free(r->tenant_id);
+	free(r->client_id);
+	free(r->authority_host);
+	free(r->managed_identity);
+	free(r->ca_file);
+	free(r->connect_to);
+	free(r->principals);
+	free(r);
+}
+
+static int
+cfg_str(const struct agent_config *c, const struct kb_ini_entry *e,
+    size_t max, char **out)
+{
+	size_t i;
+
+	if (e->value[0] == '\0' || strlen(e->value) > max)
+		return cfg_err(c, e->line, "%s must be 1 to %s characters",
+		    e->key, max > 1000 ? "4096" : max > 200 ? "256" : "128");
+	for (i = 0; e->value[i] != '\0'; i++)
+		if ((unsigned char)e->value[i] <= 0x20 ||
+		    (unsigned char)e->value[i] == 0x7f)
+			return cfg_err(c, e->line, "%s must not hold spaces or "
+			    "control characters", e->key, NULL);
+	free(*out);
+	if ((*out = kb_strdup(e->value)) == NULL)
+		return KB_ERR_ALLOC;
+	return 0;
+}
+
+static int
+cfg_remote_section(const struct agent_config *c, const struct kb_ini_section *s,
+    struct agent_remote_cfg **out)
+{
+	struct agent_remote_cfg *v;
+	const struct kb_ini_entry *e;
+	char what[64];
+	size_t i, k;
+	int r;
+
+	if (s->name == NULL)
+		return cfg_err(c, s->line,
+		    "[remote] needs a name, as in [remote prod]", NULL, NULL);
+	if (kv_check(KV_FIELD_VAULT_NAME, s->name) != 0)
+		return cfg_err(c, s->line, "vault name '%s': %s", s->name,
+		    kb_error_detail(KB_ERR_INVALID));
+	if ((v = calloc(1, sizeof(*v))) == NULL)
+		return KB_ERR_ALLOC;
+	v->line = s->line;
+	snprintf(what, sizeof(what), "[remote %s]", s->name);
+	if ((v->name = kb_strdup(s->name)) == NULL) {
+		r = KB_ERR_ALLOC;
+		goto fail;
+	}
+	for (i = 0; i < s->n_entries; i++) {
+		e = &s->entries[i];
+		for (k = 0; k < N_ELEM(cred_keys); k++)
+			if (strcmp(e->key, cred_keys[k].key) == 0)
+				break;
+		if (k < N_ELEM(cred_keys)) {
+			if (v->cred != AGENT_CRED_NONE) {
+				r = cfg_err(c, e->line, "%s: a remote vault has one "
+				    "credential, and %s already names one", e->key, what);
+				goto fail;
+			}
+			v->cred = cred_keys[k].kind;
+			if (v->cred == AGENT_CRED_MANAGED_IDENTITY)
+				r = cfg_str(c, e, 128, &v->managed_identity);
+			else
+				r = cfg_abs_path(c, e, &v->cred_file);
+		} else if (strcmp(e->key, "url") == 0)
+			r = cfg_str(c, e, 256, &v->url);
+		else if (strcmp(e->key, "client_cert") == 0)
+			r = cfg_str(c, e, 1024, &v->client_cert);
+		else if (strcmp(e->key, "tenant_id") == 0)
+			r = cfg_str(c, e, 128, &v->tenant_id);
+		else if (strcmp(e->key, "client_id") == 0)
+			r = cfg_str(c, e, 128, &v->client_id);
+		else if (strcmp(e->key, "authority_host") == 0)
+			r = cfg_str(c, e, 256, &v->authority_host);
+		else if (strcmp(e->key, "ca_file") == 0)
+			r = cfg_abs_path(c, e, &v->ca_file);
+		else if (strcmp(e->key, "connect_to") == 0)
+			r = cfg_str(c, e, 64, &v->connect_to);
+		else if ((r = cfg_role_entry(c, what, &v->principals,
+		    &v->n_principals, e)) == 0)
+			r = cfg_err(c, e->line, "unknown key '%s' in [remote %s]",
+			    e->key, s->name);
+		if (r < 0)
+			goto fail;
+	}
+	if (v->url == NULL) {
+		r = cfg_err(c, s->line, "%s needs url = https://NAME.vault.azure.net",
+		    what, NULL);
+		goto fail;
+	}
+	if (strncasecmp(v->url, "https://", 8) != 0) {
+		r = cfg_err(c, s->line, "%s: the url must start with https:// "
+		    "(tokens never cross a network in clear), not '%s'", what,
+		    v->url);
+		goto fail;
+	}
+	if (v->cred == AGENT_CRED_NONE) {
+		r = cfg_err(c, s->line, "%s needs a credential: token_file, "
+		    "client_secret_file, cert_file (with client_cert), "
+		    "federated_token_file or managed_identity", what, NULL);
+		goto fail;
+	}
+	if ((v->cred == AGENT_CRED_CLIENT_CERT) != (v->client_cert != NULL)) {
+		r = cfg_err(c, s->line, "%s: client_cert (the PKCS#11 URI of the "
+		    "certificate's key) and cert_file go together", what, NULL);
+		goto fail;
+	}
+	if ((v->cred == AGENT_CRED_CLIENT_SECRET ||
+	    v->cred == AGENT_CRED_CLIENT_CERT || v->cred == AGENT_CRED_FEDERATED) &&
+	    v->client_id == NULL) {
+		r = cfg_err(c, s->line, "%s: a %s needs client_id (the application "
+		    "id)", what, agent_cred_name(v->cred));
+		goto fail;
+	}
+	*out = v;
+	return 0;
+ fail:
+	agent_remote_cfg_free(v);
+	return r;
+}
+
+/* Append one [remote] section, its name unused by any vault. */
+static int
+cfg_add_remote(struct agent_config *c, struct agent_remote_cfg *v)
+{
+	struct agent_remote_cfg **nr;
+	size_t i;
+
+	for (i = 0; i < c->n_vaults; i++)
+		if (strcasecmp(c->vaults[i].name, v->name) == 0)
+			return cfg_err(c, v->line, "[remote %s]: a [vault] of this "
+			    "name exists", v->name, NULL);
+	for (i = 0; i < c->n_remotes; i++)
+		if (strcasecmp(c->remotes[i]->name, v->name) == 0)
+			return cfg_err(c, v->line, "[remote %s] is declared twice",
+			    v->name, NULL);
+	if (c->n_remotes >= CFG_MAX_VAULTS)
+		return cfg_err(c, v->line, "too many [remote] sections", NULL, NULL);
+	if ((nr = realloc(c->remotes, (c->n_remotes + 1) * sizeof(*nr))) == NULL)
+		return KB_ERR_ALLOC;
+	c->remotes = nr;
+	nr[c->n_remotes++] = v;
+	return 0;
+}
+
+int
+agent_config_parse_remote(const struct agent_config *c, const char *text,
+    size_t len, struct agent_remote_cfg **out)
+{
+	struct kb_ini *ini = NULL;
+	int r;
+
+	if ((r = kb_ini_parse(c->path, text, len, &ini)) != 0)
+		return r;
+	if (ini->n_sections != 1 || strcmp(ini->sections[0].type, "remote") != 0)
+		r = kb_error_set(KB_ERR_INVALID, "expected one [remote NAME] section");
+	else
+		r = cfg_remote_section(c, &ini->sections[0], out);
+	kb_ini_free(ini);
+	return r;
 }
 
 /* ---------------------------------------------------- [principal NAME] */
@@ -945,14 +1179,28 @@ agent_config_load(const char *path, struct agent_config **out)
 			r = cfg_token_section(c, s);
 		else if (strcmp(s->type, "vault") == 0)
 			r = cfg_vault_section(c, s);
-		else if (strcmp(s->type, "principal") == 0)
+		else if (strcmp(s->type, "principal") == 0 ||
+		    strcmp(s->type, "remote") == 0)
 			r = 0;
 		else
 			r = cfg_err(c, s->line, "unknown section [%s]; expected "
-			    "[agent], [token NAME], [vault NAME] or [principal NAME]",
-			    s->type, NULL);
+			    "[agent], [token NAME], [vault NAME], [remote NAME] or "
+			    "[principal NAME]", s->type, NULL);
 		if (r != 0)
 			goto out;
+	}
+	/* Remote vaults after the vaults: their names must differ. */
+	for (i = 0; i < ini->n_sections; i++) {
+		struct agent_remote_cfg *rv = NULL;
+
+		if (strcmp(ini->sections[i].type, "remote") != 0)
+			continue;
+		if ((r = cfg_remote_section(c, &ini->sections[i], &rv)) != 0)
+			goto out;
+		if ((r = cfg_add_remote(c, rv)) != 0) {
+			agent_remote_cfg_free(rv);
+			goto out;
+		}
 	}
 	if ((r = cfg_https_check(c)) != 0)
 		goto out;
@@ -1011,6 +1259,9 @@ agent_config_free(struct agent_config *c)
 		free(c->vaults[i].principals);
 	}
 	free(c->vaults);
+	for (i = 0; i < c->n_remotes; i++)
+		agent_remote_cfg_free(c->remotes[i]);
+	free(c->remotes);
 	for (i = 0; i < c->n_bearers; i++)
 		free(c->bearers[i].name);
 	free(c->bearers);

@@ -72,6 +72,11 @@ static const struct opinfo {
 	{ OP_VAULTS, "vaults", ROLE_READER, 0 },
 	{ OP_AUDIT, "audit", ROLE_ADMINISTRATOR, 0 },
 	{ OP_ADOPT, "adopt", ROLE_OWNER, 0 },
+	/* Remote vaults: shown to their readers, added and removed by an
+	 * Administrator of the agent (docs/remote-vaults.md). */
+	{ OP_VAULT_SHOW, "vault-show", ROLE_READER, 0 },
+	{ OP_VAULT_ADD, "vault-add", ROLE_ADMINISTRATOR, 0 },
+	{ OP_VAULT_REMOVE, "vault-remove", ROLE_ADMINISTRATOR, 0 },
 };
 
 struct req {
@@ -80,6 +85,8 @@ struct req {
 	const struct agent_peer *peer;
 	const char *method;
 	struct agent_vault *v;
+	struct agent_remote *remote;  /* a remote vault instead of v */
+	const char *url;              /* the request's path, unsplit */
 	const struct opinfo *oi;
 	enum agent_role role;
 	struct kb_store_actor who;
@@ -125,6 +132,18 @@ answer_error(struct req *rq, int r)
 	case KB_ERR_CONFLICT:
 		status = 409;
 		code = "Conflict";
+		break;
+	case KB_ERR_CONFIG:
+		/* Only vault add meets config errors on a request. */
+		status = 400;
+		code = "BadParameter";
+		break;
+	case KB_ERR_UNREACHABLE:
+	case KB_ERR_IO:
+	case KB_ERR_PROTOCOL:
+		/* A remote vault's (kv-client's) failures. */
+		status = 502;
+		code = "BadGateway";
 		break;
 	case KB_ERR_DEVICE:
 	case KB_ERR_NOT_LOGGED_IN:
@@ -1609,26 +1628,59 @@ h_status(struct req *rq)
 	return answer(rq, 200, o);
 }
 
+struct remote_list {
+	struct req *rq;
+	cJSON *arr;
+	const char *only;     /* one vault's name, or NULL for all */
+};
+
+/* A remote vault in /keybridge/vaults, if the caller has a role on it. */
 static int
-h_vaults(struct req *rq)
+remote_item(void *arg, struct agent_remote *r)
 {
-	cJSON *o, *arr, *it;
+	struct remote_list *rl = arg;
+	const struct agent_remote_cfg *cfg = agent_remote_config(r);
+	enum agent_role role;
+	cJSON *it;
+
+	if (rl->only != NULL && strcasecmp(rl->only, cfg->name) != 0)
+		return 0;
+	role = agent_access_role_in(rl->rq->a, cfg->principals,
+	    cfg->n_principals, rl->rq->peer);
+	if (role == ROLE_NONE)
+		return 0;
+	if ((it = cJSON_CreateObject()) == NULL)
+		return KB_ERR_ALLOC;
+	cJSON_AddItemToArray(rl->arr, it);
+	if (add_str(it, "name", cfg->name) != 0 ||
+	    cJSON_AddBoolToObject(it, "default", false) == NULL ||
+	    agent_remote_json(r, it) != 0 ||
+	    add_str(it, "role", agent_role_name(role)) != 0)
+		return KB_ERR_ALLOC;
+	return 0;
+}
+
+/* The local vaults the caller has a role on (only: that one). */
+static int
+local_items(struct req *rq, cJSON *arr, const char *only)
+{
+	cJSON *it;
 	enum agent_role role;
 	size_t i;
 
-	if ((o = cJSON_CreateObject()) == NULL ||
-	    (arr = cJSON_AddArrayToObject(o, "value")) == NULL)
-		goto fail;
 	for (i = 0; i < rq->a->n_vaults; i++) {
 		const struct agent_vault *v = &rq->a->vaults[i];
 
+		if (only != NULL && strcasecmp(only, v->cfg->name) != 0)
+			continue;
 		role = agent_access_role(rq->a, v, rq->peer);
 		if (role == ROLE_NONE)
 			continue;
 		if ((it = cJSON_CreateObject()) == NULL)
-			goto fail;
+			return KB_ERR_ALLOC;
 		cJSON_AddItemToArray(arr, it);
 		if (add_str(it, "name", v->cfg->name) != 0 ||
+		    add_str(it, "kind", "local") != 0 ||
 		    cJSON_AddBoolToObject(it, "default", v->cfg->is_default) == NULL ||
 		    add_str(it, "token", v->tok->cfg->name) != 0 ||
 		    (v->tok->uri != NULL ?
@@ -1640,12 +1692,88 @@ h_vaults(struct req *rq)
 		    add_str(it, "recovery_level", kv_recovery_level(
 		    v->cfg->retention_days, v->cfg->purge_protection)) != 0 ||
 		    add_str(it, "role", agent_role_name(role)) != 0)
-			goto fail;
+			return KB_ERR_ALLOC;
 	}
+	return 0;
+}
+
+static int
+h_vaults(struct req *rq)
+{
+	cJSON *o, *arr;
+
+	if ((o = cJSON_CreateObject()) == NULL ||
+	    (arr = cJSON_AddArrayToObject(o, "value")) == NULL ||
+	    local_items(rq, arr, NULL) != 0)
+		goto fail;
+	if (agent_remotes_each(rq->a, remote_item, &(struct remote_list){
+	    rq, arr, NULL }) != 0)
+		goto fail;
 	return answer(rq, 200, o);
  fail:
 	cJSON_Delete(o);
 	return KB_ERR_ALLOC;
+}
+
+/* GET, PUT, DELETE /keybridge/vaults/NAME */
+static int
+h_vault(struct req *rq)
+{
+	struct remote_list rl = { rq, NULL, rq->rt.vault };
+	const char *name = rq->rt.vault;
+	cJSON *o, *arr;
+	int r;
+
+	if (rq->oi->op == OP_VAULT_ADD) {
+		if ((r = parse_body(rq, true)) != 0)
+			return r;
+		if ((r = agent_remote_add(rq->a, name, rq->body, &rq->who)) != 0)
+			return r;
+	} else if (rq->oi->op == OP_VAULT_REMOVE) {
+		if ((r = agent_remote_remove(rq->a, name, &rq->who)) != 0)
+			return r;
+		return answer(rq, 200, cJSON_CreateObject());
+	}
+	/* Show (also the answer to an add): through the listing's code. */
+	if ((o = cJSON_CreateObject()) == NULL ||
+	    (arr = cJSON_AddArrayToObject(o, "value")) == NULL) {
+		cJSON_Delete(o);
+		return KB_ERR_ALLOC;
+	}
+	rl.arr = arr;
+	if ((r = local_items(rq, arr, name)) != 0 ||
+	    (r = agent_remotes_each(rq->a, remote_item, &rl)) != 0) {
+		cJSON_Delete(o);
+		return r;
+	}
+	if (cJSON_GetArraySize(arr) != 1) {
+		cJSON_Delete(o);
+		return kb_error_set(KB_ERR_NOT_FOUND, "no vault named %.64s that "
+		    "you have a role on", name);
+	}
+	r = answer(rq, rq->oi->op == OP_VAULT_ADD ? 201 : 200,
+	    cJSON_DetachItemFromArray(arr, 0));
+	cJSON_Delete(o);
+	return r;
+}
+
+/* The caller's role on a local vault, or else on the remote one named. */
+static enum agent_role
+vault_role(struct req *rq, const struct agent_vault *v, const char *name)
+{
+	struct agent_remote *rv;
+	enum agent_role role = ROLE_NONE;
+
+	if (v != NULL)
+		return agent_access_role(rq->a, v, rq->peer);
+	if ((rv = agent_remote_get(rq->a, name)) != NULL) {
+		const struct agent_remote_cfg *c = agent_remote_config(rv);
+
+		role = agent_access_role_in(rq->a, c->principals, c->n_principals,
+		    rq->peer);
+		agent_remote_put(rq->a, rv);
+	}
+	return role;
 }
 
 static int
@@ -1669,11 +1797,12 @@ h_audit(struct req *rq)
 	vault = MHD_lookup_connection_value(rq->c, MHD_GET_ARGUMENT_KIND, "vault");
 	if (vault != NULL) {
 		const struct agent_vault *fv = agent_vault_find(rq->a, vault);
+		struct agent_remote *rv = NULL;
 
-		if (fv == NULL)
+		if (fv == NULL && (rv = agent_remote_get(rq->a, vault)) == NULL)
 			return kb_error_set(KB_ERR_NOT_FOUND, "no vault named %.64s",
 			    vault);
-		vault = fv->cfg->name;
+		agent_remote_put(rq->a, rv);
 	}
 	if ((o = cJSON_CreateObject()) == NULL ||
 	    (arr = cJSON_AddArrayToObject(o, "value")) == NULL) {
@@ -1694,8 +1823,8 @@ h_audit(struct req *rq)
 			if (vault != NULL && strcasecmp(vault, recs[i].vault) != 0)
 				continue;
 			if ((rq->peer->principal != NULL ||
-			    rq->peer->uid != rq->a->uid) && (v == NULL ||
-			    agent_access_role(rq->a, v, rq->peer) != ROLE_ADMINISTRATOR))
+			    rq->peer->uid != rq->a->uid) &&
+			    vault_role(rq, v, recs[i].vault) != ROLE_ADMINISTRATOR)
 				continue;
 			if ((it = cJSON_CreateObject()) == NULL) {
 				r = KB_ERR_ALLOC;
@@ -1771,6 +1900,160 @@ h_adopt(struct req *rq)
 
 /* ---------------------------------------------------------------- routing */
 
+/* ------------------------------------------------------- remote vaults */
+
+#define REMOTE_QUERY_MAX 2048
+
+struct query {
+	struct kb_buf *b;
+	int err;
+};
+
+/* RFC 3986 unreserved characters stay, everything else is %XX. */
+static int
+put_escaped(struct kb_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	char e[3];
+	int r;
+
+	for (; *s != '\0'; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || strchr("-._~$", ch) != NULL)
+			r = kb_buf_append(b, s, 1);
+		else {
+			e[0] = '%';
+			e[1] = hex[ch >> 4];
+			e[2] = hex[ch & 15];
+			r = kb_buf_append(b, e, 3);
+		}
+		if (r != 0)
+			return r;
+	}
+	return 0;
+}
+
+static enum MHD_Result
+query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *value)
+{
+	struct query *q = cls;
+
+	(void)kind;
+	if (q->err == 0 &&
+	    ((q->err = kb_buf_append(q->b, q->b->len == 0 ? "" : "&",
+	    q->b->len == 0 ? 0 : 1)) != 0 ||
+	    (q->err = put_escaped(q->b, key)) != 0 ||
+	    (value != NULL && ((q->err = kb_buf_append(q->b, "=", 1)) != 0 ||
+	    (q->err = put_escaped(q->b, value)) != 0))))
+		return MHD_NO;
+	return MHD_YES;
+}
+
+/* Operations a remote vault's audit trail records (changes, as locally). */
+static bool
+audited(enum kv_op op)
+{
+	switch (op) {
+	case OP_CREATE: case OP_IMPORT: case OP_ROTATE: case OP_UPDATE_KEY:
+	case OP_DELETE_KEY: case OP_RECOVER: case OP_PURGE: case OP_RESTORE:
+	case OP_PUT_POLICY: case OP_BACKUP:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/*
+ * A request for a remote vault: the role was checked, names and
+ * versions too; the rest is the remote's to judge.  Sent with the
+ * caller's path below /vaults/NAME and query, answered with the
+ * remote's status and body (its URLs made the agent's).
+ */
+static int
+h_remote(struct req *rq)
+{
+	const struct agent_remote_cfg *cfg = agent_remote_config(rq->remote);
+	const char *tail = rq->url, *slash;
+	struct kb_buf path, q;
+	struct query qa;
+	unsigned status = 0;
+	cJSON *out = NULL;
+	char res[64];
+	int r;
+
+	if (rq->rt.ext)
+		return bad(rq, "vault %s is a remote vault; %s works on the "
+		    "agent's own vaults", cfg->name, rq->oi->name);
+	/* "/vaults/NAME/keys/..." -> "/keys/..." */
+	if (rq->rt.prefixed && (slash = strchr(tail + 8, '/')) != NULL)
+		tail = slash;
+	kb_buf_init(&path, KV_ROUTE_PATH_MAX + REMOTE_QUERY_MAX + 8);
+	kb_buf_init(&q, REMOTE_QUERY_MAX);
+	qa.b = &q;
+	qa.err = 0;
+	MHD_get_connection_values(rq->c, MHD_GET_ARGUMENT_KIND, query_arg, &qa);
+	if (qa.err != 0) {
+		r = bad(rq, "the query string is longer than %d bytes",
+		    REMOTE_QUERY_MAX);
+		goto out;
+	}
+	if ((r = kb_buf_append(&path, tail, strlen(tail))) != 0 ||
+	    (q.len > 0 && ((r = kb_buf_append(&path, "?", 1)) != 0 ||
+	    (r = kb_buf_append(&path, q.data, q.len)) != 0)))
+		goto out;
+	if (rq->raw_len > 0 && (r = parse_body(rq, false)) != 0)
+		goto out;
+	r = agent_remote_forward(rq->a, rq->remote, rq->method,
+	    (const char *)path.data, rq->body, rq->oi->op == OP_CREATE ||
+	    rq->oi->op == OP_IMPORT || rq->oi->op == OP_ROTATE ||
+	    rq->oi->op == OP_RESTORE, rq->base, &status, &out);
+	if (audited(rq->oi->op)) {
+		int ar;
+
+		if (r != 0)
+			snprintf(res, sizeof(res), "failed: no answer");
+		else if (status >= 200 && status < 300)
+			snprintf(res, sizeof(res), "ok");
+		else
+			snprintf(res, sizeof(res), "failed: HTTP %u", status);
+		if ((ar = kb_store_audit_append(rq->a->store, &rq->who, cfg->name,
+		    rq->oi->name, rq->name, rq->version, res,
+		    kb_now_unix())) != 0)
+			kb_warn("cannot write an audit record: %s",
+			    kb_error_detail(ar));
+	}
+	if (r != 0) {
+		char why[700], msg[800];
+		cJSON *e;
+
+		/* No answer (or no token for it): 502 with kv-client's sentence. */
+		snprintf(why, sizeof(why), "%s", kb_error_detail(r));
+		kb_info("remote vault %s: %s %s: %s", cfg->name, rq->method, tail,
+		    why);
+		snprintf(msg, sizeof(msg), "remote vault %s did not answer: %s",
+		    cfg->name, why);
+		if ((out = cJSON_CreateObject()) == NULL ||
+		    (e = cJSON_AddObjectToObject(out, "error")) == NULL ||
+		    cJSON_AddStringToObject(e, "code", "BadGateway") == NULL ||
+		    cJSON_AddStringToObject(e, "message", msg) == NULL) {
+			cJSON_Delete(out);
+			r = KB_ERR_ALLOC;
+			goto out;
+		}
+		status = 502;
+	}
+	rq->status = status;
+	rq->out = out;
+	r = 0;
+ out:
+	kb_buf_free(&path);
+	kb_buf_free(&q);
+	return r;
+}
+
 static const struct opinfo *
 info(enum kv_op op)
 {
@@ -1802,6 +2085,8 @@ host_of(struct MHD_Connection *c)
 static int
 run(struct req *rq)
 {
+	if (rq->remote != NULL)
+		return h_remote(rq);
 	switch (rq->oi->op) {
 	case OP_LIST_KEYS: case OP_LIST_DELETED: case OP_VERSIONS:
 		return h_list(rq);
@@ -1832,6 +2117,8 @@ run(struct req *rq)
 		return h_rng(rq);
 	case OP_BACKUP: case OP_RESTORE:
 		return h_backup(rq);
+	case OP_VAULT_SHOW: case OP_VAULT_ADD: case OP_VAULT_REMOVE:
+		return h_vault(rq);
 	case OP_NONE:
 		break;
 	}
@@ -1856,14 +2143,18 @@ agent_kvapi_handle(struct agent *a, struct MHD_Connection *c,
 	rq.method = method;
 	rq.raw = body;
 	rq.raw_len = body_len;
+	rq.url = url;
 	if ((path = kb_strdup(url)) == NULL)
 		return -1;
 	kv_route_parse(path, method, &rq.rt);
 	op = rq.rt.op;
 	rq.name = rq.rt.name;
 	rq.version = rq.rt.version;
-	if (rq.rt.vault != NULL) {
+	if (op == OP_VAULT_SHOW || op == OP_VAULT_ADD || op == OP_VAULT_REMOVE) {
+		/* The vault is the subject, not the place: see h_vault. */
+	} else if (rq.rt.vault != NULL) {
 		if ((rq.v = agent_vault_find(a, rq.rt.vault)) == NULL &&
+		    (rq.remote = agent_remote_get(a, rq.rt.vault)) == NULL &&
 		    (op != 0 || rq.rt.allow != NULL)) {
 			snprintf(msg, sizeof(msg), "no vault named %.64s", rq.rt.vault);
 			free(path);
@@ -1873,12 +2164,13 @@ agent_kvapi_handle(struct agent *a, struct MHD_Connection *c,
 	} else if (!rq.rt.ext) {
 		rq.v = agent_vault_default(a);
 	}
-	if (rq.rt.ext || rq.v == NULL || !rq.rt.prefixed)
+	if (rq.rt.ext || (rq.v == NULL && rq.remote == NULL) || !rq.rt.prefixed)
 		snprintf(rq.base, sizeof(rq.base), "%s://%s",
 		    peer->https ? "https" : "http", host_of(c));
 	else
 		snprintf(rq.base, sizeof(rq.base), "%s://%s/vaults/%s",
-		    peer->https ? "https" : "http", host_of(c), rq.v->cfg->name);
+		    peer->https ? "https" : "http", host_of(c), rq.v != NULL ?
+		    rq.v->cfg->name : agent_remote_config(rq.remote)->name);
 	if (op == 0) {
 		if (rq.rt.allow != NULL) {
 			snprintf(msg, sizeof(msg), "this path takes %s, not %.32s",
@@ -1890,6 +2182,7 @@ agent_kvapi_handle(struct agent *a, struct MHD_Connection *c,
 			ret = agent_respond_error(c, 404, "NotFound", msg, NULL, NULL);
 		}
 		free(path);
+		agent_remote_put(a, rq.remote);
 		return ret;
 	}
 	rq.oi = info(op);
@@ -1911,7 +2204,7 @@ agent_kvapi_handle(struct agent *a, struct MHD_Connection *c,
 			    "2026-04-01", rq.api_version);
 			goto fail;
 		}
-		if (rq.v == NULL) {
+		if (rq.v == NULL && rq.remote == NULL) {
 			ret = agent_respond_error(c, 404, "VaultNotFound", "this agent "
 			    "has no default vault; use /vaults/NAME/...", NULL, NULL);
 			free(path);
@@ -1919,22 +2212,39 @@ agent_kvapi_handle(struct agent *a, struct MHD_Connection *c,
 		}
 	}
 	/* Who: the role on the vault, or the best role anywhere. */
-	rq.role = rq.v != NULL ? agent_access_role(a, rq.v, peer) :
-	    agent_access_max_role(a, peer);
+	if (rq.remote != NULL) {
+		const struct agent_remote_cfg *rc = agent_remote_config(rq.remote);
+
+		rq.role = agent_access_role_in(a, rc->principals, rc->n_principals,
+		    peer);
+	} else {
+		rq.role = rq.v != NULL ? agent_access_role(a, rq.v, peer) :
+		    agent_access_max_role(a, peer);
+	}
 	rq.who = agent_peer_actor(peer, rq.role);
 	if (rq.role < rq.oi->need) {
+		const char *vn = rq.v != NULL ? rq.v->cfg->name : rq.remote != NULL ?
+		    agent_remote_config(rq.remote)->name : NULL;
 		char caller[96];
 
 		agent_peer_name(peer, caller, sizeof(caller));
 		kb_info("denied %s %s to %s (%s)", rq.oi->name,
-		    rq.v != NULL ? rq.v->cfg->name : "agent", caller, rq.who.role);
-		agent_audit_denial(a, peer, rq.v != NULL ? rq.v->cfg->name : "*",
-		    rq.oi->name, rq.name, "denied");
+		    vn != NULL ? vn : "agent", caller, rq.who.role);
+		if (rq.remote != NULL) {
+			if (kb_store_audit_append(a->store, &rq.who, vn,
+			    rq.oi->name, rq.name != NULL && kv_check(
+			    KV_FIELD_KEY_NAME, rq.name) == 0 ? rq.name : NULL, NULL,
+			    "denied", kb_now_unix()) != 0)
+				kb_warn("cannot write an audit record");
+		} else
+			agent_audit_denial(a, peer, vn != NULL ? vn : "*",
+			    rq.oi->name, rq.name, "denied");
 		snprintf(msg, sizeof(msg), "The caller (%s, role %s) does not have "
 		    "%s permission on %s %s.", caller, rq.who.role,
-		    rq.oi->name, rq.v != NULL ? "vault" : "this",
-		    rq.v != NULL ? rq.v->cfg->name : "agent");
+		    rq.oi->name, vn != NULL ? "vault" : "this",
+		    vn != NULL ? vn : "agent");
 		free(path);
+		agent_remote_put(a, rq.remote);
 		return agent_respond_error(c, 403, "Forbidden", msg, NULL, NULL);
 	}
 	/* Names and versions from the path, before anything else. */
@@ -1948,6 +2258,7 @@ agent_kvapi_handle(struct agent *a, struct MHD_Connection *c,
 	json_wipe(rq.body);
 	cJSON_Delete(rq.body);
 	free(path);
+	agent_remote_put(a, rq.remote);
 	return ret;
  fail:
 	ret = answer_error(&rq, r);
@@ -1955,5 +2266,6 @@ agent_kvapi_handle(struct agent *a, struct MHD_Connection *c,
 	json_wipe(rq.body);
 	cJSON_Delete(rq.body);
 	free(path);
+	agent_remote_put(a, rq.remote);
 	return ret;
 }

@@ -118,6 +118,15 @@ route_ext(struct kv_route *rt, char **s, size_t n, const char *m)
 		return only(rt, m, "GET", OP_VAULTS);
 	if (n == 2 && strcmp(s[1], "audit") == 0)
 		return only(rt, m, "GET", OP_AUDIT);
+	if (n == 3 && strcmp(s[1], "vaults") == 0 && s[2][0] != '\0') {
+		rt->vault = s[2];
+		rt->allow = "GET, PUT, DELETE";
+		if (strcmp(m, "GET") == 0)
+			return OP_VAULT_SHOW;
+		if (strcmp(m, "PUT") == 0)
+			return OP_VAULT_ADD;
+		return strcmp(m, "DELETE") == 0 ? OP_VAULT_REMOVE : OP_NONE;
+	}
 	if (n == 4 && strcmp(s[1], "vaults") == 0 && strcmp(s[3], "adopt") == 0) {
 		rt->vault = s[2];
 		return only(rt, m, "POST", OP_ADOPT);

@@ -19,7 +19,8 @@ enum kv_op {
 	OP_UNWRAP, OP_IMPORT, OP_GET_POLICY, OP_PUT_POLICY, OP_RNG,
 	OP_BACKUP, OP_RESTORE,
 	/* keybridge's extensions under /keybridge/ */
-	OP_STATUS, OP_TOKENS, OP_VAULTS, OP_AUDIT, OP_ADOPT
+	OP_STATUS, OP_TOKENS, OP_VAULTS, OP_AUDIT, OP_ADOPT,
+	OP_VAULT_SHOW, OP_VAULT_ADD, OP_VAULT_REMOVE
 };
 
 #define KV_ROUTE_SEG_MAX 8
@@ -30,7 +31,9 @@ struct kv_route {
 	const char *allow;      /* methods the path takes (for 405), or NULL */
 	bool ext;               /* a /keybridge/ path */
 	bool prefixed;          /* the vault came from /vaults/NAME */
-	const char *vault;      /* vault named in the path, or NULL (default) */
+	const char *vault;      /* vault named in the path, or NULL (default);
+	                         * for OP_VAULT_*, the vault shown, added or
+	                         * removed */
 	const char *name;       /* key name from the path, or NULL */
 	const char *version;    /* version from the path, or NULL (latest) */
 };

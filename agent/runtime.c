@@ -43,6 +43,7 @@ agent_serve(struct agent *a)
 	if ((r = agent_tokens_open(a)) != 0 ||
 	    (r = kb_mkdir_p(a->cfg->state_dir, 0700)) != 0 ||
 	    (r = agent_vaults_open(a)) != 0 ||
+	    (r = agent_remotes_open(a)) != 0 ||
 	    (r = agent_socket_create(a)) != 0)
 		return r;
 	a->started_unix = kb_now_unix();
@@ -61,6 +62,7 @@ agent_shutdown(struct agent *a)
 {
 	agent_server_stop(a);
 	agent_socket_remove(a);
+	agent_remotes_close(a);
 	agent_vaults_close(a);
 	agent_tokens_close(a);
 	agent_lock_release(a);
