@@ -94,5 +94,10 @@ int cmd_key_recover(struct cli *c, int argc, char **argv);
 int cmd_key_purge(struct cli *c, int argc, char **argv);
 int cmd_key_adopt(struct cli *c, int argc, char **argv);
 int cmd_audit_list(struct cli *c, int argc, char **argv);
+/* vaultcmds.c: the agent's vaults, local and remote. */
+int cmd_vault_list(struct cli *c, int argc, char **argv);
+int cmd_vault_show(struct cli *c, int argc, char **argv);
+int cmd_vault_add(struct cli *c, int argc, char **argv);
+int cmd_vault_remove(struct cli *c, int argc, char **argv);
 
 #endif /* KB_CLI_H */

@@ -170,6 +170,39 @@ const struct cli_command cli_commands[] = {
 	  "version of NAME: the agent relabels it and records it.  Owner or\n"
 	  "Administrator.  The URI never carries a PIN.\n"
 	  KEY_VAULT_HELP },
+	{ "vault list", cmd_vault_list, "",
+	  "list the agent's vaults, local and remote, that you have a role on",
+	  "One row per vault: name, kind (local: a token; remote: a Key Vault or\n"
+	  "Managed HSM reached through the agent), default, your role, the token\n"
+	  "or url, and a remote vault's credential type.\n" },
+	{ "vault show", cmd_vault_show, "NAME",
+	  "show one vault's settings",
+	  "Shows one vault as the agent has it: for a remote vault the url,\n"
+	  "credential type, tenant and client ids; never a secret.\n"
+	  "Exit codes: 9 no such vault (or no role on it).\n" },
+	{ "vault add", cmd_vault_add,
+	  "NAME --url URL CREDENTIAL [--tenant T] [--client-id ID] [--ca-file F]\n"
+	  "      [--authority-host URL] [--connect-to ADDR] [--readers L]\n"
+	  "      [--contributors L] [--owners L] [--administrators L] [--no-check]",
+	  "add a remote vault (Azure Key Vault or Managed HSM) to the agent",
+	  "CREDENTIAL is one of:\n"
+	  "  --client-secret-file F   a client secret (the agent keeps a copy,\n"
+	  "                           mode 0600, in its state directory)\n"
+	  "  --client-cert URI --cert-file F\n"
+	  "                           a certificate whose private key is on one\n"
+	  "                           of the agent's tokens (PKCS#11 URI)\n"
+	  "  --federated-token-file F workload identity (the agent reads F)\n"
+	  "  --managed-identity[=ID]  the machine's managed identity\n"
+	  "  --token-file F           a token obtained elsewhere (the agent reads F)\n"
+	  "The url must be https.  Unless --no-check, the agent lists one key with\n"
+	  "the credential before it stores anything.  Only an Administrator of\n"
+	  "the agent may add vaults.  Role lists as in the config (docs/config.md).\n"
+	  "Exit codes: 3 unreadable file, 10 denied, 11 name taken, 13 invalid.\n" },
+	{ "vault remove", cmd_vault_remove, "NAME",
+	  "remove a remote vault from the agent (its keys stay in Azure)",
+	  "Takes the [remote NAME] section out of the agent's config and deletes\n"
+	  "the agent's copies of its secret and certificate files.  Local vaults\n"
+	  "are removed by editing the config (exit 11).\n" },
 	{ "audit list", cmd_audit_list, "[--vault VAULT] [--limit N]",
 	  "show the audit log (vaults you administer)",
 	  "Shows the audit records of the vaults where you are Administrator,\n"
