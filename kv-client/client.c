@@ -35,6 +35,7 @@ struct kb_kv_client {
 	bool has_tokens;
 	struct kb_kv_token_source tokens;
 	struct kb_http_pool *pool;
+	struct kb_kv_limiter *limiter;  /* NULL: none (Unix socket, no_limiter) */
 
 	pthread_mutex_t lock;  /* everything below */
 	struct kb_kv_challenge *challenge;
@@ -158,6 +159,9 @@ kb_kv_client_new_url(const char *base_url, const struct kb_kv_options *opt,
 	}
 	if ((r = kb_http_pool_new(&c->pool)) != 0)
 		goto out;
+	if (!opt->no_limiter &&
+	    (r = kb_kv_limiter_get(u.scheme, u.host, u.port, opt, &c->limiter)) != 0)
+		goto out;
 	*out = c;
 	c = NULL;
 	r = 0;
@@ -173,6 +177,7 @@ kb_kv_client_free(kb_kv_client *c)
 	if (c == NULL)
 		return;
 	kb_http_pool_free(c->pool);
+	kb_kv_limiter_put(c->limiter);
 	kb_kv_challenge_free(c->challenge);
 	kb_secret_free(&c->auth);
 	pthread_mutex_destroy(&c->lock);
@@ -213,6 +218,26 @@ kb_kv_client_stats(kb_kv_client *c, struct kb_kv_stats *out)
 	pthread_mutex_lock(&c->lock);
 	*out = c->stats;
 	pthread_mutex_unlock(&c->lock);
+}
+
+int
+kb_kv_client_limiter(kb_kv_client *c, struct kb_kv_limiter_info *out)
+{
+	if (c->limiter == NULL)
+		return kb_error_set(KB_ERR_NOT_FOUND, "%s has no client-side limiter",
+		    kb_kv_client_endpoint(c));
+	kb_kv_limiter_info_get(c->limiter, out);
+	return 0;
+}
+
+void
+kb_kv_client_retry_policy(const kb_kv_client *c, int *max_retries,
+    long *base_ms, long *budget_ms)
+{
+	*max_retries = c->max_retries;
+	*base_ms = c->retry_base_ms > 0 ? c->retry_base_ms : KB_KV_DEFAULT_RETRY_BASE_MS;
+	*budget_ms = c->retry_budget_ms > 0 ? c->retry_budget_ms :
+	    KB_KV_DEFAULT_RETRY_BUDGET_MS;
 }
 
 void
@@ -504,6 +529,14 @@ int
 kb_kv_request_flags(kb_kv_client *c, const char *method, const char *path,
     const cJSON *body, unsigned flags, struct kb_kv_response **out)
 {
+	return kb_kv_request_ex(c, method, path, body, flags, out, NULL);
+}
+
+int
+kb_kv_request_ex(kb_kv_client *c, const char *method, const char *path,
+    const cJSON *body, unsigned flags, struct kb_kv_response **out,
+    bool *maybe_sent)
+{
 	struct kb_http_req req;
 	struct kb_http_resp hr;
 	struct kb_http_outcome how;
@@ -512,9 +545,9 @@ kb_kv_request_flags(kb_kv_client *c, const char *method, const char *path,
 	char *text = NULL;
 	double deadline;
 	bool probe, retry, rechallenged = false, notidem;
-	bool has_body_method;
+	bool has_body_method, sent = false;
 	long wait;
-	int attempt = 0, challenges = 0, r;
+	int attempt = 0, challenges = 0, cls, r;
 
 	kb_http_resp_init(&hr);
 	kb_buf_init(&url, 3 * KV_MAX_PATH);
@@ -536,8 +569,15 @@ kb_kv_request_flags(kb_kv_client *c, const char *method, const char *path,
 		goto out;
 	}
 	deadline = kb_now_mono() + (double)c->retry_budget_ms / 1000.0;
+	cls = kb_kv_limiter_class(method, path, flags);
 	for (;;) {
 		probe = false;
+		/* A not-idempotent request is only resent after an attempt
+		 * that certainly did nothing (429, 401, no connection). */
+		sent = false;
+		/* Each attempt takes its place under the vault's limit. */
+		if ((r = kb_kv_limiter_acquire(c->limiter, cls, flags, deadline)) != 0)
+			goto out;
 		if (c->has_tokens) {
 			if ((r = kv_auth_header(c, &auth)) != 0)
 				goto out;
@@ -565,6 +605,9 @@ kb_kv_request_flags(kb_kv_client *c, const char *method, const char *path,
 		req.pool = c->pool;
 		kb_http_resp_clear(&hr);
 		r = kb_http_perform(&req, &hr, &how);
+		/* Only a body-carrying attempt can have done anything; an
+		 * attempt resent below certainly did not (see retry). */
+		sent = !probe && (r == 0 || how.maybe_sent);
 		kb_secret_free(&auth);
 		pthread_mutex_lock(&c->lock);
 		c->stats.requests++;
@@ -583,6 +626,8 @@ kb_kv_request_flags(kb_kv_client *c, const char *method, const char *path,
 				goto out;
 			continue;
 		}
+		if (r == 0 && hr.status == 429)
+			kb_kv_limiter_throttled(c->limiter, cls, kv_server_wait(&hr));
 		retry = false;
 		if (r != 0)
 			retry = how.transient && (!notidem || probe || !how.maybe_sent);
@@ -621,6 +666,8 @@ kb_kv_request_flags(kb_kv_client *c, const char *method, const char *path,
 		    method, path, hr.status);
 	r = kv_response(c, &hr, out);
  out:
+	if (maybe_sent != NULL)
+		*maybe_sent = sent;
 	kb_secret_free(&auth);
 	kb_http_resp_clear(&hr);
 	cJSON_free(text);

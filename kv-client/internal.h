@@ -50,6 +50,8 @@ struct kb_http_req {
 	 * connection died before an answer, which must never happen to a
 	 * request that is not idempotent. */
 	bool fresh_connect;
+	/* Never through a proxy (IMDS is not served behind one). */
+	bool no_proxy;
 	struct kb_http_pool *pool;  /* NULL: a handle for this request only */
 };
 
@@ -105,5 +107,48 @@ void kb_url_clear(struct kb_url *u);
 
 /* Case-insensitive ASCII comparison helpers. */
 bool kb_ascii_ieq(const char *a, const char *b);
+
+/* ---------------------------------- limiter (limiter.c), ops (ops.c) */
+
+/* The limiter's classes: Key Vault counts creates apart (NOTES.md 4.1). */
+#define KB_KV_LIM_CREATE 0
+#define KB_KV_LIM_OTHER 1
+
+/* One per vault in the process, reference-counted, thread-safe. */
+struct kb_kv_limiter;
+
+/* The limiter for scheme://host:port, made with opt's figures (or the
+ * published ones) if no client of that vault holds one yet. */
+int kb_kv_limiter_get(const char *scheme, const char *host, long port,
+    const struct kb_kv_options *opt, struct kb_kv_limiter **out) KB_WARN_UNUSED;
+/* Drops a reference; the last one frees it.  Accepts NULL. */
+void kb_kv_limiter_put(struct kb_kv_limiter *l);
+/* KB_KV_LIM_* of a request (path relative to the vault). */
+int kb_kv_limiter_class(const char *method, const char *path, unsigned flags);
+/*
+ * Wait (sleeping, never spinning) for the request's place; 0, or
+ * KB_ERR_LIMIT when the place comes after deadline (kb_now_mono()
+ * seconds), and then nothing was taken.  l NULL: 0 at once.
+ */
+int kb_kv_limiter_acquire(struct kb_kv_limiter *l, int cls, unsigned flags,
+    double deadline) KB_WARN_UNUSED;
+/* A 429 for class cls; server_wait_ms what the server asked (-1: none). */
+void kb_kv_limiter_throttled(struct kb_kv_limiter *l, int cls, long server_wait_ms);
+void kb_kv_limiter_info_get(struct kb_kv_limiter *l, struct kb_kv_limiter_info *out);
+/* *.managedhsm.azure.net, .azure.cn, .usgovcloudapi.net */
+bool kb_kv_host_is_mhsm(const char *host);
+
+/*
+ * kb_kv_request_flags that also says whether the request may have
+ * reached the server with its body (*maybe_sent; false when it
+ * certainly did not, whatever the result).  ops.c needs it to tell a
+ * failure that made nothing from one whose outcome is unknown.
+ */
+int kb_kv_request_ex(kb_kv_client *c, const char *method, const char *path,
+    const cJSON *body, unsigned flags, struct kb_kv_response **out,
+    bool *maybe_sent) KB_WARN_UNUSED;
+/* The client's retry figures, for ops.c. */
+void kb_kv_client_retry_policy(const kb_kv_client *c, int *max_retries,
+    long *base_ms, long *budget_ms);
 
 #endif /* KB_KVCLIENT_INTERNAL_H */

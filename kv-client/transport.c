@@ -416,6 +416,12 @@ kb_http_perform(const struct kb_http_req *req, struct kb_http_resp *out,
 		    req->endpoint);
 		goto out;
 	}
+	if (req->no_proxy &&
+	    curl_easy_setopt(h, CURLOPT_NOPROXY, "*") != CURLE_OK) {
+		r = kb_error_set(KB_ERR_INTERNAL, "cannot set up a request to %s",
+		    req->endpoint);
+		goto out;
+	}
 	if (req->unix_path != NULL &&
 	    curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, req->unix_path) != CURLE_OK) {
 		r = kb_error_set(KB_ERR_INTERNAL, "cannot set up a request to %s",

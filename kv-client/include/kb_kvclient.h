@@ -91,6 +91,19 @@ struct kb_kv_options {
 	 * (curl's CURLOPT_RESOLVE): tests, and addresses pinned by config.
 	 * TLS still checks HOST against the certificate. */
 	const char *resolve;
+	/*
+	 * The client-side limiter (docs/kv-client.md, "Throttling"): one per
+	 * vault (scheme, host, port) in the process, shared by every client
+	 * of that vault; the first client's figures apply while any lives.
+	 * no_limiter: none for this client (keybridged's own endpoint, which
+	 * has no such throttle).  Zero fields: Key Vault's published figures
+	 * (20 creates and 4,000 other units per 10 s), or Managed HSM's (1
+	 * create and 1,100 others per second) for *.managedhsm.* hosts.
+	 */
+	bool no_limiter;
+	unsigned limit_create;    /* creates per window */
+	unsigned limit_other;     /* weighted units per window (KB_KV_KEY_*) */
+	long limit_window_ms;     /* 0: 10000, or 1000 for Managed HSM */
 };
 
 /*
@@ -160,7 +173,13 @@ int kb_kv_request(kb_kv_client *c, const char *method, const char *path,
  * connection made).  After a 5xx or a transport failure once the request
  * was sent, the outcome is unknown: kb_kv_request_flags returns that
  * answer or error (KB_ERR_IO), and the caller must read the key's
- * versions before trying again, or a retry may make a second version.
+ * versions before trying again, or a retry may make a second version
+ * (kb_kv_create_key, kb_kv_import_key and kb_kv_rotate_key do that).
+ *
+ * Every attempt of an HTTPS client first waits for its place under the
+ * vault's client-side limit (kb_kv_options, "Throttling" in
+ * docs/kv-client.md); a place later than retry_budget_ms is KB_ERR_LIMIT
+ * and nothing is sent.
  *
  * KB_KV_RAW_PATH: do not append api-version (the agent's /keybridge/
  * paths, or a path that already has one).
@@ -183,6 +202,70 @@ int kb_kv_response_error(const struct kb_kv_response *r);
 int kb_kv_status_to_err(long status, const char *kv_code);
 
 void kb_kv_response_free(struct kb_kv_response *r);
+
+/* ------------------------------------------ limiter and safe create */
+
+/*
+ * More kb_kv_request_flags flags, for the limiter (NOTES.md 4.1).
+ * KB_KV_CREATE counts the request as a create; CreateKey (POST
+ * /keys/N/create), ImportKey (PUT /keys/N) and RotateKey (POST
+ * /keys/N/rotate) are counted so without it.  KB_KV_KEY_* say what key
+ * the request works on, which sets its weight: on Key Vault an RSA-3072
+ * operation costs 4 RSA-2048 ones, RSA-4096 8, an HSM key twice as much
+ * as a software key, an HSM create 2; on Managed HSM RSA-3072 3 and
+ * RSA-4096 7.  Without them a request weighs what RSA-2048 or EC does.
+ */
+#define KB_KV_CREATE 0x04u
+#define KB_KV_KEY_HSM 0x10u
+#define KB_KV_KEY_RSA3072 0x20u
+#define KB_KV_KEY_RSA4096 0x40u
+/* The KB_KV_KEY_* flags for a key of kty ("RSA-HSM", "EC", ...) and
+ * size in bits (RSA; 0 when unknown). */
+unsigned kb_kv_key_flags(const char *kty, unsigned size_bits);
+
+/* The limiter a client shares with the other clients of its vault. */
+struct kb_kv_limiter_info {
+	bool managed_hsm;          /* figures of Managed HSM (host suffix) */
+	long window_ms;
+	unsigned limit_create;     /* creates per window */
+	unsigned limit_other;      /* units per window */
+	double factor_create;      /* 1, less while recovering from a 429 */
+	double factor_other;
+	unsigned clients;          /* clients sharing it now */
+	unsigned long requests_create, requests_other;
+	unsigned long units_create, units_other;
+	unsigned long waits;       /* requests that had to wait */
+	unsigned long throttled;   /* 429s seen */
+};
+/* KB_ERR_NOT_FOUND when the client has no limiter (Unix socket, or
+ * no_limiter). */
+int kb_kv_client_limiter(kb_kv_client *c, struct kb_kv_limiter_info *out) KB_WARN_UNUSED;
+
+/*
+ * Create, import and rotate without ever making two versions.  Create
+ * (POST /keys/{name}/create with body), import (PUT /keys/{name} with
+ * body) and rotate (POST /keys/{name}/rotate) may have worked when the
+ * answer is lost (a reset, a timeout, a 5xx).  So these first read the
+ * key's versions (GET /keys/{name}/versions, all pages; 404: none),
+ * send once (KB_KV_NOT_IDEMPOTENT), and after an ambiguous failure read
+ * them again: exactly one new version means it worked, and that version
+ * is fetched and returned; none means nothing was made, and the request
+ * is sent again (within max_retries and retry_budget_ms); anything else
+ * (the versions cannot be read, several new ones) is KB_ERR_IO with a
+ * sentence saying the outcome is unknown and which key to check: never
+ * a blind resend.
+ *
+ * name is a key name (URL-encoded here).  flags: KB_KV_KEY_* (the weight;
+ * create and import take it from the body's kty and key_size/n when 0).
+ * On success *out is the 2xx answer, the new version's KeyBundle.  A
+ * non-2xx answer is returned as kb_kv_response_error maps it.
+ */
+int kb_kv_create_key(kb_kv_client *c, const char *name, const cJSON *body,
+    unsigned flags, struct kb_kv_response **out) KB_WARN_UNUSED;
+int kb_kv_import_key(kb_kv_client *c, const char *name, const cJSON *body,
+    unsigned flags, struct kb_kv_response **out) KB_WARN_UNUSED;
+int kb_kv_rotate_key(kb_kv_client *c, const char *name, unsigned flags,
+    struct kb_kv_response **out) KB_WARN_UNUSED;
 
 /* ---------------------------------------------------------------- paging */
 
@@ -279,9 +362,190 @@ struct kb_kv_client_secret_options {
 	const char *ca_file;
 	bool allow_other_tenants;
 	long total_ms;            /* 0: KB_KV_DEFAULT_TOTAL_MS */
+	/* Cloud name (kb_kv_cloud_by_name) whose login host is the default
+	 * authority when neither authority_host nor $AZURE_AUTHORITY_HOST is
+	 * set; NULL: public. */
+	const char *cloud;
 };
 int kb_kv_credential_client_secret(const struct kb_kv_client_secret_options *o,
     kb_kv_credential **out) KB_WARN_UNUSED;
+
+/* ---- credentials: certificates, workload and managed identity, env ---- */
+
+/*
+ * Sovereign clouds (NOTES.md 2.5).  Prefer what a vault's challenge says;
+ * the table gives the defaults: the authority, and the DNS suffixes that
+ * tell which cloud a vault is in.
+ */
+struct kb_kv_cloud {
+	const char *name;            /* "public", "china", "usgov" */
+	const char *azure_name;      /* "AzureCloud", "AzureChinaCloud", ... */
+	const char *authority_host;  /* "https://login.microsoftonline.com" */
+	const char *vault_suffix;    /* ".vault.azure.net" */
+	const char *mhsm_suffix;     /* ".managedhsm.azure.net" */
+	const char *vault_scope;     /* "https://vault.azure.net/.default" */
+	const char *mhsm_scope;
+};
+/* By name or Azure name, any case; NULL when unknown (or name NULL). */
+const struct kb_kv_cloud *kb_kv_cloud_by_name(const char *name);
+/* The cloud a vault or Managed HSM host name belongs to, or NULL. */
+const struct kb_kv_cloud *kb_kv_cloud_for_host(const char *host);
+/* The whole table: *n entries, public first. */
+const struct kb_kv_cloud *kb_kv_clouds(size_t *n);
+
+/*
+ * Signs client assertions for a certificate credential, so that the
+ * private key can stay where it is (a PKCS#11 token: the agent plugs its
+ * token key in here; kv-client never sees PKCS#11).
+ *
+ * sign_ps256: RSASSA-PSS with SHA-256, MGF1-SHA-256 and a 32-byte salt
+ * (JWS PS256, RFC 7518 3.5) over msg, which the signer hashes itself;
+ * *sig malloc'd (freed by the caller with free()), the modulus' size.
+ * Returns 0 or a KB_ERR_* code with a sentence.
+ * public_key_der (optional, may be NULL): the key's SubjectPublicKeyInfo
+ * DER, malloc'd; used to refuse a certificate for another key up front.
+ * free_ctx (optional): called once when the credential that took the
+ * signer is freed.  The callbacks may be called from several threads at
+ * once (one at a time per credential: the credential serialises them).
+ */
+struct kb_kv_signer {
+	int (*sign_ps256)(void *ctx, const unsigned char *msg, size_t len,
+	    unsigned char **sig, size_t *sig_len);
+	int (*public_key_der)(void *ctx, unsigned char **spki, size_t *len);
+	void (*free_ctx)(void *ctx);
+	void *ctx;
+};
+
+/*
+ * A software signer from a PEM file holding a private RSA key (and
+ * usually its certificate: what AZURE_CLIENT_CERTIFICATE_PATH names in
+ * the Azure SDKs).  The file must be readable by its owner only.
+ * password: for an encrypted key, or NULL.  On success *out owns an
+ * OpenSSL key, released through out->free_ctx (which a credential calls;
+ * call it yourself if no credential took the signer).  KB_ERR_CONFIG
+ * with a sentence: unreadable file, readable by others, no RSA key.
+ */
+int kb_kv_signer_pem_file(const char *path, const struct kb_secret *password,
+    struct kb_kv_signer *out) KB_WARN_UNUSED;
+
+/*
+ * OAuth 2.0 client credentials with a certificate (NOTES.md 2.2, 2.3):
+ * each token request carries a fresh client assertion JWT, header
+ * {alg: PS256, typ: JWT, x5t#S256: base64url(SHA-256(DER cert))}, claims
+ * aud = {authority}/{tenant}/oauth2/v2.0/token, iss = sub = client_id,
+ * jti = a random GUID, nbf = iat = now, exp = now + 600, signed by the
+ * signer and checked against the certificate's key before it is sent.
+ * cert_file: PEM holding the certificate (the first CERTIFICATE block;
+ * a private key in the same file is ignored here).  The certificate must
+ * hold an RSA key, be within its validity, and, when the signer gives
+ * its public key, be that key's: otherwise KB_ERR_CONFIG with a sentence.
+ * The other fields are as in kb_kv_client_secret_options.  On success the
+ * credential owns the signer (its free_ctx is called at the end); on
+ * failure the caller still does.
+ */
+struct kb_kv_client_cert_options {
+	const char *tenant_id;
+	const char *client_id;
+	const char *cert_file;
+	const struct kb_kv_signer *signer;
+	const char *authority_host;
+	const char *cloud;
+	const char *ca_file;
+	bool allow_other_tenants;
+	long total_ms;
+};
+int kb_kv_credential_client_cert(const struct kb_kv_client_cert_options *o,
+    kb_kv_credential **out) KB_WARN_UNUSED;
+
+/*
+ * Workload identity: a federated token in a file (Kubernetes projects
+ * one and names it in AZURE_FEDERATED_TOKEN_FILE) is the client
+ * assertion.  The file is read again at every token request, since the
+ * platform rotates it; a JWT in it whose exp has passed is KB_ERR_CONFIG.
+ * Its mode is not checked: Kubernetes projects it 0644 into the pod's
+ * own mount, and the token is short-lived and audience-bound.
+ */
+struct kb_kv_workload_options {
+	const char *tenant_id;
+	const char *client_id;
+	const char *token_file;
+	const char *authority_host;
+	const char *cloud;
+	const char *ca_file;
+	bool allow_other_tenants;
+	long total_ms;
+};
+int kb_kv_credential_workload(const struct kb_kv_workload_options *o,
+    kb_kv_credential **out) KB_WARN_UNUSED;
+
+/*
+ * Managed identity (NOTES.md 2.4).  The resource asked for is the scope
+ * without "/.default"; the challenge's tenant is not used.
+ *  - IMDS: GET {imds_authority}/metadata/identity/oauth2/token
+ *    ?api-version=2018-02-01&resource=R[&client_id=ID] with
+ *    "Metadata: true", never through a proxy; 404, 410, 429 and 5xx are
+ *    retried (max_retries, waits retry_base_ms, doubling).
+ *  - App Service: GET {app_service_endpoint}?api-version=2019-08-01
+ *    &resource=R[&client_id=ID] with X-IDENTITY-HEADER.
+ * Plain http is allowed for 169.254.169.254 and loopback addresses only;
+ * every other endpoint must be https (KB_ERR_CONFIG otherwise).
+ */
+enum kb_kv_mi_kind {
+	KB_KV_MI_AUTO = 0,   /* App Service when its endpoint and header are
+	                        known (options or IDENTITY_ENDPOINT and
+	                        IDENTITY_HEADER), else IMDS */
+	KB_KV_MI_IMDS,
+	KB_KV_MI_APP_SERVICE,
+};
+#define KB_KV_IMDS_AUTHORITY "http://169.254.169.254"
+#define KB_KV_MI_DEFAULT_RETRIES 4       /* 5 tries */
+#define KB_KV_MI_DEFAULT_RETRY_BASE_MS 2000L  /* 2, 4, 8, 16 s */
+struct kb_kv_managed_identity_options {
+	enum kb_kv_mi_kind kind;
+	const char *client_id;          /* user-assigned identity; NULL: system */
+	/* NULL: $AZURE_POD_IDENTITY_AUTHORITY_HOST, else KB_KV_IMDS_AUTHORITY */
+	const char *imds_authority;
+	const char *app_service_endpoint;   /* NULL: $IDENTITY_ENDPOINT */
+	const struct kb_secret *app_service_header;  /* NULL: $IDENTITY_HEADER */
+	const char *ca_file;
+	int max_retries;                /* 0: default; KB_KV_NO_RETRY: none */
+	long retry_base_ms;             /* 0: KB_KV_MI_DEFAULT_RETRY_BASE_MS */
+	long total_ms;                  /* one attempt; 0: default */
+};
+int kb_kv_credential_managed_identity(
+    const struct kb_kv_managed_identity_options *o,
+    kb_kv_credential **out) KB_WARN_UNUSED;
+
+/*
+ * The credential the Azure SDKs' environment variables describe, in
+ * EnvironmentCredential's and then DefaultAzureCredential's order:
+ *  1. AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET: client secret;
+ *  2. AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_CERTIFICATE_PATH
+ *     (a PEM with certificate and key; AZURE_CLIENT_CERTIFICATE_PASSWORD
+ *     if encrypted): certificate with a software signer;
+ *  3. AZURE_FEDERATED_TOKEN_FILE with AZURE_TENANT_ID, AZURE_CLIENT_ID:
+ *     workload identity;
+ *  4. IDENTITY_ENDPOINT and IDENTITY_HEADER: App Service managed
+ *     identity (AZURE_CLIENT_ID picks a user-assigned identity).
+ * AZURE_AUTHORITY_HOST applies to 1-3.  IMDS is not guessed: with none
+ * of these, KB_ERR_CONFIG says which variables to set (or use
+ * kb_kv_credential_managed_identity on an Azure VM).  o may be NULL.
+ */
+struct kb_kv_env_options {
+	const char *ca_file;
+	const char *cloud;
+	bool allow_other_tenants;
+	long total_ms;
+};
+int kb_kv_credential_from_env(const struct kb_kv_env_options *o,
+    kb_kv_credential **out) KB_WARN_UNUSED;
+
+/* "token-file", "client-secret", "client-certificate",
+ * "workload-identity", "managed-identity-imds",
+ * "managed-identity-app-service"; never NULL. */
+const char *kb_kv_credential_kind(const kb_kv_credential *cred);
+/* Token requests the credential has sent (tests, benchmarks). */
+unsigned long kb_kv_credential_fetches(kb_kv_credential *cred);
 
 /*
  * The credential as a token source, for kb_kv_options.tokens.  The
