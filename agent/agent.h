@@ -337,13 +337,23 @@ int agent_remote_json(const struct agent_remote *r, cJSON *it) KB_WARN_UNUSED;
 /*
  * Send one request (path with its query, api-version included) to the
  * remote vault; *status and *out (may be NULL: no body) are its answer,
- * with the remote's URLs rewritten to local_base.  Errors: kv-client's
- * (unreachable, no token, ...), with a sentence.
+ * with the remote's URLs rewritten to local_base.  Create, import and
+ * rotate of key name go through kv-client's safe calls instead (never
+ * two versions); a non-2xx answer to them is its mapped KB_ERR_* code
+ * with the remote's message.  Errors: kv-client's (unreachable, no
+ * token, ...), with a sentence.
  */
+enum agent_remote_make {
+	REMOTE_PLAIN = 0,    /* may be retried */
+	REMOTE_ONCE,         /* never resent after an ambiguous failure */
+	REMOTE_CREATE,
+	REMOTE_IMPORT,
+	REMOTE_ROTATE
+};
 int agent_remote_forward(struct agent *a, struct agent_remote *r,
     const char *method, const char *path, const cJSON *body,
-    bool not_idempotent, const char *local_base, unsigned *status,
-    cJSON **out) KB_WARN_UNUSED;
+    enum agent_remote_make make, const char *name, const char *local_base,
+    unsigned *status, cJSON **out) KB_WARN_UNUSED;
 /* keybridge vault add / remove: check, write the config, serve. */
 struct kb_store_actor;
 int agent_remote_add(struct agent *a, const char *name, const cJSON *spec,

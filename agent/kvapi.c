@@ -1952,6 +1952,15 @@ query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
 	return MHD_YES;
 }
 
+/* A safe create's error that is the remote's answer, not its silence. */
+static bool
+remote_said(int r)
+{
+	return r == KB_ERR_CONFLICT || r == KB_ERR_NOT_FOUND ||
+	    r == KB_ERR_INVALID || r == KB_ERR_DENIED || r == KB_ERR_LIMIT ||
+	    r == KB_ERR_UNSUPPORTED;
+}
+
 /* Operations a remote vault's audit trail records (changes, as locally). */
 static bool
 audited(enum kv_op op)
@@ -2007,14 +2016,21 @@ h_remote(struct req *rq)
 	if (rq->raw_len > 0 && (r = parse_body(rq, false)) != 0)
 		goto out;
 	r = agent_remote_forward(rq->a, rq->remote, rq->method,
-	    (const char *)path.data, rq->body, rq->oi->op == OP_CREATE ||
-	    rq->oi->op == OP_IMPORT || rq->oi->op == OP_ROTATE ||
-	    rq->oi->op == OP_RESTORE, rq->base, &status, &out);
+	    (const char *)path.data, rq->body,
+	    rq->oi->op == OP_CREATE ? REMOTE_CREATE :
+	    rq->oi->op == OP_IMPORT ? REMOTE_IMPORT :
+	    rq->oi->op == OP_ROTATE ? REMOTE_ROTATE :
+	    rq->oi->op == OP_RESTORE ? REMOTE_ONCE : REMOTE_PLAIN, rq->name,
+	    rq->base, &status, &out);
 	if (audited(rq->oi->op)) {
 		int ar;
 
 		if (r != 0)
-			snprintf(res, sizeof(res), "failed: no answer");
+			snprintf(res, sizeof(res), "failed: %s", !remote_said(r) ?
+			    "no answer" : r == KB_ERR_CONFLICT ? "HTTP 409" :
+			    r == KB_ERR_NOT_FOUND ? "HTTP 404" : r == KB_ERR_DENIED ?
+			    "HTTP 401/403" : r == KB_ERR_LIMIT ? "HTTP 413/429" :
+			    "HTTP 400");
 		else if (status >= 200 && status < 300)
 			snprintf(res, sizeof(res), "ok");
 		else
@@ -2025,6 +2041,8 @@ h_remote(struct req *rq)
 			kb_warn("cannot write an audit record: %s",
 			    kb_error_detail(ar));
 	}
+	if (r != 0 && remote_said(r))
+		goto out;    /* the remote's answer to a create, mapped */
 	if (r != 0) {
 		char why[700], msg[800];
 		cJSON *e;

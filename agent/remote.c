@@ -22,6 +22,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include "agent.h"
 #include "kb_kvclient.h"
 #include "store.h"
@@ -90,11 +94,124 @@ remote_bases(struct agent_remote *r)
 	return 0;
 }
 
+/* ---------------------------------------- a certificate's key on a token */
+
+/* The client assertion is signed on the token: PS256 over SHA-256. */
 static int
-remote_credential(const struct agent_remote_cfg *cfg, kb_kv_credential **out)
+hsm_sign(void *ctx, const unsigned char *m, size_t n, unsigned char **sig,
+    size_t *sl)
+{
+	unsigned char md[32];
+
+	if (EVP_Digest(m, n, md, NULL, EVP_sha256(), NULL) != 1)
+		return kb_error_set(KB_ERR_CRYPTO, "cannot hash the client "
+		    "assertion");
+	return kb_p11_sign_digest(ctx, KB_P11_SIG_RSA_PSS, KB_P11_SHA256, md,
+	    sizeof(md), sig, sl);
+}
+
+static int
+hsm_spki(void *ctx, unsigned char **spki, size_t *len)
+{
+	unsigned char *der = NULL;
+	EVP_PKEY *p = NULL;
+	char *pem = NULL;
+	BIO *b = NULL;
+	int n, r;
+
+	if ((r = kb_p11_public_pem(ctx, &pem)) != 0)
+		return r;
+	if ((b = BIO_new_mem_buf(pem, -1)) != NULL)
+		p = PEM_read_bio_PUBKEY(b, NULL, NULL, NULL);
+	BIO_free(b);
+	free(pem);
+	if (p == NULL || (n = i2d_PUBKEY(p, &der)) <= 0) {
+		EVP_PKEY_free(p);
+		return kb_error_set(KB_ERR_CRYPTO, "cannot read the public key of "
+		    "the certificate's key");
+	}
+	EVP_PKEY_free(p);
+	if ((*spki = malloc((size_t)n)) == NULL) {
+		OPENSSL_free(der);
+		return KB_ERR_ALLOC;
+	}
+	memcpy(*spki, der, (size_t)n);
+	*len = (size_t)n;
+	OPENSSL_free(der);
+	return 0;
+}
+
+static void
+hsm_free(void *ctx)
+{
+	kb_p11_key_free(ctx);
+}
+
+/* The one private RSA key the URI names on one of the agent's tokens. */
+static int
+hsm_key(struct agent *a, const struct agent_remote_cfg *cfg, kb_p11_key **out)
+{
+	struct kb_p11_uri *u = NULL, *tu = NULL;
+	kb_p11_key **keys = NULL, *found = NULL;
+	size_t i, n = 0, hits = 0;
+	int r;
+
+	if ((r = kb_p11_uri_parse(cfg->client_cert, &u)) != 0)
+		return kb_error_set(KB_ERR_CONFIG, "remote vault %s: client_cert is "
+		    "not a PKCS#11 URI: %s", cfg->name, kb_error_detail(r));
+	if (u->object == NULL && !u->has_id) {
+		kb_p11_uri_free(u);
+		return kb_error_set(KB_ERR_CONFIG, "remote vault %s: client_cert "
+		    "must name the key (object= or id=)", cfg->name);
+	}
+	for (i = 0; i < a->n_tokens; i++) {
+		struct agent_token *t = &a->tokens[i];
+
+		if (t->token == NULL)
+			continue;
+		if (u->token != NULL) {
+			if (t->uri == NULL || kb_p11_uri_parse(t->uri, &tu) != 0)
+				continue;
+			if (tu->token == NULL || strcmp(tu->token, u->token) != 0) {
+				kb_p11_uri_free(tu);
+				tu = NULL;
+				continue;
+			}
+			kb_p11_uri_free(tu);
+			tu = NULL;
+		}
+		if (kb_p11_find_keys(t->token, u, &keys, &n) != 0)
+			continue;
+		if (n == 1 && hits == 0) {
+			found = keys[0];
+			keys[0] = NULL;
+		}
+		hits += n;
+		kb_p11_keys_free(keys, n);
+		keys = NULL;
+	}
+	kb_p11_uri_free(u);
+	if (hits != 1) {
+		kb_p11_key_free(found);
+		return kb_error_set(KB_ERR_CONFIG, "remote vault %s: client_cert "
+		    "names %s key on the agent's tokens; it must name exactly one "
+		    "RSA key", cfg->name, hits == 0 ? "no" : "more than one");
+	}
+	*out = found;
+	return 0;
+}
+
+static int
+remote_credential(struct agent *a, const struct agent_remote_cfg *cfg,
+    kb_kv_credential **out)
 {
 	struct kb_kv_client_secret_options so;
+	struct kb_kv_client_cert_options co;
+	struct kb_kv_workload_options wo;
+	struct kb_kv_managed_identity_options mo;
+	struct kb_kv_signer sg;
 	struct kb_secret *secret = NULL;
+	kb_p11_key *k = NULL;
 	int r;
 
 	switch (cfg->cred) {
@@ -113,10 +230,42 @@ remote_credential(const struct agent_remote_cfg *cfg, kb_kv_credential **out)
 		r = kb_kv_credential_client_secret(&so, out);
 		kb_secret_free(&secret);
 		return r;
+	case AGENT_CRED_CLIENT_CERT:
+		if ((r = hsm_key(a, cfg, &k)) != 0)
+			return r;
+		memset(&sg, 0, sizeof(sg));
+		sg.sign_ps256 = hsm_sign;
+		sg.public_key_der = hsm_spki;
+		sg.free_ctx = hsm_free;
+		sg.ctx = k;
+		memset(&co, 0, sizeof(co));
+		co.tenant_id = cfg->tenant_id;
+		co.client_id = cfg->client_id;
+		co.cert_file = cfg->cred_file;
+		co.signer = &sg;
+		co.authority_host = cfg->authority_host;
+		co.ca_file = cfg->ca_file;
+		if ((r = kb_kv_credential_client_cert(&co, out)) != 0)
+			kb_p11_key_free(k);    /* on failure the signer is still ours */
+		return r;
+	case AGENT_CRED_FEDERATED:
+		memset(&wo, 0, sizeof(wo));
+		wo.tenant_id = cfg->tenant_id;
+		wo.client_id = cfg->client_id;
+		wo.token_file = cfg->cred_file;
+		wo.authority_host = cfg->authority_host;
+		wo.ca_file = cfg->ca_file;
+		return kb_kv_credential_workload(&wo, out);
+	case AGENT_CRED_MANAGED_IDENTITY:
+		memset(&mo, 0, sizeof(mo));
+		mo.kind = KB_KV_MI_AUTO;
+		mo.client_id = strcmp(cfg->managed_identity, "system") == 0 ? NULL :
+		    cfg->managed_identity;
+		mo.ca_file = cfg->ca_file;
+		return kb_kv_credential_managed_identity(&mo, out);
 	default:
-		return kb_error_set(KB_ERR_UNSUPPORTED, "remote vault %s: this agent "
-		    "cannot use a %s yet; use a token file or a client secret",
-		    cfg->name, agent_cred_name(cfg->cred));
+		return kb_error_set(KB_ERR_CONFIG, "remote vault %s has no "
+		    "credential", cfg->name);
 	}
 }
 
@@ -147,7 +296,8 @@ remote_resolve(const struct agent_remote_cfg *cfg, char *buf, size_t n)
 
 /* A remote vault from its config (taken over, also on failure). */
 static int
-remote_new(struct agent_remote_cfg *cfg, struct agent_remote **out)
+remote_new(struct agent *a, struct agent_remote_cfg *cfg,
+    struct agent_remote **out)
 {
 	struct kb_kv_options o;
 	struct agent_remote *r;
@@ -160,7 +310,7 @@ remote_new(struct agent_remote_cfg *cfg, struct agent_remote **out)
 	}
 	r->cfg = cfg;
 	if ((rc = remote_bases(r)) != 0 ||
-	    (rc = remote_credential(cfg, &r->cred)) != 0)
+	    (rc = remote_credential(a, cfg, &r->cred)) != 0)
 		goto fail;
 	kb_kv_credential_source(r->cred, &r->src);
 	memset(&o, 0, sizeof(o));
@@ -198,7 +348,7 @@ agent_remotes_open(struct agent *a)
 		struct agent_remote_cfg *cfg = a->cfg->remotes[i];
 
 		a->cfg->remotes[i] = NULL;
-		if ((rc = remote_new(cfg, &r)) != 0) {
+		if ((rc = remote_new(a, cfg, &r)) != 0) {
 			char where[4200];
 
 			/* remote_new freed cfg; the sentence names the vault. */
@@ -327,14 +477,32 @@ rewrite_ids(cJSON *j, const struct agent_remote *r, const char *local)
 int
 agent_remote_forward(struct agent *a, struct agent_remote *r,
     const char *method, const char *path, const cJSON *body,
-    bool not_idempotent, const char *local_base, unsigned *status, cJSON **out)
+    enum agent_remote_make make, const char *name, const char *local_base,
+    unsigned *status, cJSON **out)
 {
 	struct kb_kv_response *resp = NULL;
 	int rc;
 
 	(void)a;
-	rc = kb_kv_request_flags(r->client, method, path, body, KB_KV_RAW_PATH |
-	    (not_idempotent ? KB_KV_NOT_IDEMPOTENT : 0), &resp);
+	/* A new version is never asked for twice (kv-client reads the
+	 * versions around an ambiguous failure); its errors are the
+	 * remote's answer mapped, or no answer. */
+	switch (make) {
+	case REMOTE_CREATE:
+		rc = kb_kv_create_key(r->client, name, body, 0, &resp);
+		break;
+	case REMOTE_IMPORT:
+		rc = kb_kv_import_key(r->client, name, body, 0, &resp);
+		break;
+	case REMOTE_ROTATE:
+		rc = kb_kv_rotate_key(r->client, name, 0, &resp);
+		break;
+	default:
+		rc = kb_kv_request_flags(r->client, method, path, body,
+		    KB_KV_RAW_PATH | (make == REMOTE_ONCE ? KB_KV_NOT_IDEMPOTENT :
+		    0), &resp);
+		break;
+	}
 	if (rc != 0)
 		return rc;
 	if (resp->status < 100 || resp->status > 599) {
@@ -654,7 +822,7 @@ agent_remote_add(struct agent *a, const char *name, const cJSON *spec,
 	if ((rc = agent_config_parse_remote(a->cfg, (const char *)sec.data,
 	    sec.len, &cfg)) != 0)
 		goto out;
-	if ((rc = remote_new(cfg, &r)) != 0)
+	if ((rc = remote_new(a, cfg, &r)) != 0)
 		goto out;
 	/* One request, unless told not to: the credential works, the vault answers. */
 	chk = cJSON_GetObjectItemCaseSensitive(spec, "check");

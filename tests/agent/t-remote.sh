@@ -100,6 +100,11 @@ bkey() {	# bkey NAME: GET the key on B's own socket; prints the HTTP status
 	    "http://l/keys/$1?api-version=7.6"
 }
 conf_same() { cmp -s "$A/agent.conf" "$W/a.conf.orig"; }
+# What a refused vault add must leave as it was: the config and the
+# agent's files (snapshot taken by mark).
+REF_CONF=$W/a.conf.orig; REF_FILES=
+mark() { cp "$A/agent.conf" "$W/a.conf.ref"; REF_CONF=$W/a.conf.ref
+	REF_FILES=$(ls -A "$A/state/remote" 2>/dev/null); }
 
 # ---- bad input: one sentence, an exit code, nothing stored
 expect() {	# expect NAME CODE PATTERN CMD...: exit code and sentence
@@ -107,13 +112,14 @@ expect() {	# expect NAME CODE PATTERN CMD...: exit code and sentence
 	shift 3
 	"$@" >"$W/out" 2>"$W/err"
 	rc=$?
-	if [ "$rc" -eq "$code" ] && grep -qiE "$pat" "$W/err" && conf_same &&
-	    [ -z "$(ls -A "$A/state/remote" 2>/dev/null)" ]; then
+	if [ "$rc" -eq "$code" ] && grep -qiE "$pat" "$W/err" &&
+	    cmp -s "$A/agent.conf" "$REF_CONF" &&
+	    [ "$(ls -A "$A/state/remote" 2>/dev/null)" = "$REF_FILES" ]; then
 		ok 0 "$name (exit $rc)"
 	else
 		ok 1 "$name"
 		diag "exit $rc, want $code; stderr: $(cat "$W/err")"
-		conf_same || diag "the config changed: $(diff "$W/a.conf.orig" "$A/agent.conf")"
+		cmp -s "$A/agent.conf" "$REF_CONF" || diag "the config changed: $(diff "$REF_CONF" "$A/agent.conf")"
 		ls -la "$A/state/remote" 2>/dev/null | sed 's/^/# /'
 	fi
 }
@@ -222,6 +228,10 @@ ok $? "key delete on the remote vault"
 check "B has it soft-deleted" eval '[ "$(bkey rk1)" = 404 ] && curl -s -o /dev/null -w "%{http_code}" --unix-socket "$B/agent.sock" "http://l/deletedkeys/rk1?api-version=7.6" | grep -q 200'
 kb key show rk1 --vault azb --deleted >/dev/null 2>&1
 ok $? "key show --deleted on the remote vault"
+kb key create rk1 --vault azb --type ec >/dev/null 2>"$W/err"
+RC=$?
+check "create on B's soft-deleted name through A: B's 409 comes back, exit 11 ($RC)" \
+    eval '[ $RC -eq 11 ] && grep -qi "deleted" "$W/err"'
 kb key recover rk1 --vault azb >/dev/null 2>&1
 ok $? "key recover on the remote vault"
 check "B has it back" eval '[ "$(bkey rk1)" = 200 ]'
@@ -271,6 +281,98 @@ start_agent "$A/agent.conf" "$A/agent.err"
 check "agent A restarts with the [remote] section" wait_socket "$A/agent.sock"
 kb key show sk --vault azb >/dev/null 2>&1
 ok $? "the remote vault works after the restart"
+
+# ---- each credential type against a loopback token endpoint
+# tests/kvclient/oauthserver.py plays Entra ID and IMDS: it checks client
+# secrets, verifies client assertion JWTs against the registered
+# certificate (PS256, x5t#S256, aud, iss, sub, exp, jti) and issues
+# admin.token, which B knows.  The certificate's key is on A's token.
+. "$(dirname "$0")/../kvclient/oauth-setup.sh"
+O=$W/oauth
+mkdir -p "$O"
+TENANT=00000000-0000-0000-0000-000000000000   # what B's challenge names
+if oauth_setup "$O"; then
+	cat "$TLS/ca.pem" "$O/ca.pem" >"$W/cas.pem"
+	(umask 077; printf 'app-secret-%s' "$(tok)" >"$W/app.secret"
+	 printf 'federated-%s' "$(tok)" >"$W/fed.token")
+	cp "$W/fed.token" "$W/fed.accepted"
+	# The certificate's key: an RSA pair on A's token, made with pkcs11-tool.
+	export KB_T_PIN; KB_T_PIN=$(cat "$W/user.pin")
+	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label kba --login \
+	    --pin env:KB_T_PIN --keypairgen --key-type rsa:2048 \
+	    --label azure-cred --id c0ffee >/dev/null 2>&1
+	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label kba --read-object \
+	    --type pubkey --label azure-cred -o "$W/cred.pub.der" >/dev/null 2>&1
+	openssl pkey -pubin -inform DER -in "$W/cred.pub.der" -out "$W/cred.pub.pem" 2>/dev/null
+	openssl x509 -new -force_pubkey "$W/cred.pub.pem" -subj /CN=app-cert \
+	    -CA "$O/ca.pem" -CAkey "$O/ca.key" -days 2 -out "$W/cred.crt" 2>/dev/null
+	check "a certificate for the token's key" test -s "$W/cred.crt"
+	python3 - "$O/config.json" "$W" <<'PY'
+import json, os, sys
+p, w = sys.argv[1], sys.argv[2]
+c = json.load(open(p))
+c["clients"] = {
+    "app-secret": {"secret": open(w + "/app.secret").read()},
+    "app-cert": {"cert": w + "/cred.crt"},
+    "app-fed": {"federated_file": w + "/fed.accepted"},
+}
+c["access_token_file"] = w + "/admin.token"
+c["identities"] = ["mi-client"]
+open(p + ".tmp", "w").write(json.dumps(c))
+os.rename(p + ".tmp", p)
+PY
+	# A again, with IMDS at the test server (as on AKS with pod identity).
+	kill "$AGENT_PID"; wait_gone "$AGENT_PID"
+	AZURE_POD_IDENTITY_AUTHORITY_HOST=http://127.0.0.1:$OAUTH_HTTP_PORT \
+	    start_agent "$A/agent.conf" "$A/agent.err"
+	wait_socket "$A/agent.sock"
+	mark
+	COMMON=(--url "$RURL" --connect-to 127.0.0.1 --ca-file "$W/cas.pem"
+	        --tenant "$TENANT" --authority-host "https://127.0.0.1:$OAUTH_PORT")
+	cred_case() {	# cred_case NAME WHAT AUTH OPTIONS...
+		local name=$1 what=$2 auth=$3 n0
+		shift 3
+		n0=$(wc -l <"$O/record.jsonl" 2>/dev/null || echo 0)
+		kb vault add "$name" "${COMMON[@]}" "$@" >/dev/null 2>"$W/err"
+		ok $? "vault add with $what"
+		[ -s "$W/err" ] && diag "$(cat "$W/err")"
+		kb key create "c-$name" --vault "$name" --type ec >/dev/null 2>"$W/err"
+		ok $? "key create on B through A with $what"
+		local st; st=$(bkey "c-$name")
+		check "B has the key made with $what" [ "$st" = 200 ]
+		check "the token endpoint saw $auth and issued the token" \
+		    eval 'tail -n +$((n0 + 1)) "$O/record.jsonl" | grep "\"status\": *200" | grep -q "$auth"'
+		kb vault remove "$name" >/dev/null 2>&1
+	}
+	cred_case az-secret "a client secret" '"auth": *"secret"' \
+	    --client-id app-secret --client-secret-file "$W/app.secret"
+	check "no client secret in A's config or log" \
+	    eval '! grep -qF "$(cat "$W/app.secret")" "$A/agent.conf" "$A/agent.err"'
+	cred_case az-cert "a certificate whose key is on A's token (PS256 assertion)" \
+	    '"auth": *"assertion"' \
+	    --client-id app-cert --client-cert "pkcs11:token=kba;object=azure-cred" \
+	    --cert-file "$W/cred.crt"
+	check "the assertion's header and claims, as the server verified them" \
+	    eval 'grep "\"auth\": *\"assertion\"" "$O/record.jsonl" | tail -1 | grep -q "PS256" &&
+	          grep "\"auth\": *\"assertion\"" "$O/record.jsonl" | tail -1 | grep -q "x5t#S256"'
+	cred_case az-fed "workload identity (a federated token file)" '"auth": *"federated"' \
+	    --client-id app-fed --federated-token-file "$W/fed.token"
+	cred_case az-mi "a managed identity (IMDS)" '"path": *"imds"' \
+	    --managed-identity=mi-client
+	expect "vault add: a certificate that is not the token key's" 13 "does not match" \
+	    kb vault add az-bad "${COMMON[@]}" --client-id app-cert \
+	    --client-cert "pkcs11:token=kba;object=azure-cred" --cert-file "$O/other.crt"
+	expect "vault add: a client_cert URI naming no key" 13 "no key|exactly one" \
+	    kb vault add az-bad "${COMMON[@]}" --client-id app-cert \
+	    --client-cert "pkcs11:token=kba;object=nosuch" --cert-file "$W/cred.crt"
+	printf 'wrong' >"$W/wrong.secret"; chmod 600 "$W/wrong.secret"
+	expect "vault add: a client secret the token endpoint refuses" 10 "AADSTS|secret|denied|invalid" \
+	    kb vault add az-bad "${COMMON[@]}" --client-id app-secret \
+	    --client-secret-file "$W/wrong.secret"
+	oauth_stop
+else
+	skip "credential types against a token endpoint" "$OAUTH_WHY"
+fi
 
 # ---- B goes away: 502 through A, a clear sentence
 kill "$BPID"; wait_gone "$BPID"
