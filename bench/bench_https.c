@@ -89,6 +89,7 @@
 #include <openssl/sha.h>
 #include <p11-kit/pkcs11.h>
 
+#include "benchdev.h"
 #include "p11test.h"
 
 #define API "api-version=7.6"
@@ -216,51 +217,6 @@ pid_cpu(pid_t pid)
 	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
 		return -1;
 	return (double)(ut + st) / sysconf(_SC_CLK_TCK);
-}
-
-/*
- * The same from the scheduler's own clock, in ns (sum over the threads
- * alive now of /proc/PID/task/TID/schedstat's first field): utime and
- * stime are sampled at clock ticks, this is exact.  Shown on stderr as a
- * cross-check of the table's figures.
- */
-static double
-pid_cpu_sched(pid_t pid)
-{
-	char path[64], buf[128];
-	struct dirent *d;
-	unsigned long long ns, sum = 0;
-	DIR *dir;
-	FILE *f;
-
-	if (pid <= 0)
-		return -1;
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	if ((dir = opendir(path)) == NULL)
-		return -1;
-	while ((d = readdir(dir)) != NULL) {
-		if (d->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/schedstat", (int)pid, d->d_name);
-		if ((f = fopen(path, "r")) == NULL)
-			continue;
-		if (fgets(buf, sizeof(buf), f) != NULL && sscanf(buf, "%llu", &ns) == 1)
-			sum += ns;
-		fclose(f);
-	}
-	closedir(dir);
-	return sum / 1e9;
-}
-
-static double
-self_cpu(void)
-{
-	struct rusage ru;
-
-	if (getrusage(RUSAGE_SELF, &ru) != 0)
-		return 0;
-	return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
-	    (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 static double
@@ -513,8 +469,8 @@ c_phase(enum phase_id ph, long from, long to)
 	for (t = 0; t < O.threads; t++)
 		k0 += W[t].connects;
 	a0 = pid_cpu(agent_pid);
-	s0 = pid_cpu_sched(agent_pid);
-	c0 = self_cpu();
+	s0 = bench_pid_cpu_sched(agent_pid);
+	c0 = bench_self_cpu();
 	t0 = kb_now_mono();
 	for (t = 0; t < O.threads; t++)
 		if (pthread_create(&W[t].th, NULL, worker_run, &W[t]) != 0)
@@ -522,11 +478,11 @@ c_phase(enum phase_id ph, long from, long to)
 	for (t = 0; t < O.threads; t++)
 		pthread_join(W[t].th, NULL);
 	p->wall += kb_now_mono() - t0;
-	p->client_cpu += self_cpu() - c0;
+	p->client_cpu += bench_self_cpu() - c0;
 	a1 = pid_cpu(agent_pid);
 	p->agent_cpu = a0 >= 0 && a1 >= 0 && p->agent_cpu >= 0 ? p->agent_cpu + a1 - a0 : -1;
 	p->agent_sched = s0 >= 0 && p->agent_sched >= 0 ?
-	    p->agent_sched + pid_cpu_sched(agent_pid) - s0 : -1;
+	    p->agent_sched + bench_pid_cpu_sched(agent_pid) - s0 : -1;
 	for (t = 0; t < O.threads; t++)
 		k1 += W[t].connects;
 	p->connects += k1 - k0;
@@ -723,137 +679,32 @@ check_sigs(int *n_checked)
 
 /* ---------------------------------------------------- processes, files */
 
-/* Run argv with stdout and stderr to files; its exit code, or -1. */
-static int
-run_cmd(char *const argv[], const char *out, const char *err)
-{
-	int st, fd;
-	pid_t p;
-
-	if ((p = fork()) < 0)
-		return -1;
-	if (p == 0) {
-		if ((fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) >= 0)
-			dup2(fd, 1);
-		if ((fd = open(err, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) >= 0)
-			dup2(fd, 2);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	if (waitpid(p, &st, 0) != p)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static void
-show_file(const char *path)
-{
-	char *text = NULL;
-	size_t len;
-
-	if (kb_file_read(path, 64 * 1024, &text, &len) == 0) {
-		fprintf(stderr, "%s", text);
-		free(text);
-	}
-}
-
-/* `export NAME='VALUE'` lines (shell quoting as cli/dev.c writes it). */
-static char *
-export_value(const char *text, const char *name)
-{
-	char pat[64], *v, *o;
-	const char *p, *e;
-
-	snprintf(pat, sizeof(pat), "export %s='", name);
-	for (p = text; p != NULL; p = (p = strchr(p, '\n')) ? p + 1 : NULL)
-		if (strncmp(p, pat, strlen(pat)) == 0)
-			break;
-	if (p == NULL)
-		return NULL;
-	p += strlen(pat);
-	if ((e = strchr(p, '\n')) == NULL)
-		e = p + strlen(p);
-	if (e == p || e[-1] != '\'' || (v = malloc((size_t)(e - p))) == NULL)
-		return NULL;
-	for (o = v; p < e - 1; p++) {
-		if (strncmp(p, "'\\''", 4) == 0) {
-			*o++ = '\'';
-			p += 3;
-		} else {
-			*o++ = *p;
-		}
-	}
-	*o = '\0';
-	return v;
-}
-
-/* `keybridge dev up --dir devdir --https`: URL, CA, token file, pid. */
+/* `keybridge dev up --dir devdir --https`: URL, CA, token file, SoftHSM config, pid. */
 static void
 dev_up(void)
 {
-	char out[400], err[400], lock[400], comm[64] = "", path[64];
-	char *argv[] = { (char *)O.cli, "dev", "up", "--dir", devdir, "--https", NULL };
-	char *text = NULL;
-	size_t len;
-	FILE *f;
-	int rc;
+	struct bench_dev d;
 
-	snprintf(out, sizeof(out), "%s/dev-up.out", tmpdir);
-	snprintf(err, sizeof(err), "%s/dev-up.err", tmpdir);
-	if (O.agent != NULL)
-		setenv("KEYBRIDGED", O.agent, 1);
-	if ((rc = run_cmd(argv, out, err)) != 0) {
-		fprintf(stderr, "bench_https: `keybridge dev up --https` exited with %d:\n", rc);
-		show_file(err);
+	if (bench_dev_up("bench_https", O.cli, O.agent, devdir, tmpdir, &d) != 0)
 		die("no agent");
-	}
-	if (kb_file_read(out, 64 * 1024, &text, &len) != 0)
-		die("cannot read the output of dev up");
-	url = export_value(text, "KEYBRIDGE_URL");
-	ca_file = export_value(text, "KEYBRIDGE_CA");
-	tok_file = export_value(text, "KEYBRIDGE_TOKEN_FILE");
-	hsm_conf = export_value(text, "SOFTHSM2_CONF");
-	free(text);
-	if (url == NULL || ca_file == NULL || tok_file == NULL || hsm_conf == NULL)
-		die("dev up printed no KEYBRIDGE_URL, KEYBRIDGE_CA, KEYBRIDGE_TOKEN_FILE "
-		    "or SOFTHSM2_CONF");
-	/* the agent holds DIR/agent.sock.lock, its pid inside */
-	snprintf(lock, sizeof(lock), "%s/agent.sock.lock", devdir);
-	if (kb_file_read(lock, 64, &text, &len) != 0)
-		die("cannot read the agent's lock file");
-	agent_pid = (pid_t)atol(text);
-	free(text);
-	snprintf(path, sizeof(path), "/proc/%d/comm", (int)agent_pid);
-	if ((f = fopen(path, "r")) != NULL) {
-		if (fgets(comm, sizeof(comm), f) == NULL)
-			comm[0] = '\0';
-		fclose(f);
-	}
-	if (agent_pid <= 0 || strncmp(comm, "keybridged", 10) != 0)
-		die("the pid in the agent's lock file is not a running keybridged");
+	url = d.url;
+	ca_file = d.ca_file;
+	tok_file = d.tok_file;
+	hsm_conf = d.softhsm_conf;
+	d.url = d.ca_file = d.tok_file = d.softhsm_conf = NULL;
+	agent_pid = d.pid;
+	bench_dev_free(&d);
 }
 
 static void
 stop_agent(void)
 {
-	char out[400], err[400];
-	char *argv[] = { (char *)O.cli, "dev", "down", "--dir", devdir, NULL };
-	double t0;
-
 	if (!own_agent || agent_pid <= 0)
 		return;
-	snprintf(out, sizeof(out), "%s/dev-down.out", tmpdir);
-	snprintf(err, sizeof(err), "%s/dev-down.err", tmpdir);
-	if (run_cmd(argv, out, err) != 0) {
-		/* not our child (dev up's): poll, then SIGKILL that one pid */
-		kill(agent_pid, SIGTERM);
-		for (t0 = kb_now_mono(); kb_now_mono() - t0 < 10 && kill(agent_pid, 0) == 0;)
-			usleep(20000);
-		if (kill(agent_pid, 0) == 0)
-			kill(agent_pid, SIGKILL);
-	}
+	bench_dev_down(O.cli, devdir, tmpdir, agent_pid);
 	agent_pid = -1;
 }
+
 
 /* "Authorization: Bearer TOKEN" from the token file; wiped at the end. */
 static void
@@ -1024,7 +875,7 @@ sdk_run(void)
 		line[strcspn(line, "\n")] = '\0';
 		if (strncmp(line, "phase ", 6) == 0 && (i = ph_index(line + 6)) >= 0) {
 			a0[i] = pid_cpu(agent_pid);
-			s0[i] = pid_cpu_sched(agent_pid);
+			s0[i] = bench_pid_cpu_sched(agent_pid);
 			n0[i] = pid_cpu(p);
 			t0[i] = kb_now_mono();
 			fprintf(stderr, "bench_https: SDK client, %s\n", line + 6);
@@ -1035,7 +886,7 @@ sdk_run(void)
 
 			sph[i].client_cpu = pid_cpu(p) - n0[i];
 			sph[i].agent_cpu = a0[i] >= 0 && a1 >= 0 ? a1 - a0[i] : -1;
-			sph[i].agent_sched = s0[i] >= 0 ? pid_cpu_sched(agent_pid) - s0[i] : -1;
+			sph[i].agent_sched = s0[i] >= 0 ? bench_pid_cpu_sched(agent_pid) - s0[i] : -1;
 			sph[i].wall = kb_now_mono() - t0[i];   /* replaced by the script's */
 			sph[i].done = true;
 		} else if (strncmp(line, "skip ", 5) == 0) {

@@ -94,6 +94,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "benchdev.h"
 #include "kb_common.h"
 #include "kb_kvclient.h"
 
@@ -200,50 +201,6 @@ on_signal(int sig)
 }
 
 /* ------------------------------------------------------ /proc readings */
-
-/*
- * CPU seconds of pid from the scheduler's own clock (sum over its live
- * threads of /proc/PID/task/TID/schedstat's first field, in ns): exact,
- * where utime and stime are sampled at clock ticks.
- */
-static double
-pid_cpu_sched(pid_t pid)
-{
-	char path[64], buf[128];
-	struct dirent *d;
-	unsigned long long ns, sum = 0;
-	DIR *dir;
-	FILE *f;
-
-	if (pid <= 0)
-		return -1;
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	if ((dir = opendir(path)) == NULL)
-		return -1;
-	while ((d = readdir(dir)) != NULL) {
-		if (d->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/schedstat", (int)pid, d->d_name);
-		if ((f = fopen(path, "r")) == NULL)
-			continue;
-		if (fgets(buf, sizeof(buf), f) != NULL && sscanf(buf, "%llu", &ns) == 1)
-			sum += ns;
-		fclose(f);
-	}
-	closedir(dir);
-	return sum / 1e9;
-}
-
-static double
-self_cpu(void)
-{
-	struct rusage ru;
-
-	if (getrusage(RUSAGE_SELF, &ru) != 0)
-		return 0;
-	return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
-	    (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
 
 static int
 cmp_ul(const void *a, const void *b)
@@ -621,8 +578,8 @@ kv_slice(enum phase ph, long from, long to, int nthreads)
 	memset(W, 0, sizeof(W));
 	kb_kv_client_stats(kv, &s0);
 	conns_begin(ph, &cs0, &cs1, &sth);
-	a0 = pid_cpu_sched(agent_pid);
-	c0 = self_cpu();
+	a0 = bench_pid_cpu_sched(agent_pid);
+	c0 = bench_self_cpu();
 	if (pthread_barrier_init(&start_line, NULL, (unsigned)nthreads) != 0)
 		die("pthread_barrier_init failed");
 	t0 = kb_now_mono();
@@ -633,8 +590,8 @@ kv_slice(enum phase ph, long from, long to, int nthreads)
 		pthread_join(W[t].th, NULL);
 	pthread_barrier_destroy(&start_line);
 	f->wall += kb_now_mono() - t0;
-	f->cpu += self_cpu() - c0;
-	a1 = pid_cpu_sched(agent_pid);
+	f->cpu += bench_self_cpu() - c0;
+	a1 = bench_pid_cpu_sched(agent_pid);
 	acc = conns_end(ph, &cs0, &cs1, sth);
 	kb_kv_client_stats(kv, &s1);
 	if (atomic_load(&failed))
@@ -741,137 +698,32 @@ create_keys(void)
 
 /* ---------------------------------------------------- processes, files */
 
-/* Run argv with stdout and stderr to files; its exit code, or -1. */
-static int
-run_cmd(char *const argv[], const char *out, const char *err)
-{
-	int st, fd;
-	pid_t p;
-
-	if ((p = fork()) < 0)
-		return -1;
-	if (p == 0) {
-		if ((fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) >= 0)
-			dup2(fd, 1);
-		if ((fd = open(err, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) >= 0)
-			dup2(fd, 2);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	if (waitpid(p, &st, 0) != p)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static void
-show_file(const char *path)
-{
-	char *text = NULL;
-	size_t len;
-
-	if (kb_file_read(path, 64 * 1024, &text, &len) == 0) {
-		fprintf(stderr, "%s", text);
-		free(text);
-	}
-}
-
-/* `export NAME='VALUE'` lines (shell quoting as cli/dev.c writes it). */
-static char *
-export_value(const char *text, const char *name)
-{
-	char pat[64], *v, *o;
-	const char *p, *e;
-
-	snprintf(pat, sizeof(pat), "export %s='", name);
-	for (p = text; p != NULL; p = (p = strchr(p, '\n')) ? p + 1 : NULL)
-		if (strncmp(p, pat, strlen(pat)) == 0)
-			break;
-	if (p == NULL)
-		return NULL;
-	p += strlen(pat);
-	if ((e = strchr(p, '\n')) == NULL)
-		e = p + strlen(p);
-	if (e == p || e[-1] != '\'' || (v = malloc((size_t)(e - p))) == NULL)
-		return NULL;
-	for (o = v; p < e - 1; p++) {
-		if (strncmp(p, "'\\''", 4) == 0) {
-			*o++ = '\'';
-			p += 3;
-		} else {
-			*o++ = *p;
-		}
-	}
-	*o = '\0';
-	return v;
-}
-
 /* `keybridge dev up --dir devdir --https`: URL, CA, token file, socket, pid. */
 static void
 dev_up(void)
 {
-	char out[400], err[400], lock[400], comm[64] = "", path[64];
-	char *argv[] = { (char *)O.cli, "dev", "up", "--dir", devdir, "--https", NULL };
-	char *text = NULL;
-	size_t len;
-	FILE *f;
-	int rc;
+	struct bench_dev d;
 
-	snprintf(out, sizeof(out), "%s/dev-up.out", tmpdir);
-	snprintf(err, sizeof(err), "%s/dev-up.err", tmpdir);
-	if (O.agent != NULL)
-		setenv("KEYBRIDGED", O.agent, 1);
-	if ((rc = run_cmd(argv, out, err)) != 0) {
-		fprintf(stderr, "bench_kvclient: `keybridge dev up --https` exited with %d:\n", rc);
-		show_file(err);
+	if (bench_dev_up("bench_kvclient", O.cli, O.agent, devdir, tmpdir, &d) != 0)
 		die("no agent");
-	}
-	if (kb_file_read(out, 64 * 1024, &text, &len) != 0)
-		die("cannot read the output of dev up");
-	url = export_value(text, "KEYBRIDGE_URL");
-	ca_file = export_value(text, "KEYBRIDGE_CA");
-	tok_file = export_value(text, "KEYBRIDGE_TOKEN_FILE");
-	sock_path = export_value(text, "KEYBRIDGE_SOCKET");
-	free(text);
-	if (url == NULL || ca_file == NULL || tok_file == NULL || sock_path == NULL)
-		die("dev up printed no KEYBRIDGE_URL, KEYBRIDGE_CA, KEYBRIDGE_TOKEN_FILE "
-		    "or KEYBRIDGE_SOCKET");
-	/* the agent holds DIR/agent.sock.lock, its pid inside */
-	snprintf(lock, sizeof(lock), "%s/agent.sock.lock", devdir);
-	if (kb_file_read(lock, 64, &text, &len) != 0)
-		die("cannot read the agent's lock file");
-	agent_pid = (pid_t)atol(text);
-	free(text);
-	snprintf(path, sizeof(path), "/proc/%d/comm", (int)agent_pid);
-	if ((f = fopen(path, "r")) != NULL) {
-		if (fgets(comm, sizeof(comm), f) == NULL)
-			comm[0] = '\0';
-		fclose(f);
-	}
-	if (agent_pid <= 0 || strncmp(comm, "keybridged", 10) != 0)
-		die("the pid in the agent's lock file is not a running keybridged");
+	url = d.url;
+	ca_file = d.ca_file;
+	tok_file = d.tok_file;
+	sock_path = d.socket;
+	d.url = d.ca_file = d.tok_file = d.socket = NULL;
+	agent_pid = d.pid;
+	bench_dev_free(&d);
 }
 
 static void
 stop_agent(void)
 {
-	char out[400], err[400];
-	char *argv[] = { (char *)O.cli, "dev", "down", "--dir", devdir, NULL };
-	double t0;
-
 	if (!own_agent || agent_pid <= 0)
 		return;
-	snprintf(out, sizeof(out), "%s/dev-down.out", tmpdir);
-	snprintf(err, sizeof(err), "%s/dev-down.err", tmpdir);
-	if (run_cmd(argv, out, err) != 0) {
-		/* not our child (dev up's): poll, then SIGKILL that one pid */
-		kill(agent_pid, SIGTERM);
-		for (t0 = kb_now_mono(); kb_now_mono() - t0 < 10 && kill(agent_pid, 0) == 0;)
-			usleep(20000);
-		if (kill(agent_pid, 0) == 0)
-			kill(agent_pid, SIGKILL);
-	}
+	bench_dev_down(O.cli, devdir, tmpdir, agent_pid);
 	agent_pid = -1;
 }
+
 
 /* The port of https://HOST:PORT[/...]. */
 static unsigned
@@ -1034,12 +886,12 @@ sdk_slice(enum phase ph, long from, long to, int nthreads)
 	else
 		n = (size_t)snprintf(cmd, sizeof(cmd), "list %d\n", nthreads);
 	conns_begin(ph, &cs0, &cs1, &sth);
-	a0 = pid_cpu_sched(agent_pid);
+	a0 = bench_pid_cpu_sched(agent_pid);
 	if (write(sdk_in, cmd, n) != (ssize_t)n)
 		die("cannot write to the SDK script");
 	if (sdk_line(line, sizeof(line)) == NULL || strncmp(line, "done ", 5) != 0)
 		die("the SDK run failed (its errors are above)");
-	a1 = pid_cpu_sched(agent_pid);
+	a1 = bench_pid_cpu_sched(agent_pid);
 	acc = conns_end(ph, &cs0, &cs1, sth);
 	if ((j = cJSON_Parse(line + 5)) == NULL)
 		die("the SDK script's answer is not JSON");
