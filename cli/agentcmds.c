@@ -43,16 +43,6 @@ jyesno(const cJSON *o, const char *k)
 	return cJSON_IsTrue(v) ? "yes" : "no";
 }
 
-static void
-free_cells(char **cells, size_t n)
-{
-	size_t i;
-
-	for (i = 0; cells != NULL && i < n; i++)
-		free(cells[i]);
-	free(cells);
-}
-
 static char *
 num_dup(double a)
 {
@@ -119,7 +109,7 @@ cmd_status(struct cli *c, int argc, char **argv)
 	}
 	cli_table(head, 7, cells, i);
  out:
-	free_cells(cells, n * 7);
+	cli_cells_free(cells, n * 7);
 	cJSON_Delete(st);
 	return rc;
 }
@@ -195,7 +185,7 @@ cmd_token_list(struct cli *c, int argc, char **argv)
 		putchar('\n');
 	}
  out:
-	free_cells(cells, n * 6);
+	cli_cells_free(cells, n * 6);
 	cJSON_Delete(tl);
 	return rc;
 }

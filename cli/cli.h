@@ -71,6 +71,8 @@ void cli_put(const char *s);
 void cli_fput(FILE *f, const char *s);
 /* Print a table of rows x cols (cells may be NULL), padded. */
 void cli_table(const char *const *head, size_t cols, char **cells, size_t rows);
+/* Free a table's cells (n of them, each may be NULL) and the array. */
+void cli_cells_free(char **cells, size_t n);
 
 int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_token_list(struct cli *c, int argc, char **argv);

@@ -715,16 +715,6 @@ print_bundle(struct kc *k, const cJSON *b)
 	return 0;
 }
 
-static void
-free_cells(char **cells, size_t n)
-{
-	size_t i;
-
-	for (i = 0; cells != NULL && i < n; i++)
-		free(cells[i]);
-	free(cells);
-}
-
 /* Item lists (keys, versions, deleted keys) as tables. */
 enum list_kind { LIST_KEYS, LIST_VERSIONS, LIST_DELETED };
 
@@ -773,7 +763,7 @@ print_items(const cJSON *items, enum list_kind kind)
 		i++;
 	}
 	cli_table(head, cols, cells, i);
-	free_cells(cells, n * cols);
+	cli_cells_free(cells, n * cols);
 	return 0;
 }
 
@@ -1410,7 +1400,7 @@ cmd_audit_list(struct cli *c, int argc, char **argv)
 	}
 	cli_table(head, 9, cells, i);
  out:
-	free_cells(cells, n * 9);
+	cli_cells_free(cells, n * 9);
 	cJSON_Delete(all);
 	kc_clear(&k);
 	return finish(r);

@@ -263,6 +263,16 @@ display_len(const char *s)
 }
 
 void
+cli_cells_free(char **cells, size_t n)
+{
+	size_t i;
+
+	for (i = 0; cells != NULL && i < n; i++)
+		free(cells[i]);
+	free(cells);
+}
+
+void
 cli_table(const char *const *head, size_t cols, char **cells, size_t rows)
 {
 	size_t w[16] = { 0 }, i, j, pad;

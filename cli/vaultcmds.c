@@ -15,16 +15,6 @@
 
 #define VAULT_PEM_MAX (64 * 1024)
 
-static void
-free_cells(char **cells, size_t n)
-{
-	size_t i;
-
-	for (i = 0; cells != NULL && i < n; i++)
-		free(cells[i]);
-	free(cells);
-}
-
 static char *
 dup_or_dash(const char *s)
 {
@@ -70,7 +60,7 @@ cmd_vault_list(struct cli *c, int argc, char **argv)
 	cJSON *vl = NULL;
 	const cJSON *arr, *v;
 	char **cells = NULL;
-	size_t n, i = 0, k;
+	size_t n = 0, i = 0, k;
 	int r, rc = 0;
 
 	if ((r = options_only(c, "vault list", argc, argv, 0)) != 0)
@@ -102,7 +92,7 @@ cmd_vault_list(struct cli *c, int argc, char **argv)
 	}
 	cli_table(head, 6, cells, i);
  out:
-	free_cells(cells, n * 6);
+	cli_cells_free(cells, n * 6);
 	cJSON_Delete(vl);
 	return rc;
 }
