@@ -350,10 +350,10 @@ enum agent_remote_make {
 	REMOTE_IMPORT,
 	REMOTE_ROTATE
 };
-int agent_remote_forward(struct agent *a, struct agent_remote *r,
-    const char *method, const char *path, const cJSON *body,
-    enum agent_remote_make make, const char *name, const char *local_base,
-    unsigned *status, cJSON **out) KB_WARN_UNUSED;
+int agent_remote_forward(struct agent_remote *r, const char *method,
+    const char *path, const cJSON *body, enum agent_remote_make make,
+    const char *name, const char *local_base, unsigned *status,
+    cJSON **out) KB_WARN_UNUSED;
 /* keybridge vault add / remove: check, write the config, serve. */
 struct kb_store_actor;
 int agent_remote_add(struct agent *a, const char *name, const cJSON *spec,

@@ -185,13 +185,25 @@ agent_audit_denial(struct agent *a, const struct agent_peer *p,
 {
 	struct kb_store_actor who;
 	const struct agent_vault *v;
+	struct agent_remote *rv = NULL;
+	enum agent_role role;
 	int r;
 
 	if (a->store == NULL)
 		return;
-	v = agent_vault_find(a, vault);
-	who = agent_peer_actor(p, v != NULL ? agent_access_role(a, v, p) :
-	    agent_access_max_role(a, p));
+	/* The caller's role on the vault named (local or remote), else its
+	 * best role anywhere. */
+	if ((v = agent_vault_find(a, vault)) != NULL) {
+		role = agent_access_role(a, v, p);
+	} else if ((rv = agent_remote_get(a, vault)) != NULL) {
+		const struct agent_remote_cfg *c = agent_remote_config(rv);
+
+		role = agent_access_role_in(a, c->principals, c->n_principals, p);
+		agent_remote_put(a, rv);
+	} else {
+		role = agent_access_max_role(a, p);
+	}
+	who = agent_peer_actor(p, role);
 	if (key != NULL && kv_check(KV_FIELD_KEY_NAME, key) != 0)
 		key = NULL;
 	if ((r = kb_store_audit_append(a->store, &who, vault, op, key, NULL,
@@ -2015,7 +2027,7 @@ h_remote(struct req *rq)
 		goto out;
 	if (rq->raw_len > 0 && (r = parse_body(rq, false)) != 0)
 		goto out;
-	r = agent_remote_forward(rq->a, rq->remote, rq->method,
+	r = agent_remote_forward(rq->remote, rq->method,
 	    (const char *)path.data, rq->body,
 	    rq->oi->op == OP_CREATE ? REMOTE_CREATE :
 	    rq->oi->op == OP_IMPORT ? REMOTE_IMPORT :
@@ -2248,15 +2260,8 @@ agent_kvapi_handle(struct agent *a, struct MHD_Connection *c,
 		agent_peer_name(peer, caller, sizeof(caller));
 		kb_info("denied %s %s to %s (%s)", rq.oi->name,
 		    vn != NULL ? vn : "agent", caller, rq.who.role);
-		if (rq.remote != NULL) {
-			if (kb_store_audit_append(a->store, &rq.who, vn,
-			    rq.oi->name, rq.name != NULL && kv_check(
-			    KV_FIELD_KEY_NAME, rq.name) == 0 ? rq.name : NULL, NULL,
-			    "denied", kb_now_unix()) != 0)
-				kb_warn("cannot write an audit record");
-		} else
-			agent_audit_denial(a, peer, vn != NULL ? vn : "*",
-			    rq.oi->name, rq.name, "denied");
+		agent_audit_denial(a, peer, vn != NULL ? vn : "*", rq.oi->name,
+		    rq.name, "denied");
 		snprintf(msg, sizeof(msg), "The caller (%s, role %s) does not have "
 		    "%s permission on %s %s.", caller, rq.who.role,
 		    rq.oi->name, vn != NULL ? "vault" : "this",

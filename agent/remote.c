@@ -475,15 +475,13 @@ rewrite_ids(cJSON *j, const struct agent_remote *r, const char *local)
 }
 
 int
-agent_remote_forward(struct agent *a, struct agent_remote *r,
-    const char *method, const char *path, const cJSON *body,
-    enum agent_remote_make make, const char *name, const char *local_base,
-    unsigned *status, cJSON **out)
+agent_remote_forward(struct agent_remote *r, const char *method,
+    const char *path, const cJSON *body, enum agent_remote_make make,
+    const char *name, const char *local_base, unsigned *status, cJSON **out)
 {
 	struct kb_kv_response *resp = NULL;
 	int rc;
 
-	(void)a;
 	/* A new version is never asked for twice (kv-client reads the
 	 * versions around an ambiguous failure); its errors are the
 	 * remote's answer mapped, or no answer. */
