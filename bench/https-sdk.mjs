@@ -31,12 +31,9 @@
 // and checks.  Progress and errors on stderr; exit code 1 on failure.
 
 import crypto from 'node:crypto';
-import fs from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import readline from 'node:readline';
-import tls from 'node:tls';
-import { fileURLToPath } from 'node:url';
+
+import { fileCredential, loadKeyvaultKeys, tlsCount } from './sdkcommon.mjs';
 
 // ------------------------------------------------------------- arguments
 
@@ -77,40 +74,11 @@ if (!url || !tokenFile) {
 }
 const prefix = opt.prefix ?? `sdk${crypto.randomBytes(3).toString('hex')}-`;
 
-// TLS handshakes: every TLS connection node's https agent opens goes
-// through tls.connect (looked up at call time), so count the calls.
-let tlsConnects = 0;
-{
-  const orig = tls.connect;
-  tls.connect = function countedConnect(...args) {
-    tlsConnects++;
-    return orig.apply(this, args);
-  };
-}
-
 // ------------------------------------------------------------------ SDK
 
-const sdkDir = process.env.KB_SDK_DIR
-  ?? path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'tests', 'sdk');
-let KeyClient, CryptographyClient, sdkVersion;
-try {
-  const require = createRequire(path.join(sdkDir, 'package.json'));
-  ({ KeyClient, CryptographyClient } = require('@azure/keyvault-keys'));
-  sdkVersion = JSON.parse(fs.readFileSync(
-    path.join(sdkDir, 'node_modules', '@azure', 'keyvault-keys', 'package.json'), 'utf8')).version;
-} catch (e) {
-  console.log(`skip no @azure/keyvault-keys in ${sdkDir}/node_modules (npm ci --prefix tests/sdk)`);
-  process.exit(0);
-}
+const { mod: { KeyClient, CryptographyClient }, version: sdkVersion } = loadKeyvaultKeys();
 
-// A TokenCredential reading the bearer token from the file (no @azure/identity:
-// keybridge issues its own tokens).
-const bearer = fs.readFileSync(tokenFile, 'utf8').split('\n')[0].trim();
-const credential = {
-  async getToken() {
-    return { token: bearer, expiresOnTimestamp: Date.now() + 3600 * 1000 };
-  },
-};
+const credential = fileCredential(tokenFile);
 
 // Every request that reaches the wire; signs answered by the agent.
 let requests = 0;
@@ -163,7 +131,7 @@ async function phase(name, total, op) {
     console.log(`phase ${name}`);
     await waitGo();
   }
-  const c0 = tlsConnects;
+  const c0 = tlsCount.connects;
   const r0 = requests;
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
@@ -180,7 +148,7 @@ async function phase(name, total, op) {
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu = process.cpuUsage(cpu0);
   phases[name] = {
-    ops: total, secs, opsPerSec: total / secs, connects: tlsConnects - c0,
+    ops: total, secs, opsPerSec: total / secs, connects: tlsCount.connects - c0,
     requests: requests - r0, cpuMs: (cpu.user + cpu.system) / 1000,
   };
   if (opt.sync)

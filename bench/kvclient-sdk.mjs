@@ -32,12 +32,9 @@
 // (this process), pages, items, ours (items whose name starts with P), bad
 // (answers that did not check).  Errors on stderr, exit code 1.
 
-import fs from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import readline from 'node:readline';
-import tls from 'node:tls';
-import { fileURLToPath } from 'node:url';
+
+import { fileCredential, loadKeyvaultKeys, tlsCount } from './sdkcommon.mjs';
 
 const opt = { prefix: null, keys: 0, concurrency: 4, page: 25 };
 {
@@ -73,42 +70,9 @@ if (!url || !tokenFile) {
   process.exit(2);
 }
 
-// TLS handshakes: node's https agent opens every TLS connection through
-// tls.connect (looked up at call time), so count the calls, and the
-// handshakes that completed.
-let tlsConnects = 0;
-let tlsSecure = 0;
-{
-  const orig = tls.connect;
-  tls.connect = function countedConnect(...args) {
-    tlsConnects++;
-    const sock = orig.apply(this, args);
-    sock.once('secureConnect', () => { tlsSecure++; });
-    return sock;
-  };
-}
+const { mod: { KeyClient }, version: sdkVersion } = loadKeyvaultKeys();
 
-const sdkDir = process.env.KB_SDK_DIR
-  ?? path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'tests', 'sdk');
-let KeyClient, sdkVersion;
-try {
-  const require = createRequire(path.join(sdkDir, 'package.json'));
-  ({ KeyClient } = require('@azure/keyvault-keys'));
-  sdkVersion = JSON.parse(fs.readFileSync(
-    path.join(sdkDir, 'node_modules', '@azure', 'keyvault-keys', 'package.json'), 'utf8')).version;
-} catch (e) {
-  console.log(`skip no @azure/keyvault-keys in ${sdkDir}/node_modules (npm ci --prefix tests/sdk)`);
-  process.exit(0);
-}
-
-// A TokenCredential reading the bearer token from the file (no
-// @azure/identity: keybridge issues its own tokens).
-const bearer = fs.readFileSync(tokenFile, 'utf8').split('\n')[0].trim();
-const credential = {
-  async getToken() {
-    return { token: bearer, expiresOnTimestamp: Date.now() + 3600 * 1000 };
-  },
-};
+const credential = fileCredential(tokenFile);
 
 // Every request that reaches the wire, challenges included.
 let requests = 0;
@@ -176,7 +140,7 @@ async function walk(acc) {
 
 async function command(words) {
   const acc = { ops: 0, pages: 0, items: 0, ours: 0, bad: 0 };
-  const r0 = requests, c0 = tlsConnects, s0 = tlsSecure, f0 = failures, h0 = challenges;
+  const r0 = requests, c0 = tlsCount.connects, s0 = tlsCount.secure, f0 = failures, h0 = challenges;
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   const n = (w) => {
@@ -207,7 +171,7 @@ async function command(words) {
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu = process.cpuUsage(cpu0);
   return {
-    ...acc, secs, requests: requests - r0, connects: tlsConnects - c0, secure: tlsSecure - s0,
+    ...acc, secs, requests: requests - r0, connects: tlsCount.connects - c0, secure: tlsCount.secure - s0,
     failures: failures - f0, challenges: challenges - h0, cpuMs: (cpu.user + cpu.system) / 1000,
   };
 }
