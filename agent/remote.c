@@ -38,8 +38,10 @@ struct agent_remote {
 	kb_kv_credential *cred;
 	kb_kv_client *client;
 	struct kb_kv_token_source src;
-	char base[300];               /* https://host[:port][/prefix], no '/' at end */
-	char base443[310];            /* the same with :443, as nextLinks have it */
+	char host[260];               /* from the url, lower case */
+	char port[8];                 /* "443" when the url gives none */
+	char base[310];               /* https://host[:port][/prefix], no '/' at end */
+	char base443[310];            /* the same with the port, as nextLinks have it */
 	unsigned refs;
 	bool gone;
 	struct agent_remote *next;
@@ -64,33 +66,39 @@ remote_free(struct agent_remote *r)
 	free(r);
 }
 
-/* "https://Host:443/" -> base "https://host", base443 "https://host:443". */
+/*
+ * The url split once: host (lower case) and port (443 when absent), and
+ * the two forms its ids come back in: base "https://host[:port][/prefix]"
+ * (no ":443", no '/' at the end) and base443 with the port always given.
+ */
 static int
 remote_bases(struct agent_remote *r)
 {
-	const char *u = r->cfg->url + 8, *slash;
-	size_t hl, i;
-	char host[260];
+	const char *u = r->cfg->url + 8, *path = u + strcspn(u, "/?#"), *colon;
+	size_t hl, pl, i;
 
-	slash = strchr(u, '/');
-	hl = slash != NULL ? (size_t)(slash - u) : strlen(u);
-	if (hl == 0 || hl >= sizeof(host))
+	colon = memchr(u[0] == '[' ? u + strcspn(u, "]") : u, ':',
+	    (size_t)(path - (u[0] == '[' ? u + strcspn(u, "]") : u)));
+	hl = (size_t)((colon != NULL ? colon : path) - u);
+	pl = colon != NULL ? (size_t)(path - colon - 1) : 0;
+	if (hl == 0 || hl >= sizeof(r->host) || (colon != NULL &&
+	    (pl == 0 || pl >= sizeof(r->port))))
 		return kb_error_set(KB_ERR_INVALID, "the url of remote vault %s has "
-		    "no host", r->cfg->name);
+		    "no host, or a bad port", r->cfg->name);
 	for (i = 0; i < hl; i++)
-		host[i] = (char)((u[i] >= 'A' && u[i] <= 'Z') ? u[i] + 32 : u[i]);
-	host[hl] = '\0';
-	if (hl > 4 && strcmp(host + hl - 4, ":443") == 0)
-		host[hl - 4] = '\0';
-	snprintf(r->base, sizeof(r->base), "https://%s%s", host,
-	    slash != NULL ? slash : "");
-	while (strlen(r->base) > 8 && r->base[strlen(r->base) - 1] == '/')
-		r->base[strlen(r->base) - 1] = '\0';
-	if (strchr(host, ':') == NULL)
-		snprintf(r->base443, sizeof(r->base443), "https://%s:443%s", host,
-		    r->base + 8 + strlen(host));
+		r->host[i] = (char)((u[i] >= 'A' && u[i] <= 'Z') ? u[i] + 32 : u[i]);
+	r->host[hl] = '\0';
+	snprintf(r->port, sizeof(r->port), "%.*s", colon != NULL ? (int)pl : 3,
+	    colon != NULL ? colon + 1 : "443");
+	snprintf(r->base443, sizeof(r->base443), "https://%s:%s%s", r->host,
+	    r->port, path);
+	while (strlen(r->base443) > 8 && r->base443[strlen(r->base443) - 1] == '/')
+		r->base443[strlen(r->base443) - 1] = '\0';
+	if (strcmp(r->port, "443") == 0)
+		snprintf(r->base, sizeof(r->base), "https://%s%s", r->host,
+		    r->base443 + 8 + hl + 4);
 	else
-		snprintf(r->base443, sizeof(r->base443), "%s", r->base);
+		snprintf(r->base, sizeof(r->base), "%s", r->base443);
 	return 0;
 }
 
@@ -271,26 +279,15 @@ remote_credential(struct agent *a, const struct agent_remote_cfg *cfg,
 
 /* "HOST:PORT:ADDRESS" for curl from the url and connect_to. */
 static int
-remote_resolve(const struct agent_remote_cfg *cfg, char *buf, size_t n)
+remote_resolve(const struct agent_remote *r, char *buf, size_t n)
 {
-	const char *u = cfg->url + 8, *end = u + strcspn(u, "/"), *colon;
-	size_t hl;
-	const char *port = "443";
-	size_t pl = 3;
-
-	colon = memchr(u, ':', (size_t)(end - u));
-	hl = (size_t)((colon != NULL ? colon : end) - u);
-	if (colon != NULL) {
-		port = colon + 1;
-		pl = (size_t)(end - port);
-	}
-	if (hl == 0 || pl == 0 || pl > 5 || u[0] == '[')
+	if (r->host[0] == '[')
 		return kb_error_set(KB_ERR_CONFIG, "remote vault %s: connect_to "
-		    "needs a url with a host name", cfg->name);
-	if ((size_t)snprintf(buf, n, "%.*s:%.*s:%s", (int)hl, u, (int)pl, port,
-	    cfg->connect_to) >= n)
+		    "needs a url with a host name", r->cfg->name);
+	if ((size_t)snprintf(buf, n, "%s:%s:%s", r->host, r->port,
+	    r->cfg->connect_to) >= n)
 		return kb_error_set(KB_ERR_CONFIG, "remote vault %s: connect_to is "
-		    "too long", cfg->name);
+		    "too long", r->cfg->name);
 	return 0;
 }
 
@@ -317,7 +314,7 @@ remote_new(struct agent *a, struct agent_remote_cfg *cfg,
 	o.ca_file = cfg->ca_file;
 	o.tokens = &r->src;
 	if (cfg->connect_to != NULL) {
-		if ((rc = remote_resolve(cfg, resolve, sizeof(resolve))) != 0)
+		if ((rc = remote_resolve(r, resolve, sizeof(resolve))) != 0)
 			goto fail;
 		o.resolve = resolve;
 	}
