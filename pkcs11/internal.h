@@ -21,7 +21,7 @@
 /* Caps on what a token may hand us (untrusted input). */
 #define KB_P11_MAX_SLOTS      256
 #define KB_P11_MAX_MECHS      1024
-#define KB_P11_MAX_OBJECTS    4096
+#define KB_P11_MAX_OBJECTS    (1024 * 1024)
 #define KB_P11_MAX_ATTR       (64 * 1024)
 #define KB_P11_MECH_CACHE     48
 #define KB_P11_MAX_DATA       (64 * 1024 * 1024)

@@ -863,12 +863,6 @@ key_size(struct p11s *s, kb_p11_key *k)
 	return r;
 }
 
-static bool
-id_eq(const struct obj *a, const struct obj *b)
-{
-	return a->id_len == b->id_len && (a->id_len == 0 || memcmp(a->id, b->id, a->id_len) == 0);
-}
-
 /* The other half of a pair, by CKA_ID and key type, searched on the token. */
 static int
 find_partner(struct p11s *s, const struct obj *o, CK_OBJECT_CLASS want,
@@ -893,6 +887,89 @@ find_partner(struct p11s *s, const struct obj *o, CK_OBJECT_CLASS want,
 	return 0;
 }
 
+/*
+ * Pairing a listing's public and private halves: an index sorted by key
+ * type, CKA_ID and class, so each half finds its partner by binary
+ * search instead of a scan of the whole listing (tokens hold tens of
+ * thousands of objects).
+ */
+struct pair_ix {
+	const struct obj *objs;
+	const struct obj **ix;
+	size_t n;
+};
+
+static int
+obj_pair_cmp(const struct obj *a, CK_KEY_TYPE kt, const unsigned char *id,
+    size_t id_len, CK_OBJECT_CLASS cls)
+{
+	if (a->kt != kt)
+		return a->kt < kt ? -1 : 1;
+	if (a->id_len != id_len)
+		return a->id_len < id_len ? -1 : 1;
+	if (id_len > 0) {
+		int c = memcmp(a->id, id, id_len);
+
+		if (c != 0)
+			return c;
+	}
+	if (a->cls != cls)
+		return a->cls < cls ? -1 : 1;
+	return 0;
+}
+
+/* Sorts pointers into one array: equal keys keep the token's order. */
+static int
+pair_sort_cmp(const void *x, const void *y)
+{
+	const struct obj *a = *(const struct obj *const *)x;
+	const struct obj *b = *(const struct obj *const *)y;
+	int c = obj_pair_cmp(a, b->kt, b->id, b->id_len, b->cls);
+
+	return c != 0 ? c : a < b ? -1 : a > b;
+}
+
+static int
+pair_ix_build(struct pair_ix *p, const struct obj *objs, size_t n)
+{
+	size_t i;
+
+	p->objs = objs;
+	p->n = n;
+	if ((p->ix = calloc(n ? n : 1, sizeof(*p->ix))) == NULL)
+		return KB_ERR_ALLOC;
+	for (i = 0; i < n; i++)
+		p->ix[i] = &objs[i];
+	qsort(p->ix, n, sizeof(*p->ix), pair_sort_cmp);
+	return 0;
+}
+
+/* The first unused object after position i that pairs with objs[i]. */
+static size_t
+pair_ix_partner(const struct pair_ix *p, size_t i, CK_OBJECT_CLASS want)
+{
+	const struct obj *o = &p->objs[i];
+	size_t lo = 0, hi = p->n, k;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (obj_pair_cmp(p->ix[mid], o->kt, o->id, o->id_len, want) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (k = lo; k < p->n; k++) {
+		const struct obj *c = p->ix[k];
+
+		if (obj_pair_cmp(c, o->kt, o->id, o->id_len, want) != 0)
+			break;
+		if (c > o && !c->used)
+			return (size_t)(c - p->objs);
+	}
+	return (size_t)-1;
+}
+
 static int
 find_fn(struct p11s *s, void *arg)
 {
@@ -903,6 +980,7 @@ find_fn(struct p11s *s, void *arg)
 	CK_OBJECT_HANDLE *hs = NULL;
 	struct obj *objs = NULL;
 	kb_p11_key **keys = NULL, *k = NULL;
+	struct pair_ix px = { NULL, NULL, 0 };
 	size_t n = 0, i, j, nk = 0;
 	int r;
 
@@ -928,6 +1006,8 @@ find_fn(struct p11s *s, void *arg)
 			n = i + 1;
 			goto out;
 		}
+	if ((r = pair_ix_build(&px, objs, n)) != 0)
+		goto out;
 	for (i = 0; i < n; i++) {
 		struct obj *o = &objs[i];
 		enum kb_p11_key_type t;
@@ -956,25 +1036,23 @@ find_fn(struct p11s *s, void *arg)
 			    CKO_PUBLIC_KEY;
 			CK_OBJECT_HANDLE ph = 0;
 
-			for (j = i + 1; j < n; j++) {
-				if (!objs[j].used && objs[j].cls == other &&
-				    objs[j].kt == o->kt && id_eq(o, &objs[j])) {
-					objs[j].used = true;
-					ph = objs[j].h;
-					break;
-				}
+			if ((j = pair_ix_partner(&px, i, other)) != (size_t)-1) {
+				objs[j].used = true;
+				ph = objs[j].h;
+			} else if (ntm > 0 && o->id_len > 0) {
+				/* A filtered listing may miss the partner (another
+				 * label); a full one holds it if the token does. */
+				if ((r = find_partner(s, o, other, &ph)) != 0)
+					goto out;
+				/* Skip the partner if the loop meets it later. */
+				for (j = i + 1; j < n && ph != 0; j++)
+					if (objs[j].h == ph)
+						objs[j].used = true;
 			}
-			if (ph == 0 && o->id_len > 0 &&
-			    (r = find_partner(s, o, other, &ph)) != 0)
-				goto out;
 			if (other == CKO_PUBLIC_KEY)
 				k->pub = ph;
 			else
 				k->priv = ph;
-			/* Skip the partner if the loop meets it later. */
-			for (j = i + 1; j < n; j++)
-				if (objs[j].h == ph)
-					objs[j].used = true;
 		}
 		if ((r = key_size(s, k)) != 0)
 			goto out;
@@ -1000,6 +1078,7 @@ out:
 	kb_p11_key_free(k);
 	kb_p11_keys_free(keys, nk);
 	objs_free(objs, n);
+	free(px.ix);
 	free(hs);
 	return r;
 }
