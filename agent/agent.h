@@ -209,6 +209,8 @@ struct agent {
 	struct agent_inflight *inflight;
 	struct agent_remotes *remotes;
 	bool sweeper_running;
+	bool opening;                 /* agent_serve is running */
+	bool cut_short;               /* a SIGTERM or SIGINT came meanwhile */
 	struct agent_token *tokens;
 	size_t n_tokens;
 	uid_t uid;
@@ -413,8 +415,13 @@ void agent_kvapi_deny_audit(struct agent *a, const struct agent_peer *p,
 /* runtime.c */
 /* No file, socket or token open yet; shutdown is safe from here. */
 void agent_init(struct agent *a);
-/* After the config, PINs and lock: everything up to serving requests. */
+/* After the config, PINs and lock: everything up to serving requests.
+ * Returns 0 with a->cut_short set if a SIGTERM or SIGINT (blocked by
+ * then) came during the long start-up work: the caller shuts down. */
 int agent_serve(struct agent *a) KB_WARN_UNUSED;
+/* During agent_serve: has a SIGTERM or SIGINT come?  Sets a->cut_short.
+ * Long start-up loops ask between steps that leave a consistent state. */
+bool agent_start_cut_short(struct agent *a);
 /* Stops and frees all of it, whatever agent_serve reached. */
 void agent_shutdown(struct agent *a);
 int agent_lock_acquire(struct agent *a) KB_WARN_UNUSED;

@@ -128,6 +128,8 @@ run_agent(const char *config_path, const char *log_level)
 	signal(SIGPIPE, SIG_IGN);
 	if ((r = agent_lock_acquire(&a)) != 0 || (r = agent_serve(&a)) != 0)
 		goto out;
+	if (a.cut_short)
+		goto out;     /* r == 0: a clean stop, as after sigwait */
 	kb_info("keybridged %s ready on %s (pid %ld, %zu token%s)", KB_VERSION,
 	    a.cfg->socket, (long)a.pid, a.n_tokens, a.n_tokens == 1 ? "" : "s");
 	snprintf(ready, sizeof(ready), "READY=1\nSTATUS=serving %zu token%s on %s\n"

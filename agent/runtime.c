@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,10 +41,16 @@ agent_serve(struct agent *a)
 {
 	int r;
 
-	if ((r = agent_tokens_open(a)) != 0 ||
-	    (r = kb_mkdir_p(a->cfg->state_dir, 0700)) != 0 ||
-	    (r = agent_vaults_open(a)) != 0 ||
-	    (r = agent_remotes_open(a)) != 0 ||
+	a->opening = true;
+	r = agent_tokens_open(a);
+	if (r == 0)
+		r = kb_mkdir_p(a->cfg->state_dir, 0700);
+	if (r == 0)
+		r = agent_vaults_open(a);
+	a->opening = false;
+	if (r != 0 || a->cut_short)
+		return r;
+	if ((r = agent_remotes_open(a)) != 0 ||
 	    (r = agent_socket_create(a)) != 0)
 		return r;
 	a->started_unix = kb_now_unix();
@@ -55,6 +62,20 @@ agent_serve(struct agent *a)
 	    (r = agent_sweeper_start(a)) != 0)
 		return r;
 	return 0;
+}
+
+bool
+agent_start_cut_short(struct agent *a)
+{
+	sigset_t pending;
+
+	if (a->opening && !a->cut_short && sigpending(&pending) == 0 &&
+	    (sigismember(&pending, SIGTERM) == 1 ||
+	    sigismember(&pending, SIGINT) == 1)) {
+		kb_info("signal during start-up: stopping before serving");
+		a->cut_short = true;
+	}
+	return a->cut_short;
 }
 
 void

@@ -1132,7 +1132,7 @@ resolve_intents(struct agent *a, bool skip_inflight)
 
 	if ((r = kb_store_intents_open(a->store, &ins, &n)) != 0)
 		return r;
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n && !agent_start_cut_short(a); i++) {
 		struct agent_vault *v = agent_vault_find(a, ins[i].vault);
 		pthread_mutex_t *lk;
 
@@ -1185,7 +1185,7 @@ reconcile_deleted(struct agent *a, struct agent_vault *v)
 		free(after);
 		after = next;
 		next = NULL;
-	} while (r == 0 && after != NULL);
+	} while (r == 0 && after != NULL && !agent_start_cut_short(a));
 	free(after);
 	return r;
 }
@@ -1305,7 +1305,7 @@ verify_listing(struct agent *a, struct agent_vault *v, struct tobj *objs,
 		free(after);
 		after = next;
 		next = NULL;
-	} while (after != NULL);
+	} while (after != NULL && !agent_start_cut_short(a));
 	free(after);
 	return bad;
 }
@@ -1407,7 +1407,7 @@ purge_due(struct agent *a)
 		free(due);
 		due = NULL;
 		/* A batch that failed entirely would repeat forever. */
-	} while (n == 100 && first == 0);
+	} while (n == 100 && first == 0 && !agent_start_cut_short(a));
 	return first;
 }
 
@@ -1472,14 +1472,21 @@ agent_vaults_open(struct agent *a)
 			    vc->name, kb_error_detail(r));
 		}
 	}
-	/* Before serving: nothing is in flight, every open intent is a crash's. */
+	/*
+	 * Before serving: nothing is in flight, every open intent is a
+	 * crash's.  Each step may be cut short by a signal between two
+	 * keys: what is done is consistent, the rest waits for the next
+	 * start.
+	 */
 	if ((r = resolve_intents(a, false)) != 0)
 		return r;
-	for (i = 0; i < a->n_vaults; i++)
+	for (i = 0; i < a->n_vaults && !agent_start_cut_short(a); i++)
 		if ((r = reconcile_deleted(a, &a->vaults[i])) != 0)
 			return r;
-	for (i = 0; i < a->n_vaults; i++)
+	for (i = 0; i < a->n_vaults && !agent_start_cut_short(a); i++)
 		verify_objects(a, &a->vaults[i]);
+	if (a->cut_short)
+		return 0;
 	if ((r = purge_due(a)) != 0)
 		kb_warn("some scheduled purges failed; the agent retries them");
 	return 0;
