@@ -79,7 +79,7 @@ static __thread int err_detail_code;
 int
 kb_error_set(int code, const char *fmt, ...)
 {
-	char tmp[sizeof(err_detail)];
+	char tmp[sizeof(err_detail)], *c;
 	va_list ap;
 
 	/*
@@ -90,6 +90,11 @@ kb_error_set(int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(tmp, sizeof(tmp), fmt, ap);
 	va_end(ap);
+	/* Details quote peers (a service's error text, a file's line): no
+	 * control character reaches a terminal or a log line through one. */
+	for (c = tmp; *c != '\0'; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
 	memcpy(err_detail, tmp, sizeof(err_detail));
 	err_detail_code = code;
 	return code;

@@ -40,6 +40,11 @@ test_errors(void)
 	tap_is_int(kb_error_set(KB_ERR_IO, "cannot read %s", "/x"), KB_ERR_IO,
 	    "kb_error_set returns its code");
 	tap_is_str(kb_error_detail(KB_ERR_IO), "cannot read /x", "detail kept");
+	(void)kb_error_set(KB_ERR_PROTOCOL, "service said: %s",
+	    "bad\x1b[2J\r\nline\x7f\tend");
+	tap_is_str(kb_error_detail(KB_ERR_PROTOCOL),
+	    "service said: bad?[2J??line??end",
+	    "control characters quoted from a peer become '?'");
 	tap_is_str(kb_error_detail(KB_ERR_CONFIG), kb_err(KB_ERR_CONFIG),
 	    "detail of another code falls back to the generic sentence");
 }
