@@ -110,9 +110,13 @@ bool kb_ascii_ieq(const char *a, const char *b);
 
 /* ---------------------------------- limiter (limiter.c), ops (ops.c) */
 
-/* The limiter's classes: Key Vault counts creates apart (NOTES.md 4.1). */
+/* The limiter's classes: Key Vault counts creates apart (NOTES.md 4.1),
+ * Managed HSM also deletes, purges, backups and restores (4.2); a Key
+ * Vault limiter counts KB_KV_LIM_MAINT as KB_KV_LIM_OTHER. */
 #define KB_KV_LIM_CREATE 0
 #define KB_KV_LIM_OTHER 1
+#define KB_KV_LIM_MAINT 2
+#define KB_KV_LIM_NCLASS 3
 
 /* One per vault in the process, reference-counted, thread-safe. */
 struct kb_kv_limiter;

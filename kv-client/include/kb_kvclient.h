@@ -98,12 +98,17 @@ struct kb_kv_options {
 	 * no_limiter: none for this client (keybridged's own endpoint, which
 	 * has no such throttle).  Zero fields: Key Vault's published figures
 	 * (20 creates and 4,000 other units per 10 s), or Managed HSM's (1
-	 * create and 1,100 others per second) for *.managedhsm.* hosts.
+	 * create, 1,100 others and 10 deletes, purges, backups and restores
+	 * per second) for *.managedhsm.* hosts.
 	 */
 	bool no_limiter;
 	unsigned limit_create;    /* creates per window */
 	unsigned limit_other;     /* weighted units per window (KB_KV_KEY_*) */
 	long limit_window_ms;     /* 0: 10000, or 1000 for Managed HSM */
+	/* Managed HSM only: DeleteKey, PurgeDeletedKey, BackupKey and
+	 * RestoreKey together, per window (0: 10).  Key Vault has no such
+	 * class: there they are other units and this is ignored. */
+	unsigned limit_maint;
 };
 
 /*
@@ -236,6 +241,14 @@ struct kb_kv_limiter_info {
 	unsigned long units_create, units_other;
 	unsigned long waits;       /* requests that had to wait */
 	unsigned long throttled;   /* 429s seen */
+	/* Managed HSM's deletes, purges, backups and restores (DELETE
+	 * /keys/N, DELETE /deletedkeys/N, POST /keys/N/backup, POST
+	 * /keys/restore), each weighing 1.  All 0 on Key Vault, which counts
+	 * them in requests_other and units_other. */
+	unsigned limit_maint;      /* per window */
+	double factor_maint;
+	unsigned long requests_maint, units_maint;
+	unsigned long waits_maint; /* of waits, those of this class */
 };
 /* KB_ERR_NOT_FOUND when the client has no limiter (Unix socket, or
  * no_limiter). */

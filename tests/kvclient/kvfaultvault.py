@@ -6,7 +6,10 @@ tests.  Usage: kvfaultvault.py CERT KEY PORTFILE
 Keys have versions: POST /keys/N/create, PUT /keys/N (import) and
 POST /keys/N/rotate each make one; GET /keys/N[/V] and
 GET /keys/N/versions (two items a page, nextLink with $skiptoken) read
-them.  No authentication (the tests' clients have no token source).
+them.  DELETE /keys/N moves a key to the deleted keys, DELETE
+/deletedkeys/N purges it, POST /keys/N/backup gives an opaque blob and
+POST /keys/restore {"value": blob} brings its key back.  No
+authentication (the tests' clients have no token source).
 
 Control (no api-version):
   POST /_fault {"method", "path", "action", "count", "skip", "headers"}
@@ -14,13 +17,16 @@ Control (no api-version):
      action: 503-before | reset-before | 503-after | reset-after |
              stall-after (3 s) | 500 | 429 (with headers)
      "-after" makes the version first, then loses the answer.
-  POST /_throttle {"create": N, "other": N, "window_ms": W}: a sliding
-     window per class (create, import and rotate are "create"); above it,
+  POST /_throttle {"create": N, "other": N, "maint": N, "window_ms": W}: a
+     sliding window per class (create, import and rotate are "create";
+     delete, purge, backup and restore "maint", Managed HSM's ten a
+     second, whatever the host); above it,
      429 with retry-after-ms saying when the window frees.  0: off.
   POST /_reset: forget every key, fault, counter and throttle.
   GET /_stats: versions per key, hits per "METHOD path", and per class
      accepted, throttled, the busiest window and first/last times.
 """
+import base64
 import collections
 import json
 import os
@@ -36,17 +42,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 API = "2026-04-01"
 lock = threading.RLock()
+CLASSES = ("create", "other", "maint")
 
 
 def fresh_state():
     return {
         "keys": {},          # name -> [bundle, ...] oldest first
+        "deleted": {},       # name -> [bundle, ...]
+        "backups": {},       # blob -> (name, [bundle, ...])
         "faults": [],
         "hits": {},
-        "throttle": {"create": 0, "other": 0, "window_ms": 1000},
-        "win": {"create": collections.deque(), "other": collections.deque()},
+        "throttle": {"create": 0, "other": 0, "maint": 0, "window_ms": 1000},
+        "win": {c: collections.deque() for c in CLASSES},
         "cls": {c: {"accepted": 0, "throttled": 0, "max_window": 0,
-                    "first": 0.0, "last": 0.0} for c in ("create", "other")},
+                    "first": 0.0, "last": 0.0} for c in CLASSES},
     }
 
 
@@ -59,6 +68,13 @@ def classify(method, parts):
         return "create"
     if method == "PUT" and len(parts) == 3:
         return "create"
+    # NOTES.md 4.2: Managed HSM's "delete, purge, backup, restore".
+    if method == "DELETE" and len(parts) == 3:
+        return "maint"
+    if method == "POST" and len(parts) == 4 and parts[3] == "backup":
+        return "maint"
+    if method == "POST" and len(parts) == 3 and parts[1:] == ["keys", "restore"]:
+        return "maint"
     return "other"
 
 
@@ -109,9 +125,8 @@ class H(BaseHTTPRequestHandler):
                 S["faults"].append(doc)
                 return self.send(200, {})
             if path == "/_throttle" and self.command == "POST":
-                S["throttle"] = {"create": int(doc.get("create", 0)),
-                                 "other": int(doc.get("other", 0)),
-                                 "window_ms": int(doc.get("window_ms", 1000))}
+                S["throttle"] = {c: int(doc.get(c, 0)) for c in CLASSES}
+                S["throttle"]["window_ms"] = int(doc.get("window_ms", 1000))
                 return self.send(200, {})
         return self.error(404, "NotFound", "no such control path")
 
@@ -195,7 +210,7 @@ class H(BaseHTTPRequestHandler):
         if q.get("api-version") != [API]:
             return self.error(400, "BadParameter", "api-version")
         parts = path.split("/")
-        if len(parts) < 3 or parts[1] != "keys" or parts[2] == "":
+        if len(parts) < 3 or parts[1] not in ("keys", "deletedkeys") or parts[2] == "":
             return self.error(404, "NotFound", "no such path")
         name = urllib.parse.unquote(parts[2])
         cls = classify(self.command, parts)
@@ -214,6 +229,10 @@ class H(BaseHTTPRequestHandler):
             return self.reset()
         if act == "500":
             return self.error(500, "InternalServerError", "injected")
+        if cls == "maint":
+            return self.maint(parts, name, body)
+        if parts[1] != "keys":
+            return self.error(404, "NotFound", "no such path")
 
         op = None
         if self.command == "POST" and len(parts) == 4 and parts[3] == "create":
@@ -262,6 +281,41 @@ class H(BaseHTTPRequestHandler):
                     return self.send(200, b)
             return self.error(404, "KeyNotFound", "no such version")
         return self.error(404, "NotFound", "no such path")
+
+    def maint(self, parts, name, body):
+        not_found = "A key with (name/id) %s was not found in this key vault." % name
+        with lock:
+            if self.command == "DELETE" and parts[1] == "deletedkeys":
+                if S["deleted"].pop(name, None) is None:
+                    return self.error(404, "KeyNotFound", not_found)
+                return self.send(204)
+            if self.command == "DELETE":
+                vers = S["keys"].pop(name, None)
+                if vers is None:
+                    return self.error(404, "KeyNotFound", not_found)
+                S["deleted"][name] = vers
+                b = dict(vers[-1])
+                now = int(time.time())
+                b.update({"recoveryId": "https://%s/deletedkeys/%s" % (
+                    self.headers.get("Host"), urllib.parse.quote(name, safe="")),
+                    "deletedDate": now, "scheduledPurgeDate": now + 90 * 86400})
+                return self.send(200, b)
+            if parts[2] == "restore" and len(parts) == 3:
+                blob = (json.loads(body) if body else {}).get("value")
+                if blob not in S["backups"]:
+                    return self.error(400, "BadParameter", "not a backup")
+                rname, vers = S["backups"][blob]
+                if rname in S["keys"] or rname in S["deleted"]:
+                    return self.error(409, "Conflict", "key %s exists" % rname)
+                S["keys"][rname] = list(vers)
+                return self.send(200, vers[-1])
+            vers = S["keys"].get(name)
+            if not vers:
+                return self.error(404, "KeyNotFound", not_found)
+            blob = base64.urlsafe_b64encode(("kfv-backup:%s:%s" % (
+                name, uuid.uuid4().hex)).encode()).decode().rstrip("=")
+            S["backups"][blob] = (name, list(vers))
+            return self.send(200, {"value": blob})
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
 
