@@ -18,6 +18,18 @@ bool kb_cred_json_int64(const cJSON *j, int64_t *out);
 void kb_cred_json_wipe(cJSON *j);
 /* exp of a JWT, or 0 when the token is no JWT or has none. */
 int64_t kb_cred_jwt_exp(const unsigned char *tok, size_t n);
+/*
+ * The token endpoint's answer (status, body) to a client credentials
+ * request.  200 with a bearer access_token and expires_in: 0, the token
+ * and now + expires_in (at most a year).  200 without them:
+ * KB_ERR_PROTOCOL.  Another status: KB_ERR_DENIED (400, 401) or
+ * KB_ERR_UNREACHABLE, with the service's error and description;
+ * client_id and tenant only name things in that sentence.  Outputs are
+ * written only on success.  (Fuzzed by fuzz/fuzz_tokenresp.c.)
+ */
+int kb_cred_token_answer(const char *endpoint, const char *client_id,
+    const char *tenant, long status, const unsigned char *body, size_t len,
+    struct kb_secret **out_token, int64_t *out_expiry) KB_WARN_UNUSED;
 
 /* ------------------------------------------------------------ assertion.c */
 
@@ -56,5 +68,20 @@ int kb_cred_msi_fetch(struct kb_cred_msi *m, const char *scope,
  * seconds, or -1.
  */
 int64_t kb_cred_msi_date(const char *s);
+/*
+ * IMDS's or App Service's 200 answer: a bearer access_token and an
+ * expiry in the future (expires_on as a number, digits or App Service's
+ * date, else expires_in).  KB_ERR_PROTOCOL otherwise.  Outputs are
+ * written only on success.
+ */
+int kb_cred_msi_answer(const char *endpoint, const unsigned char *body,
+    size_t len, struct kb_secret **out_token, int64_t *out_expiry) KB_WARN_UNUSED;
+/*
+ * The error for a refusal (status not 200) with body: KB_ERR_CONFIG
+ * (400), KB_ERR_DENIED (401, 403) or KB_ERR_UNREACHABLE, with the
+ * service's error and description; retried says " after retries".
+ */
+int kb_cred_msi_refusal(const char *endpoint, const char *client_id,
+    long status, const unsigned char *body, size_t len, bool retried);
 
 #endif /* KB_KVCLIENT_CRED_H */

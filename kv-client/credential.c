@@ -386,6 +386,61 @@ client_proof(kb_kv_credential *cred, const char *aud, struct kb_buf *form)
 	return r;
 }
 
+/*
+ * The token endpoint's answer to a client credentials request (RFC 6749
+ * 5.1, 5.2): a bearer access_token and expires_in on 200, else the
+ * service's error and description in the sentence.
+ */
+int
+kb_cred_token_answer(const char *endpoint, const char *client_id,
+    const char *tenant, long status, const unsigned char *body, size_t len,
+    struct kb_secret **out_token, int64_t *out_expiry)
+{
+	struct kb_secret *tok = NULL;
+	cJSON *j = NULL, *at, *err, *desc;
+	int64_t expires_in = 0;
+	size_t dl;
+	int r;
+
+	j = cJSON_ParseWithLength((const char *)body, len);
+	if (status != 200) {
+		err = cJSON_GetObjectItemCaseSensitive(j, "error");
+		desc = cJSON_GetObjectItemCaseSensitive(j, "error_description");
+		dl = cJSON_IsString(desc) ? strcspn(desc->valuestring, "\r\n") : 0;
+		r = kb_error_set(status == 400 || status == 401 ? KB_ERR_DENIED :
+		    KB_ERR_UNREACHABLE, "%s refused a token for client %.100s in tenant "
+		    "%.100s (HTTP %ld%s%.64s%s%.*s)", endpoint, client_id, tenant,
+		    status, cJSON_IsString(err) ? ", " : "",
+		    cJSON_IsString(err) ? err->valuestring : "", dl ? ": " : "",
+		    (int)(dl > 300 ? 300 : dl), dl ? desc->valuestring : "");
+		goto out;
+	}
+	at = cJSON_GetObjectItemCaseSensitive(j, "access_token");
+	if (!cJSON_IsString(at) ||
+	    !kb_cred_token_ok((const unsigned char *)at->valuestring, strlen(at->valuestring)) ||
+	    !kb_cred_json_int64(cJSON_GetObjectItemCaseSensitive(j, "expires_in"), &expires_in) ||
+	    (cJSON_GetObjectItemCaseSensitive(j, "token_type") != NULL &&
+	    !kb_ascii_ieq(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j,
+	        "token_type")), "Bearer"))) {
+		r = kb_error_set(KB_ERR_PROTOCOL, "%s answered without a bearer "
+		    "access_token and expires_in", endpoint);
+		goto out;
+	}
+	if ((r = kb_secret_from(at->valuestring, strlen(at->valuestring), &tok)) != 0)
+		goto out;
+	*out_token = tok;
+	*out_expiry = kb_now_unix() + (expires_in > 86400 * 365 ? 86400 * 365 : expires_in);
+	tok = NULL;
+	r = 0;
+ out:
+	if (j != NULL) {
+		kb_cred_json_wipe(cJSON_GetObjectItemCaseSensitive(j, "access_token"));
+		cJSON_Delete(j);
+	}
+	kb_secret_free(&tok);
+	return r;
+}
+
 static int
 client_fetch(kb_kv_credential *cred, const char *tenant,
     const char *scope, struct kb_secret **out_token, int64_t *out_expiry)
@@ -395,11 +450,7 @@ client_fetch(kb_kv_credential *cred, const char *tenant,
 	struct kb_http_resp hr;
 	struct kb_http_outcome how;
 	struct kb_buf form, url;
-	struct kb_secret *tok = NULL;
-	cJSON *j = NULL, *at, *err, *desc;
 	char endpoint[300];
-	int64_t expires_in = 0;
-	size_t dl;
 	int r;
 
 	kb_http_resp_init(&hr);
@@ -433,42 +484,9 @@ client_fetch(kb_kv_credential *cred, const char *tenant,
 	req.pool = cred->pool;
 	if ((r = kb_http_perform(&req, &hr, &how)) != 0)
 		goto out;
-	j = cJSON_ParseWithLength((const char *)hr.body.data, hr.body.len);
-	if (hr.status != 200) {
-		err = cJSON_GetObjectItemCaseSensitive(j, "error");
-		desc = cJSON_GetObjectItemCaseSensitive(j, "error_description");
-		dl = cJSON_IsString(desc) ? strcspn(desc->valuestring, "\r\n") : 0;
-		r = kb_error_set(hr.status == 400 || hr.status == 401 ? KB_ERR_DENIED :
-		    KB_ERR_UNREACHABLE, "%s refused a token for client %.100s in tenant "
-		    "%.100s (HTTP %ld%s%.64s%s%.*s)", endpoint, cred->client_id, tenant,
-		    hr.status, cJSON_IsString(err) ? ", " : "",
-		    cJSON_IsString(err) ? err->valuestring : "", dl ? ": " : "",
-		    (int)(dl > 300 ? 300 : dl), dl ? desc->valuestring : "");
-		goto out;
-	}
-	at = cJSON_GetObjectItemCaseSensitive(j, "access_token");
-	if (!cJSON_IsString(at) ||
-	    !kb_cred_token_ok((const unsigned char *)at->valuestring, strlen(at->valuestring)) ||
-	    !kb_cred_json_int64(cJSON_GetObjectItemCaseSensitive(j, "expires_in"), &expires_in) ||
-	    (cJSON_GetObjectItemCaseSensitive(j, "token_type") != NULL &&
-	    !kb_ascii_ieq(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j,
-	        "token_type")), "Bearer"))) {
-		r = kb_error_set(KB_ERR_PROTOCOL, "%s answered without a bearer "
-		    "access_token and expires_in", endpoint);
-		goto out;
-	}
-	if ((r = kb_secret_from(at->valuestring, strlen(at->valuestring), &tok)) != 0)
-		goto out;
-	*out_token = tok;
-	*out_expiry = kb_now_unix() + (expires_in > 86400 * 365 ? 86400 * 365 : expires_in);
-	tok = NULL;
-	r = 0;
+	r = kb_cred_token_answer(endpoint, cred->client_id, tenant, hr.status,
+	    hr.body.data, hr.body.len, out_token, out_expiry);
  out:
-	if (j != NULL) {
-		kb_cred_json_wipe(cJSON_GetObjectItemCaseSensitive(j, "access_token"));
-		cJSON_Delete(j);
-	}
-	kb_secret_free(&tok);
 	kb_http_resp_clear(&hr);
 	kb_buf_free(&form);
 	kb_buf_free(&url);

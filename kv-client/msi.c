@@ -230,25 +230,56 @@ days_from_civil(int64_t y, unsigned mo, unsigned d)
 	return era * 146097 + (int64_t)doe - 719468;
 }
 
+/* Up to max decimal digits at *s (at least one; no sign, no space). */
+static bool
+msi_digits(const char **s, unsigned max, unsigned *out)
+{
+	const char *p = *s;
+	unsigned v = 0, k;
+
+	for (k = 0; k < max && p[k] >= '0' && p[k] <= '9'; k++)
+		v = v * 10 + (unsigned)(p[k] - '0');
+	if (k == 0)
+		return false;
+	*s = p + k;
+	*out = v;
+	return true;
+}
+
+/*
+ * App Service's expires_on before API 2019-08-01 (NOTES.md 2.4): Linux
+ * hosts say "06/20/2019 02:57:58 +00:00", Windows hosts a 12-hour clock,
+ * "1/16/2020 5:24:12 AM +00:00" (azure-identity parses both; Microsoft's
+ * own example is "09/14/2017 00:00:00 PM +00:00", read as noon).  Digits
+ * only: no signs or spaces inside a field.
+ */
 int64_t
 kb_cred_msi_date(const char *s)
 {
 	unsigned mo, d, y, h, mi, sec, oh = 0, om = 0;
-	char sign = '+';
-	int n = 0, k;
+	char sign = '+', ap;
 
 	if (s == NULL || strlen(s) > 40)
 		return -1;
-	k = sscanf(s, "%2u/%2u/%4u %2u:%2u:%2u%n", &mo, &d, &y, &h, &mi, &sec, &n);
-	if (k != 6 || n == 0)
+	if (!msi_digits(&s, 2, &mo) || *s++ != '/' || !msi_digits(&s, 2, &d) ||
+	    *s++ != '/' || !msi_digits(&s, 4, &y) || *s++ != ' ' ||
+	    !msi_digits(&s, 2, &h) || *s++ != ':' || !msi_digits(&s, 2, &mi) ||
+	    *s++ != ':' || !msi_digits(&s, 2, &sec))
 		return -1;
-	s += n;
-	if (*s == ' ') {
-		n = 0;
-		if (sscanf(s, " %c%2u:%2u%n", &sign, &oh, &om, &n) != 3 || n == 0 ||
-		    (sign != '+' && sign != '-') || oh > 14 || om > 59)
+	ap = s[0] == ' ' ? (char)toupper((unsigned char)s[1]) : '\0';
+	if ((ap == 'A' || ap == 'P') && toupper((unsigned char)s[2]) == 'M' &&
+	    (s[3] == ' ' || s[3] == '\0')) {
+		if (h > 12)
 			return -1;
-		s += n;
+		h = h % 12 + (ap == 'P' ? 12 : 0);
+		s += 3;
+	}
+	if (*s == ' ') {
+		s++;
+		sign = *s++;
+		if ((sign != '+' && sign != '-') || !msi_digits(&s, 2, &oh) ||
+		    *s++ != ':' || !msi_digits(&s, 2, &om) || oh > 14 || om > 59)
+			return -1;
 	}
 	if (*s != '\0' || mo < 1 || mo > 12 || d < 1 || d > 31 || y < 1970 ||
 	    h > 23 || mi > 59 || sec > 60)
@@ -277,15 +308,15 @@ retryable(const struct kb_cred_msi *m, long status)
 }
 
 /* The token and expiry from a 200 answer. */
-static int
-parse_answer(const char *endpoint, const struct kb_buf *body,
+int
+kb_cred_msi_answer(const char *endpoint, const unsigned char *body, size_t len,
     struct kb_secret **out_token, int64_t *out_expiry)
 {
 	cJSON *j = NULL, *at, *eo, *tt;
 	int64_t now = kb_now_unix(), exp = 0, ein;
 	int r;
 
-	j = cJSON_ParseWithLength((const char *)body->data, body->len);
+	j = cJSON_ParseWithLength((const char *)body, len);
 	at = cJSON_GetObjectItemCaseSensitive(j, "access_token");
 	eo = cJSON_GetObjectItemCaseSensitive(j, "expires_on");
 	tt = cJSON_GetObjectItemCaseSensitive(j, "token_type");
@@ -324,6 +355,35 @@ parse_answer(const char *endpoint, const struct kb_buf *body,
 	return r;
 }
 
+/* A refusal (status not 200) as an error with the service's words. */
+int
+kb_cred_msi_refusal(const char *endpoint, const char *client_id, long status,
+    const unsigned char *body, size_t len, bool retried)
+{
+	cJSON *j, *err, *desc;
+	size_t dl;
+	int r;
+
+	j = cJSON_ParseWithLength((const char *)body, len);
+	err = cJSON_GetObjectItemCaseSensitive(j, "error");
+	desc = cJSON_GetObjectItemCaseSensitive(j, "error_description");
+	if (!cJSON_IsString(desc))
+		desc = cJSON_GetObjectItemCaseSensitive(j, "message");
+	dl = cJSON_IsString(desc) ? strcspn(desc->valuestring, "\r\n") : 0;
+	r = kb_error_set(status == 400 ? KB_ERR_CONFIG :
+	    status == 401 || status == 403 ? KB_ERR_DENIED :
+	    KB_ERR_UNREACHABLE, "%s refused a token%s%.100s (HTTP %ld%s%.64s%s%.*s)%s",
+	    endpoint, client_id ? " for identity " : "",
+	    client_id ? client_id : "", status,
+	    cJSON_IsString(err) ? ", " : "",
+	    cJSON_IsString(err) ? err->valuestring : "", dl ? ": " : "",
+	    (int)(dl > 300 ? 300 : dl), dl ? desc->valuestring : "",
+	    status == 400 ? "; check that the identity (client id) is "
+	    "assigned to this resource" : retried ? " after retries" : "");
+	cJSON_Delete(j);
+	return r;
+}
+
 int
 kb_cred_msi_fetch(struct kb_cred_msi *m, const char *scope,
     struct kb_secret **out_token, int64_t *out_expiry)
@@ -335,9 +395,8 @@ kb_cred_msi_fetch(struct kb_cred_msi *m, const char *scope,
 	struct kb_http_resp hr;
 	struct kb_http_outcome how;
 	struct kb_buf url;
-	cJSON *j = NULL, *err, *desc;
 	char endpoint[320];
-	size_t rl = strlen(scope), dl;
+	size_t rl = strlen(scope);
 	long wait;
 	int attempt, r;
 
@@ -397,27 +456,13 @@ kb_cred_msi_fetch(struct kb_cred_msi *m, const char *scope,
 	if (r != 0)
 		goto out;
 	if (hr.status != 200) {
-		j = cJSON_ParseWithLength((const char *)hr.body.data, hr.body.len);
-		err = cJSON_GetObjectItemCaseSensitive(j, "error");
-		desc = cJSON_GetObjectItemCaseSensitive(j, "error_description");
-		if (!cJSON_IsString(desc))
-			desc = cJSON_GetObjectItemCaseSensitive(j, "message");
-		dl = cJSON_IsString(desc) ? strcspn(desc->valuestring, "\r\n") : 0;
-		r = kb_error_set(hr.status == 400 ? KB_ERR_CONFIG :
-		    hr.status == 401 || hr.status == 403 ? KB_ERR_DENIED :
-		    KB_ERR_UNREACHABLE, "%s refused a token%s%.100s (HTTP %ld%s%.64s%s%.*s)%s",
-		    endpoint, m->client_id ? " for identity " : "",
-		    m->client_id ? m->client_id : "", hr.status,
-		    cJSON_IsString(err) ? ", " : "",
-		    cJSON_IsString(err) ? err->valuestring : "", dl ? ": " : "",
-		    (int)(dl > 300 ? 300 : dl), dl ? desc->valuestring : "",
-		    hr.status == 400 ? "; check that the identity (client id) is "
-		    "assigned to this resource" : attempt > 0 ? " after retries" : "");
+		r = kb_cred_msi_refusal(endpoint, m->client_id, hr.status,
+		    hr.body.data, hr.body.len, attempt > 0);
 		goto out;
 	}
-	r = parse_answer(endpoint, &hr.body, out_token, out_expiry);
+	r = kb_cred_msi_answer(endpoint, hr.body.data, hr.body.len, out_token,
+	    out_expiry);
  out:
-	cJSON_Delete(j);
 	kb_http_resp_clear(&hr);
 	kb_buf_free(&url);
 	return r;

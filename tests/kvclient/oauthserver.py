@@ -27,7 +27,7 @@ the server runs; write it atomically: temp file + rename):
   "identity_header"       App Service's X-IDENTITY-HEADER value expected
   "identities"            optional: user-assigned client ids IMDS and App
                           Service know (any other client_id: 400)
-  "app_service_expires_on" "int" (default), "string" or "date"
+  "app_service_expires_on" "int" (default), "string", "date" or "date12"
                           ("06/20/2019 02:57:58 +00:00")
   "fail": {"id": "X", "path": "imds"|"app"|"token", "statuses": [503, ...]}
                           answer those statuses first, once per id
@@ -300,6 +300,12 @@ class H(BaseHTTPRequestHandler):
         fmt = cfg.get("app_service_expires_on", "int")
         if fmt == "date":
             eo = time.strftime("%m/%d/%Y %H:%M:%S +00:00", time.gmtime(now + e))
+        elif fmt == "date12":
+            # Windows hosts: a 12-hour clock, no leading zeros.
+            t = time.gmtime(now + e)
+            eo = "%d/%d/%d %d:%02d:%02d %s +00:00" % (
+                t.tm_mon, t.tm_mday, t.tm_year, t.tm_hour % 12 or 12, t.tm_min,
+                t.tm_sec, "AM" if t.tm_hour < 12 else "PM")
         elif fmt == "string":
             eo = str(now + e)
         else:

@@ -965,6 +965,12 @@ t_app_service(void)
 	now = kb_now_unix();
 	tap_ok(r == 0 && exp >= now + 3590 && exp <= now + 3600,
 	    "expires_on as a string of digits");
+	cfg_set_str("app_service_expires_on", "date12");
+	r = get(cred, NULL, "https://y.example/.default", tok, sizeof(tok), &exp);
+	now = kb_now_unix();
+	tap_ok(r == 0 && exp >= now + 3590 && exp <= now + 3600,
+	    "expires_on as Windows' \"M/D/YYYY h:mm:ss AM +00:00\" (%lld from now)",
+	    (long long)(exp - now));
 	cfg_set_str("app_service_expires_on", NULL);
 	kb_kv_credential_free(cred);
 	cred = NULL;
