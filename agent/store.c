@@ -1100,7 +1100,8 @@ kb_store_open(const char *path, struct kb_store **out)
 	/* Defensive: no writable_schema tricks, no untrusted SQL functions
 	 * in schema; the schema is ours alone. */
 	if (sqlite3_db_config(st->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL) != SQLITE_OK ||
-	    sqlite3_db_config(st->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL) != SQLITE_OK) {
+	    sqlite3_db_config(st->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL) != SQLITE_OK ||
+	    sqlite3_db_config(st->db, SQLITE_DBCONFIG_ENABLE_QPSG, 1, NULL) != SQLITE_OK) {
 		r = kb_error_set(KB_ERR_INTERNAL, "sqlite3_db_config failed");
 		goto out;
 	}
