@@ -534,10 +534,19 @@ add_str(cJSON *o, const char *k, const char *v)
 	return cJSON_AddStringToObject(o, k, v) != NULL ? 0 : KB_ERR_ALLOC;
 }
 
+/*
+ * Every number the API answers with is a whole one (times, sizes, days).
+ * cJSON keeps numbers as doubles and prints each with "%1.15g" checked
+ * by sscanf: a tenth of a list page's CPU.  A raw member printed from
+ * the integer gives the same bytes.
+ */
 static int
-add_num(cJSON *o, const char *k, double v)
+add_num(cJSON *o, const char *k, int64_t v)
 {
-	return cJSON_AddNumberToObject(o, k, v) != NULL ? 0 : KB_ERR_ALLOC;
+	char t[24];
+
+	snprintf(t, sizeof(t), "%" PRId64, v);
+	return cJSON_AddRawToObject(o, k, t) != NULL ? 0 : KB_ERR_ALLOC;
 }
 
 static int
@@ -570,10 +579,10 @@ add_attributes(const struct req *rq, cJSON *o, const struct kb_store_key *k)
 
 	if ((at = cJSON_AddObjectToObject(o, "attributes")) == NULL ||
 	    cJSON_AddBoolToObject(at, "enabled", k->enabled) == NULL ||
-	    (k->has_nbf && add_num(at, "nbf", (double)k->nbf) != 0) ||
-	    (k->has_exp && add_num(at, "exp", (double)k->exp) != 0) ||
-	    add_num(at, "created", (double)k->created) != 0 ||
-	    add_num(at, "updated", (double)k->updated) != 0 ||
+	    (k->has_nbf && add_num(at, "nbf", k->nbf) != 0) ||
+	    (k->has_exp && add_num(at, "exp", k->exp) != 0) ||
+	    add_num(at, "created", k->created) != 0 ||
+	    add_num(at, "updated", k->updated) != 0 ||
 	    add_str(at, "recoveryLevel", k->recovery_level) != 0 ||
 	    add_num(at, "recoverableDays", k->recoverable_days) != 0 ||
 	    cJSON_AddBoolToObject(at, "exportable", false) == NULL)
@@ -606,8 +615,8 @@ add_deleted(struct req *rq, cJSON *o, const struct kb_store_key *k)
 
 	snprintf(rid, sizeof(rid), "%s/deletedkeys/%s", rq->base, k->name);
 	if (add_str(o, "recoveryId", rid) != 0 ||
-	    add_num(o, "deletedDate", (double)k->deleted_date) != 0 ||
-	    add_num(o, "scheduledPurgeDate", (double)k->scheduled_purge_date) != 0)
+	    add_num(o, "deletedDate", k->deleted_date) != 0 ||
+	    add_num(o, "scheduledPurgeDate", k->scheduled_purge_date) != 0)
 		return KB_ERR_ALLOC;
 	return 0;
 }
@@ -1509,8 +1518,8 @@ policy_answer(struct req *rq, const struct kb_store_policy *p)
 	}
 	cJSON_AddItemToObject(o, "lifetimeActions", acts);
 	cJSON_AddItemToObject(o, "attributes", at);
-	if (add_num(at, "created", (double)created) != 0 ||
-	    add_num(at, "updated", (double)updated) != 0) {
+	if (add_num(at, "created", created) != 0 ||
+	    add_num(at, "updated", updated) != 0) {
 		cJSON_Delete(o);
 		return KB_ERR_ALLOC;
 	}
@@ -1843,8 +1852,8 @@ h_audit(struct req *rq)
 				goto out;
 			}
 			cJSON_AddItemToArray(arr, it);
-			if (add_num(it, "seq", (double)recs[i].seq) != 0 ||
-			    add_num(it, "time", (double)recs[i].time) != 0 ||
+			if (add_num(it, "seq", recs[i].seq) != 0 ||
+			    add_num(it, "time", recs[i].time) != 0 ||
 			    add_num(it, "uid", recs[i].uid) != 0 ||
 			    add_str(it, "role", recs[i].role) != 0 ||
 			    add_str(it, "vault", recs[i].vault) != 0 ||
