@@ -37,12 +37,34 @@ struct kb_kv_client {
 	struct kb_http_pool *pool;
 	struct kb_kv_limiter *limiter;  /* NULL: none (Unix socket, no_limiter) */
 
-	pthread_mutex_t lock;  /* everything below */
+	pthread_mutex_t lock;  /* everything below, and kv_auth.refs */
 	struct kb_kv_challenge *challenge;
-	struct kb_secret *auth;   /* "Authorization: Bearer <token>" */
+	struct kv_auth *auth;
 	int64_t auth_expiry;      /* 0: unknown */
 	struct kb_kv_stats stats;
 };
+
+/*
+ * "Authorization: Bearer <token>", shared by the requests in flight: a
+ * locked, wiped copy per request cost two syscalls and split the heap's
+ * mappings (mlock) for every request.  Read-only once made; freed (and
+ * wiped) by the last reference, after a newer token or a challenge
+ * replaced it in the client.
+ */
+struct kv_auth {
+	struct kb_secret *hdr;
+	unsigned refs;            /* under the client's lock */
+};
+
+/* Under the client's lock. */
+static void
+kv_auth_unref_locked(struct kv_auth *a)
+{
+	if (a != NULL && --a->refs == 0) {
+		kb_secret_free(&a->hdr);
+		free(a);
+	}
+}
 
 /* A request path is printable ASCII without spaces, at most 4 KiB. */
 #define KV_MAX_PATH 4096
@@ -179,7 +201,7 @@ kb_kv_client_free(kb_kv_client *c)
 	kb_http_pool_free(c->pool);
 	kb_kv_limiter_put(c->limiter);
 	kb_kv_challenge_free(c->challenge);
-	kb_secret_free(&c->auth);
+	kv_auth_unref_locked(c->auth);
 	pthread_mutex_destroy(&c->lock);
 	free(c->socket_path);
 	free(c->base_url);
@@ -372,10 +394,22 @@ kv_response(const kb_kv_client *c, struct kb_http_resp *hr,
  * A token is fetched when none is held or it expires within 5 minutes;
  * the token source runs without the client's lock.
  */
+static void
+kv_auth_put(kb_kv_client *c, struct kv_auth **a)
+{
+	if (*a == NULL)
+		return;
+	pthread_mutex_lock(&c->lock);
+	kv_auth_unref_locked(*a);
+	pthread_mutex_unlock(&c->lock);
+	*a = NULL;
+}
+
 static int
-kv_auth_header(kb_kv_client *c, struct kb_secret **out)
+kv_auth_header(kb_kv_client *c, struct kv_auth **out)
 {
 	struct kb_secret *tok = NULL, *hdr = NULL;
+	struct kv_auth *a = NULL;
 	char *tenant = NULL, *scope = NULL;
 	int64_t now = kb_now_unix(), exp = 0;
 	int r = 0;
@@ -388,11 +422,10 @@ kv_auth_header(kb_kv_client *c, struct kb_secret **out)
 	}
 	if (c->auth != NULL && (c->auth_expiry == 0 ||
 	    now < c->auth_expiry - KV_TOKEN_MARGIN)) {
-		r = kb_secret_from(c->auth->data, c->auth->len, &hdr);
+		c->auth->refs++;
+		*out = c->auth;
 		pthread_mutex_unlock(&c->lock);
-		if (r == 0)
-			*out = hdr;
-		return r;
+		return 0;
 	}
 	if ((c->challenge->tenant != NULL &&
 	    (tenant = kb_strdup(c->challenge->tenant)) == NULL) ||
@@ -414,13 +447,19 @@ kv_auth_header(kb_kv_client *c, struct kb_secret **out)
 		goto out;
 	memcpy(hdr->data, "Authorization: Bearer ", 22);
 	memcpy(hdr->data + 22, tok->data, tok->len);
-	pthread_mutex_lock(&c->lock);
-	kb_secret_free(&c->auth);
-	if (kb_secret_from(hdr->data, hdr->len, &c->auth) == 0)
-		c->auth_expiry = exp;
-	pthread_mutex_unlock(&c->lock);
-	*out = hdr;
+	if ((a = calloc(1, sizeof(*a))) == NULL) {
+		r = KB_ERR_ALLOC;
+		goto out;
+	}
+	a->hdr = hdr;
 	hdr = NULL;
+	a->refs = 2;             /* the client's and the caller's */
+	pthread_mutex_lock(&c->lock);
+	kv_auth_unref_locked(c->auth);
+	c->auth = a;
+	c->auth_expiry = exp;
+	pthread_mutex_unlock(&c->lock);
+	*out = a;
 	r = 0;
  out:
 	kb_secret_free(&tok);
@@ -453,7 +492,8 @@ kv_take_challenge(kb_kv_client *c, const struct kb_http_resp *hr)
 	pthread_mutex_lock(&c->lock);
 	kb_kv_challenge_free(c->challenge);
 	c->challenge = ch;       /* transferred */
-	kb_secret_free(&c->auth);
+	kv_auth_unref_locked(c->auth);
+	c->auth = NULL;
 	c->auth_expiry = 0;
 	c->stats.challenges++;
 	pthread_mutex_unlock(&c->lock);
@@ -540,7 +580,7 @@ kb_kv_request_ex(kb_kv_client *c, const char *method, const char *path,
 	struct kb_http_req req;
 	struct kb_http_resp hr;
 	struct kb_http_outcome how;
-	struct kb_secret *auth = NULL;
+	struct kv_auth *auth = NULL;
 	struct kb_buf url;
 	char *text = NULL;
 	double deadline;
@@ -588,7 +628,7 @@ kb_kv_request_ex(kb_kv_client *c, const char *method, const char *path,
 		req.url = (const char *)url.data;
 		req.unix_path = c->kind == KV_UNIX ? c->socket_path : NULL;
 		req.endpoint = kb_kv_client_endpoint(c);
-		req.auth_header = auth != NULL ? (const char *)auth->data : NULL;
+		req.auth_header = auth != NULL ? (const char *)auth->hdr->data : NULL;
 		/* The challenge probe goes without a body, as the SDKs send it
 		 * (NOTES.md 2.1.1): no payload ever reaches a server before it
 		 * proved to be the vault's. */
@@ -608,7 +648,7 @@ kb_kv_request_ex(kb_kv_client *c, const char *method, const char *path,
 		/* Only a body-carrying attempt can have done anything; an
 		 * attempt resent below certainly did not (see retry). */
 		sent = !probe && (r == 0 || how.maybe_sent);
-		kb_secret_free(&auth);
+		kv_auth_put(c, &auth);
 		pthread_mutex_lock(&c->lock);
 		c->stats.requests++;
 		if (r == 0)
@@ -668,7 +708,7 @@ kb_kv_request_ex(kb_kv_client *c, const char *method, const char *path,
  out:
 	if (maybe_sent != NULL)
 		*maybe_sent = sent;
-	kb_secret_free(&auth);
+	kv_auth_put(c, &auth);
 	kb_http_resp_clear(&hr);
 	cJSON_free(text);
 	kb_buf_free(&url);
