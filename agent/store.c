@@ -75,6 +75,23 @@ struct key_slot {
 	struct kb_store_key k;
 };
 
+struct vault_row {
+	int64_t id;
+	char name[KV_VAULT_NAME_MAX + 1];
+	unsigned retention_days;
+	bool purge_protection;
+	int64_t created;
+};
+
+/* Vault rows by lower-case name: every request looks its vault up, and
+ * vault rows change only in kb_store_vault_ensure, which empties it. */
+#define VAULT_CACHE_MAX 16
+
+struct vault_slot {
+	char lc[KV_VAULT_NAME_MAX + 1];
+	struct vault_row row;
+};
+
 struct kb_store {
 	sqlite3 *db;
 	pthread_mutex_t mu;
@@ -85,6 +102,8 @@ struct kb_store {
 	_Atomic int64_t gen;
 	pthread_mutex_t kmu;
 	struct key_slot *keys;              /* KEY_CACHE_SLOTS */
+	struct vault_slot vaults[VAULT_CACHE_MAX];   /* under mu */
+	size_t nvaults;
 };
 
 /* ---------------------------------------------------------------- schema */
@@ -552,14 +571,6 @@ check_new_version(const struct kb_store_new_version *v, char *version_lc,
 	return tags_canon(v->tags_json, tags);
 }
 
-struct vault_row {
-	int64_t id;
-	char name[KV_VAULT_NAME_MAX + 1];
-	unsigned retention_days;
-	bool purge_protection;
-	int64_t created;
-};
-
 static int
 vault_find(struct kb_store *st, const char *vault, struct vault_row *out)
 {
@@ -568,8 +579,16 @@ vault_find(struct kb_store *st, const char *vault, struct vault_row *out)
 	struct vault_row v;
 	int r;
 
+	size_t i;
+
 	if ((r = name_lc(KV_FIELD_VAULT_NAME, vault, lc, sizeof(lc))) != 0)
 		return r;
+	for (i = 0; i < st->nvaults; i++) {
+		if (strcmp(st->vaults[i].lc, lc) == 0) {
+			*out = st->vaults[i].row;
+			return 0;
+		}
+	}
 	if ((r = q_prep(st, &s, "SELECT id, name, retention_days, "
 	    "purge_protection, created FROM vaults WHERE name_lc = ?1",
 	    "t", lc)) != 0)
@@ -587,6 +606,10 @@ vault_find(struct kb_store *st, const char *vault, struct vault_row *out)
 	v.retention_days = (unsigned)sqlite3_column_int(s, 2);
 	v.purge_protection = sqlite3_column_int(s, 3) != 0;
 	v.created = sqlite3_column_int64(s, 4);
+	if (st->nvaults < VAULT_CACHE_MAX) {
+		memcpy(st->vaults[st->nvaults].lc, lc, sizeof(lc));
+		st->vaults[st->nvaults++].row = v;
+	}
 	*out = v;
 	r = 0;
  out:
@@ -1172,6 +1195,7 @@ kb_store_vault_ensure(struct kb_store *st, const struct kb_store_actor *who,
 	    (r = check_time("now", now)) != 0)
 		return r;
 	LOCK(st);
+	st->nvaults = 0;
 	if ((r = tx_begin(st)) != 0)
 		goto out;
 	r = vault_find(st, vault, &vr);
@@ -1209,6 +1233,7 @@ kb_store_vault_ensure(struct kb_store *st, const struct kb_store_actor *who,
  out:
 	if (r != 0)
 		tx_rollback(st);
+	st->nvaults = 0;      /* rows read inside the transaction */
 	UNLOCK(st);
 	return r;
 }
