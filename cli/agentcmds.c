@@ -9,24 +9,6 @@
 
 #include "cli.h"
 
-/* Parse a command that takes only the global options. */
-static int
-plain_options(struct cli *c, const char *name, int argc, char **argv)
-{
-	static const struct option opts[] = {
-		CLI_GLOBAL_OPTIONS,
-		{ NULL, 0, NULL, 0 }
-	};
-	int ch, r;
-
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1)
-		if ((r = cli_global_opt(c, name, ch, optarg)) != 0)
-			return r == 1 ? -1 : r;
-	if (optind != argc)
-		return cli_usage(name, "this command takes no arguments");
-	return 0;
-}
-
 static double
 jnum(const cJSON *o, const char *k)
 {
@@ -73,7 +55,7 @@ cmd_status(struct cli *c, int argc, char **argv)
 	size_t n = 0, i = 0, k;
 	int r, rc = 0;
 
-	if ((r = plain_options(c, "status", argc, argv)) != 0)
+	if ((r = cli_plain_options(c, "status", argc, argv, 0, NULL)) != 0)
 		return r < 0 ? 0 : r;
 	if ((r = cli_agent_get(c, "/keybridge/status", &st)) != 0)
 		return cli_print_error(r);
@@ -126,7 +108,7 @@ cmd_token_list(struct cli *c, int argc, char **argv)
 	size_t n = 0, i, k;
 	int r, rc = 0;
 
-	if ((r = plain_options(c, "token list", argc, argv)) != 0)
+	if ((r = cli_plain_options(c, "token list", argc, argv, 0, NULL)) != 0)
 		return r < 0 ? 0 : r;
 	if ((r = cli_agent_get(c, "/keybridge/tokens", &tl)) != 0)
 		return cli_print_error(r);

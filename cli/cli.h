@@ -63,6 +63,14 @@ const char *cli_jstr(const cJSON *o, const char *k);
 int cli_global_opt(struct cli *c, const char *name, int ch, const char *arg);
 /* Usage error for command name: message on stderr, returns exit code 2. */
 int cli_usage(const char *name, const char *what);
+/*
+ * Parse a command that takes only the global options and exactly nargs
+ * arguments (usage says what when the count is wrong; nargs 0: none).
+ * 0, -1 if help was printed (exit 0), or an exit code after a usage
+ * message.
+ */
+int cli_plain_options(struct cli *c, const char *name, int argc, char **argv,
+    int nargs, const char *what);
 
 int cli_print_error(int r);
 void cli_command_help(const struct cli_command *cmd, bool to_stderr);

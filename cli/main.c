@@ -603,6 +603,25 @@ cli_usage(const char *name, const char *what)
 }
 
 int
+cli_plain_options(struct cli *c, const char *name, int argc, char **argv,
+    int nargs, const char *what)
+{
+	static const struct option opts[] = {
+		CLI_GLOBAL_OPTIONS,
+		{ NULL, 0, NULL, 0 }
+	};
+	int ch, r;
+
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1)
+		if ((r = cli_global_opt(c, name, ch, optarg)) != 0)
+			return r == 1 ? -1 : r;
+	if (argc - optind != nargs)
+		return cli_usage(name, nargs == 0 ? "this command takes no "
+		    "arguments" : what);
+	return 0;
+}
+
+int
 cli_global_opt(struct cli *c, const char *name, int ch, const char *arg)
 {
 	const struct cli_command *cmd;

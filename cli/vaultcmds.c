@@ -32,25 +32,6 @@ where(const cJSON *v)
 	return cli_jstr(v, "token");
 }
 
-static int
-options_only(struct cli *c, const char *name, int argc, char **argv,
-    int nargs)
-{
-	static const struct option opts[] = {
-		CLI_GLOBAL_OPTIONS,
-		{ NULL, 0, NULL, 0 }
-	};
-	int ch, r;
-
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1)
-		if ((r = cli_global_opt(c, name, ch, optarg)) != 0)
-			return r == 1 ? -1 : r;
-	if (argc - optind != nargs)
-		return cli_usage(name, nargs == 0 ? "this command takes no "
-		    "arguments" : "give the vault's name");
-	return 0;
-}
-
 int
 cmd_vault_list(struct cli *c, int argc, char **argv)
 {
@@ -63,7 +44,7 @@ cmd_vault_list(struct cli *c, int argc, char **argv)
 	size_t n = 0, i = 0, k;
 	int r, rc = 0;
 
-	if ((r = options_only(c, "vault list", argc, argv, 0)) != 0)
+	if ((r = cli_plain_options(c, "vault list", argc, argv, 0, NULL)) != 0)
 		return r < 0 ? 0 : r;
 	if ((r = cli_agent_get(c, "/keybridge/vaults", &vl)) != 0)
 		return cli_print_error(r);
@@ -143,7 +124,8 @@ cmd_vault_show(struct cli *c, int argc, char **argv)
 	char path[128];
 	int r;
 
-	if ((r = options_only(c, "vault show", argc, argv, 1)) != 0)
+	if ((r = cli_plain_options(c, "vault show", argc, argv, 1,
+	    "give the vault's name")) != 0)
 		return r < 0 ? 0 : r;
 	if ((r = vault_path(argv[optind], path, sizeof(path))) != 0 ||
 	    (r = cli_agent_request(c, &kv, "GET", path, NULL, &v)) != 0) {
@@ -166,7 +148,8 @@ cmd_vault_remove(struct cli *c, int argc, char **argv)
 	char path[128];
 	int r;
 
-	if ((r = options_only(c, "vault remove", argc, argv, 1)) != 0)
+	if ((r = cli_plain_options(c, "vault remove", argc, argv, 1,
+	    "give the vault's name")) != 0)
 		return r < 0 ? 0 : r;
 	if ((r = vault_path(argv[optind], path, sizeof(path))) != 0 ||
 	    (r = cli_agent_request(c, &kv, "DELETE", path, NULL, NULL)) != 0) {
