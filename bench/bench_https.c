@@ -120,10 +120,8 @@ struct key {
 struct opts {
 	long keys, gets, signs, rsa;
 	int threads;
-	const char *cli, *agent, *module, *node, *sdk, *dir;
-	const char *url, *ca, *token_file;
-	long pid;
-	bool no_sdk, tap, strict;
+	const char *module;
+	struct bench_common_opts c;
 };
 
 static struct opts O;
@@ -685,7 +683,7 @@ dev_up(void)
 {
 	struct bench_dev d;
 
-	if (bench_dev_up("bench_https", O.cli, O.agent, devdir, tmpdir, &d) != 0)
+	if (bench_dev_up("bench_https", O.c.cli, O.c.agent, devdir, tmpdir, &d) != 0)
 		die("no agent");
 	url = d.url;
 	ca_file = d.ca_file;
@@ -701,7 +699,7 @@ stop_agent(void)
 {
 	if (!own_agent || agent_pid <= 0)
 		return;
-	bench_dev_down(O.cli, devdir, tmpdir, agent_pid);
+	bench_dev_down(O.c.cli, devdir, tmpdir, agent_pid);
 	agent_pid = -1;
 }
 
@@ -818,11 +816,11 @@ sdk_run(void)
 	FILE *f;
 	pid_t p;
 
-	if (O.no_sdk) {
+	if (O.c.no_sdk) {
 		snprintf(sdk_skip, sizeof(sdk_skip), "--no-sdk");
 		return;
 	}
-	if (O.sdk == NULL || access(O.sdk, R_OK) != 0) {
+	if (O.c.sdk == NULL || access(O.c.sdk, R_OK) != 0) {
 		snprintf(sdk_skip, sizeof(sdk_skip), "no SDK script (--sdk)");
 		return;
 	}
@@ -832,8 +830,8 @@ sdk_run(void)
 	snprintf(rsa, sizeof(rsa), "%ld", O.rsa);
 	snprintf(conc, sizeof(conc), "%d", O.threads);
 	snprintf(prefix, sizeof(prefix), "%s-sdk-", run_id);
-	argv[a++] = (char *)O.node;
-	argv[a++] = (char *)O.sdk;
+	argv[a++] = (char *)O.c.node;
+	argv[a++] = (char *)O.c.sdk;
 	argv[a++] = "--sync";
 	argv[a++] = "--keys"; argv[a++] = keys;
 	argv[a++] = "--gets"; argv[a++] = gets;
@@ -844,7 +842,7 @@ sdk_run(void)
 	argv[a] = NULL;
 	if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0)
 		die("pipe failed");
-	fprintf(stderr, "bench_https: Azure SDK client: %s %s\n", O.node, O.sdk);
+	fprintf(stderr, "bench_https: Azure SDK client: %s %s\n", O.c.node, O.c.sdk);
 	if ((p = fork()) < 0)
 		die("fork failed");
 	if (p == 0) {
@@ -911,7 +909,7 @@ sdk_run(void)
 		for (i = 0; i < N_PH; i++)
 			sph[i].done = false;
 		if (WIFEXITED(st) && WEXITSTATUS(st) == 127)
-			snprintf(sdk_skip, sizeof(sdk_skip), "cannot run %s", O.node);
+			snprintf(sdk_skip, sizeof(sdk_skip), "cannot run %s", O.c.node);
 		else
 			die("the SDK run failed (its errors are above)");
 	}
@@ -1036,9 +1034,9 @@ parse_args(int argc, char **argv)
 	O.signs = 1000;
 	O.rsa = 4;
 	O.threads = 2;
-	O.cli = getenv("KEYBRIDGE_BIN");
+	O.c.cli = getenv("KEYBRIDGE_BIN");
 	O.module = p11t_softhsm();
-	O.node = getenv("NODE") && *getenv("NODE") ? getenv("NODE") : "node";
+	O.c.node = getenv("NODE") && *getenv("NODE") ? getenv("NODE") : "node";
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		bool more = i + 1 < argc;
@@ -1053,44 +1051,20 @@ parse_args(int argc, char **argv)
 			O.rsa = atol(argv[++i]);
 		else if (strcmp(a, "--threads") == 0 && more)
 			O.threads = atoi(argv[++i]);
-		else if (strcmp(a, "--cli") == 0 && more)
-			O.cli = argv[++i];
-		else if (strcmp(a, "--agent") == 0 && more)
-			O.agent = argv[++i];
 		else if (strcmp(a, "--module") == 0 && more)
 			O.module = argv[++i];
-		else if (strcmp(a, "--node") == 0 && more)
-			O.node = argv[++i];
-		else if (strcmp(a, "--sdk") == 0 && more)
-			O.sdk = argv[++i];
-		else if (strcmp(a, "--no-sdk") == 0)
-			O.no_sdk = true;
-		else if (strcmp(a, "--dir") == 0 && more)
-			O.dir = argv[++i];
-		else if (strcmp(a, "--url") == 0 && more)
-			O.url = argv[++i];
-		else if (strcmp(a, "--ca") == 0 && more)
-			O.ca = argv[++i];
-		else if (strcmp(a, "--token-file") == 0 && more)
-			O.token_file = argv[++i];
-		else if (strcmp(a, "--pid") == 0 && more)
-			O.pid = atol(argv[++i]);
-		else if (strcmp(a, "--tap") == 0)
-			O.tap = true;
-		else if (strcmp(a, "--strict") == 0)
-			O.strict = true;
-		else
+		else if (!bench_common_opt(&O.c, argc, argv, &i))
 			usage();
 	}
 	if (O.keys < 1 || O.keys > 100000 || O.gets < 1 || O.gets > 1000 || O.signs < 1 ||
 	    O.signs > 1000000 || O.rsa < 1 || O.rsa > MAX_RSA || O.signs < O.rsa || O.threads < 1 ||
 	    O.threads > MAX_THREADS)
 		usage();
-	if (O.url != NULL && (O.ca == NULL || O.token_file == NULL || O.dir != NULL)) {
+	if (O.c.url != NULL && (O.c.ca == NULL || O.c.token_file == NULL || O.c.dir != NULL)) {
 		fprintf(stderr, "bench_https: --url needs --ca and --token-file, and no --dir\n");
 		exit(2);
 	}
-	if (O.url == NULL && (O.cli == NULL || *O.cli == '\0')) {
+	if (O.c.url == NULL && (O.c.cli == NULL || *O.c.cli == '\0')) {
 		fprintf(stderr, "bench_https: give --cli PATH (keybridge) or set KEYBRIDGE_BIN\n");
 		exit(2);
 	}
@@ -1125,22 +1099,22 @@ main(int argc, char **argv)
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/kbhttps.XXXXXX");
 	if (mkdtemp(tmpdir) == NULL)
 		die("mkdtemp failed");
-	if (O.url != NULL) {
-		url = kb_strdup(O.url);
-		ca_file = kb_strdup(O.ca);
-		tok_file = kb_strdup(O.token_file);
-		agent_pid = (pid_t)O.pid;
+	if (O.c.url != NULL) {
+		url = kb_strdup(O.c.url);
+		ca_file = kb_strdup(O.c.ca);
+		tok_file = kb_strdup(O.c.token_file);
+		agent_pid = (pid_t)O.c.pid;
 	} else {
-		if (access(O.cli, X_OK) != 0) {
-			fprintf(stderr, "bench_https: no keybridge at %s\n", O.cli);
+		if (access(O.c.cli, X_OK) != 0) {
+			fprintf(stderr, "bench_https: no keybridge at %s\n", O.c.cli);
 			p11t_rmtree(tmpdir);
-			if (O.tap)
-				printf("1..0 # SKIP no keybridge at %s\n", O.cli);
-			return O.tap ? 0 : 77;
+			if (O.c.tap)
+				printf("1..0 # SKIP no keybridge at %s\n", O.c.cli);
+			return O.c.tap ? 0 : 77;
 		}
-		own_agent = O.dir == NULL;
-		if (O.dir != NULL)
-			snprintf(devdir, sizeof(devdir), "%s", O.dir);
+		own_agent = O.c.dir == NULL;
+		if (O.c.dir != NULL)
+			snprintf(devdir, sizeof(devdir), "%s", O.c.dir);
 		else
 			snprintf(devdir, sizeof(devdir), "%s/dev", tmpdir);
 		t0 = kb_now_mono();
@@ -1148,7 +1122,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "bench_https: agent pid %d at %s, up in %.2f s; dir %s\n",
 		    (int)agent_pid, url, kb_now_mono() - t0, devdir);
 	}
-	have_raw = O.url == NULL;
+	have_raw = O.c.url == NULL;
 	make_headers();
 
 	/* Digests: SHA-256 of "kb-bench-I", the same the SDK script signs. */
@@ -1258,14 +1232,14 @@ main(int argc, char **argv)
 			snprintf(r->base, sizeof(r->base), "%.1f", raw_rs_n / raw_rs_wall);
 		}
 	}
-	printf("%s%-40s %12s %12s %8s %10s  %s\n", O.tap ? "# " : "", "figure", "keybridge",
+	printf("%s%-40s %12s %12s %8s %10s  %s\n", O.c.tap ? "# " : "", "figure", "keybridge",
 	    "baseline", "ratio", "target", "result");
 	for (k = 0; k < n_rows; k++) {
 		if (rows[k].heading) {
-			printf("%s%s\n", O.tap ? "# " : "", rows[k].figure);
+			printf("%s%s\n", O.c.tap ? "# " : "", rows[k].figure);
 			continue;
 		}
-		printf("%s%-40s %12s %12s %8s %10s  %s\n", O.tap ? "# " : "", rows[k].figure,
+		printf("%s%-40s %12s %12s %8s %10s  %s\n", O.c.tap ? "# " : "", rows[k].figure,
 		    rows[k].kb, rows[k].base, rows[k].ratio, rows[k].target,
 		    rows[k].pass < 0 ? "-" : rows[k].pass ? "PASS" : "FAIL");
 		if (rows[k].pass == 0)
@@ -1274,22 +1248,22 @@ main(int argc, char **argv)
 	printf("%s(%ld EC keys created, %ld gets each, %ld digests signed per algorithm, "
 	    "round-robin over %ld RSA and %ld EC keys, per client; %s; agent CPU: utime+stime "
 	    "of pid %d over each phase; %d signatures checked against the token%s)\n",
-	    O.tap ? "# " : "", O.keys, O.gets, O.signs, O.rsa, n_es,
+	    O.c.tap ? "# " : "", O.keys, O.gets, O.signs, O.rsa, n_es,
 	    have_raw ? "baseline: raw C_Sign on the agent's own key objects in this process, "
 	    "as many threads as the clients, CPU from CLOCK_PROCESS_CPUTIME_ID, in slices "
 	    "alternating with the C client's" : "no raw baseline with --url",
 	    (int)agent_pid, n_checked, sdk_skip[0] == '\0' ? "; the SDK's below" : "");
 	if (sdk_skip[0] != '\0')
-		printf("%snote: the Azure SDK part was skipped: %s\n", O.tap ? "# " : "", sdk_skip);
+		printf("%snote: the Azure SDK part was skipped: %s\n", O.c.tap ? "# " : "", sdk_skip);
 	if (bad_sigs > 0)
-		printf("%s%d signatures did not check (see stderr)\n", O.tap ? "# " : "", bad_sigs);
+		printf("%s%d signatures did not check (see stderr)\n", O.c.tap ? "# " : "", bad_sigs);
 	sdk_ok = sdk_skip[0] != '\0' || (sdk_verify_want > 0 && sdk_verified == sdk_verify_want &&
 	    sdk_sign_calls > 0 && sdk_sign_requests == sdk_sign_calls);
 	if (sdk_skip[0] == '\0')
 		printf("%sSDK: %ld of %ld signatures verified with node's crypto; %ld sign() calls, "
-		    "%ld sign requests sent to the agent\n", O.tap ? "# " : "", sdk_verified,
+		    "%ld sign requests sent to the agent\n", O.c.tap ? "# " : "", sdk_verified,
 		    sdk_verify_want, sdk_sign_calls, sdk_sign_requests);
-	if (O.tap) {
+	if (O.c.tap) {
 		printf("ok %d - C client: every phase measured\n", ++tn);
 		printf("%s %d - C client: agent CPU measured\n",
 		    cph[PH_RS].agent_cpu >= 0 ? "ok" : "not ok", ++tn);
@@ -1328,5 +1302,5 @@ main(int argc, char **argv)
 	curl_global_cleanup();
 	if (bad_sigs > 0 || !sdk_ok)
 		return 1;
-	return O.strict && !all_pass ? 3 : 0;
+	return O.c.strict && !all_pass ? 3 : 0;
 }

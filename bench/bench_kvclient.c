@@ -127,10 +127,8 @@ struct fig {
 struct opts {
 	long keys;
 	int conc, list_rounds, page;
-	const char *cli, *agent, *node, *sdk, *dir, *tmp;
-	const char *url, *ca, *token_file;
-	long pid;
-	bool no_sdk, tap, strict;
+	const char *tmp;
+	struct bench_common_opts c;
 };
 
 static struct opts O;
@@ -704,7 +702,7 @@ dev_up(void)
 {
 	struct bench_dev d;
 
-	if (bench_dev_up("bench_kvclient", O.cli, O.agent, devdir, tmpdir, &d) != 0)
+	if (bench_dev_up("bench_kvclient", O.c.cli, O.c.agent, devdir, tmpdir, &d) != 0)
 		die("no agent");
 	url = d.url;
 	ca_file = d.ca_file;
@@ -720,7 +718,7 @@ stop_agent(void)
 {
 	if (!own_agent || agent_pid <= 0)
 		return;
-	bench_dev_down(O.cli, devdir, tmpdir, agent_pid);
+	bench_dev_down(O.c.cli, devdir, tmpdir, agent_pid);
 	agent_pid = -1;
 }
 
@@ -789,19 +787,19 @@ sdk_start(void)
 	cJSON *j;
 	pid_t p;
 
-	if (O.no_sdk) {
+	if (O.c.no_sdk) {
 		snprintf(sdk_skip, sizeof(sdk_skip), "--no-sdk");
 		return;
 	}
-	if (O.sdk == NULL || access(O.sdk, R_OK) != 0) {
+	if (O.c.sdk == NULL || access(O.c.sdk, R_OK) != 0) {
 		snprintf(sdk_skip, sizeof(sdk_skip), "no SDK script (--sdk)");
 		return;
 	}
 	snprintf(keys, sizeof(keys), "%ld", O.keys);
 	snprintf(conc, sizeof(conc), "%d", O.conc);
 	snprintf(page, sizeof(page), "%d", O.page);
-	argv[a++] = (char *)O.node;
-	argv[a++] = (char *)O.sdk;
+	argv[a++] = (char *)O.c.node;
+	argv[a++] = (char *)O.c.sdk;
 	argv[a++] = "--prefix"; argv[a++] = prefix;
 	argv[a++] = "--keys"; argv[a++] = keys;
 	argv[a++] = "--concurrency"; argv[a++] = conc;
@@ -809,7 +807,7 @@ sdk_start(void)
 	argv[a] = NULL;
 	if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0)
 		die("pipe failed");
-	fprintf(stderr, "bench_kvclient: Azure SDK client: %s %s\n", O.node, O.sdk);
+	fprintf(stderr, "bench_kvclient: Azure SDK client: %s %s\n", O.c.node, O.c.sdk);
 	if ((p = fork()) < 0)
 		die("fork failed");
 	if (p == 0) {
@@ -846,7 +844,7 @@ sdk_start(void)
 		waitpid(p, &st, 0);
 		node_pid = -1;
 		if (WIFEXITED(st) && WEXITSTATUS(st) == 127) {
-			snprintf(sdk_skip, sizeof(sdk_skip), "cannot run %s", O.node);
+			snprintf(sdk_skip, sizeof(sdk_skip), "cannot run %s", O.c.node);
 			return;
 		}
 		die("the SDK script ended before it was ready (its errors are above)");
@@ -1064,8 +1062,8 @@ parse_args(int argc, char **argv)
 	O.conc = 4;
 	O.list_rounds = 2;
 	O.page = 25;
-	O.cli = getenv("KEYBRIDGE_BIN");
-	O.node = getenv("NODE") && *getenv("NODE") ? getenv("NODE") : "node";
+	O.c.cli = getenv("KEYBRIDGE_BIN");
+	O.c.node = getenv("NODE") && *getenv("NODE") ? getenv("NODE") : "node";
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		bool more = i + 1 < argc;
@@ -1078,43 +1076,19 @@ parse_args(int argc, char **argv)
 			O.list_rounds = atoi(argv[++i]);
 		else if (strcmp(a, "--page") == 0 && more)
 			O.page = atoi(argv[++i]);
-		else if (strcmp(a, "--cli") == 0 && more)
-			O.cli = argv[++i];
-		else if (strcmp(a, "--agent") == 0 && more)
-			O.agent = argv[++i];
-		else if (strcmp(a, "--node") == 0 && more)
-			O.node = argv[++i];
-		else if (strcmp(a, "--sdk") == 0 && more)
-			O.sdk = argv[++i];
-		else if (strcmp(a, "--no-sdk") == 0)
-			O.no_sdk = true;
-		else if (strcmp(a, "--dir") == 0 && more)
-			O.dir = argv[++i];
 		else if (strcmp(a, "--tmp") == 0 && more)
 			O.tmp = argv[++i];
-		else if (strcmp(a, "--url") == 0 && more)
-			O.url = argv[++i];
-		else if (strcmp(a, "--ca") == 0 && more)
-			O.ca = argv[++i];
-		else if (strcmp(a, "--token-file") == 0 && more)
-			O.token_file = argv[++i];
-		else if (strcmp(a, "--pid") == 0 && more)
-			O.pid = atol(argv[++i]);
-		else if (strcmp(a, "--tap") == 0)
-			O.tap = true;
-		else if (strcmp(a, "--strict") == 0)
-			O.strict = true;
-		else
+		else if (!bench_common_opt(&O.c, argc, argv, &i))
 			usage();
 	}
 	if (O.keys < 1 || O.keys > 99999 || O.conc < 1 || O.conc > MAX_CONC ||
 	    O.list_rounds < 1 || O.list_rounds > 100 || O.page < 1 || O.page > 25)
 		usage();
-	if (O.url != NULL && (O.ca == NULL || O.token_file == NULL || O.dir != NULL)) {
+	if (O.c.url != NULL && (O.c.ca == NULL || O.c.token_file == NULL || O.c.dir != NULL)) {
 		fprintf(stderr, "bench_kvclient: --url needs --ca and --token-file, and no --dir\n");
 		exit(2);
 	}
-	if (O.url == NULL && (O.cli == NULL || *O.cli == '\0')) {
+	if (O.c.url == NULL && (O.c.cli == NULL || *O.c.cli == '\0')) {
 		fprintf(stderr, "bench_kvclient: give --cli PATH (keybridge) or set KEYBRIDGE_BIN\n");
 		exit(2);
 	}
@@ -1157,22 +1131,22 @@ main(int argc, char **argv)
 	snprintf(tmpdir, sizeof(tmpdir), "%.200s/kbkvc.XXXXXX", O.tmp);
 	if (mkdtemp(tmpdir) == NULL)
 		die("mkdtemp failed");
-	if (O.url != NULL) {
-		url = kb_strdup(O.url);
-		ca_file = kb_strdup(O.ca);
-		tok_file = kb_strdup(O.token_file);
-		agent_pid = (pid_t)O.pid;
+	if (O.c.url != NULL) {
+		url = kb_strdup(O.c.url);
+		ca_file = kb_strdup(O.c.ca);
+		tok_file = kb_strdup(O.c.token_file);
+		agent_pid = (pid_t)O.c.pid;
 	} else {
-		if (access(O.cli, X_OK) != 0) {
-			fprintf(stderr, "bench_kvclient: no keybridge at %s\n", O.cli);
+		if (access(O.c.cli, X_OK) != 0) {
+			fprintf(stderr, "bench_kvclient: no keybridge at %s\n", O.c.cli);
 			rmtree(tmpdir);
-			if (O.tap)
-				printf("1..0 # SKIP no keybridge at %s\n", O.cli);
-			return O.tap ? 0 : 77;
+			if (O.c.tap)
+				printf("1..0 # SKIP no keybridge at %s\n", O.c.cli);
+			return O.c.tap ? 0 : 77;
 		}
-		own_agent = O.dir == NULL;
-		snprintf(devdir, sizeof(devdir), "%s", O.dir != NULL ? O.dir : tmpdir);
-		if (O.dir == NULL)
+		own_agent = O.c.dir == NULL;
+		snprintf(devdir, sizeof(devdir), "%s", O.c.dir != NULL ? O.c.dir : tmpdir);
+		if (O.c.dir == NULL)
 			snprintf(devdir, sizeof(devdir), "%s/dev", tmpdir);
 		t0 = kb_now_mono();
 		dev_up();
@@ -1284,14 +1258,14 @@ main(int argc, char **argv)
 		    per_held(hs[S_SDK], chal[S_SDK], held[S_SDK]));
 	row_counts("agent side: connections accepted", acc[S_KV], acc[S_SDK], false);
 
-	printf("%s%-40s %12s %12s %8s %10s  %s\n", O.tap ? "# " : "", "figure", "keybridge",
+	printf("%s%-40s %12s %12s %8s %10s  %s\n", O.c.tap ? "# " : "", "figure", "keybridge",
 	    "baseline", "ratio", "target", "result");
 	for (k = 0; k < n_rows; k++) {
 		if (rows[k].heading) {
-			printf("%s%s\n", O.tap ? "# " : "", rows[k].figure);
+			printf("%s%s\n", O.c.tap ? "# " : "", rows[k].figure);
 			continue;
 		}
-		printf("%s%-40s %12s %12s %8s %10s  %s\n", O.tap ? "# " : "", rows[k].figure,
+		printf("%s%-40s %12s %12s %8s %10s  %s\n", O.c.tap ? "# " : "", rows[k].figure,
 		    rows[k].kb, rows[k].base, rows[k].ratio, rows[k].target,
 		    rows[k].pass < 0 ? "-" : rows[k].pass ? "PASS" : "FAIL");
 		if (rows[k].pass == 0)
@@ -1302,10 +1276,10 @@ main(int argc, char **argv)
 	    "service version 7.6, no retries on either side, kv-client's limiter off; slices alternate between the "
 	    "two; %ld keys made beforehand in %.1f s; TLS handshakes: kv-client's new "
 	    "connections, the SDK's tls.connect calls; agent pid %d)\n",
-	    O.tap ? "# " : "", O.conc, sdk_on ? sdk_version : "-", sdk_on ? node_version : "-",
+	    O.c.tap ? "# " : "", O.conc, sdk_on ? sdk_version : "-", sdk_on ? node_version : "-",
 	    O.conc, O.keys, made_secs, (int)agent_pid);
 	if (!sdk_on)
-		printf("%snote: the Azure SDK part was skipped: %s\n", O.tap ? "# " : "", sdk_skip);
+		printf("%snote: the Azure SDK part was skipped: %s\n", O.c.tap ? "# " : "", sdk_skip);
 
 	/* Equal request counts, or the comparison means nothing. */
 	counts_equal = !sdk_on || (kg->requests == sg->requests && kl->requests == sl->requests &&
@@ -1319,7 +1293,7 @@ main(int argc, char **argv)
 	if (sdk_on)
 		checks_ok = checks_ok && sg->ops == O.keys && sg->bad == 0 && sl->bad == 0 &&
 		    sl->ours == walks * O.keys && sl->items == kl->items;
-	if (O.tap) {
+	if (O.c.tap) {
 		printf("ok %d - %ld keys made\n", ++tn, O.keys);
 		printf("%s %d - kv-client: %ld gets, every answer decoded and checked (%ld bad)\n",
 		    kg->ops == O.keys && kg->bad == 0 ? "ok" : "not ok", ++tn, kg->ops, kg->bad);
@@ -1358,5 +1332,5 @@ main(int argc, char **argv)
 	free(sock_path);
 	if (!counts_equal || !checks_ok)
 		return 1;
-	return O.strict && !all_pass ? 3 : 0;
+	return O.c.strict && !all_pass ? 3 : 0;
 }

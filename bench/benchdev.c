@@ -215,3 +215,38 @@ bench_dev_down(const char *cli, const char *devdir, const char *tmpdir,
 			kill(pid, SIGKILL);
 	}
 }
+
+bool
+bench_common_opt(struct bench_common_opts *o, int argc, char **argv, int *i)
+{
+	const char *a = argv[*i];
+	bool more = *i + 1 < argc;
+
+	if (strcmp(a, "--cli") == 0 && more)
+		o->cli = argv[++*i];
+	else if (strcmp(a, "--agent") == 0 && more)
+		o->agent = argv[++*i];
+	else if (strcmp(a, "--node") == 0 && more)
+		o->node = argv[++*i];
+	else if (strcmp(a, "--sdk") == 0 && more)
+		o->sdk = argv[++*i];
+	else if (strcmp(a, "--no-sdk") == 0)
+		o->no_sdk = true;
+	else if (strcmp(a, "--dir") == 0 && more)
+		o->dir = argv[++*i];
+	else if (strcmp(a, "--url") == 0 && more)
+		o->url = argv[++*i];
+	else if (strcmp(a, "--ca") == 0 && more)
+		o->ca = argv[++*i];
+	else if (strcmp(a, "--token-file") == 0 && more)
+		o->token_file = argv[++*i];
+	else if (strcmp(a, "--pid") == 0 && more)
+		o->pid = atol(argv[++*i]);
+	else if (strcmp(a, "--tap") == 0)
+		o->tap = true;
+	else if (strcmp(a, "--strict") == 0)
+		o->strict = true;
+	else
+		return false;
+	return true;
+}

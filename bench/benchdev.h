@@ -8,6 +8,23 @@
 
 #include <sys/types.h>
 
+#include <stdbool.h>
+
+/* The options both benchmarks take: the programs, the agent, the output. */
+struct bench_common_opts {
+	const char *cli, *agent, *node, *sdk, *dir;
+	const char *url, *ca, *token_file;
+	long pid;
+	bool no_sdk, tap, strict;
+};
+/*
+ * If argv[*i] is one of them (--cli, --agent, --node, --sdk, --no-sdk,
+ * --dir, --url, --ca, --token-file, --pid, --tap, --strict), take it and
+ * its value (*i advanced past it) and return true.
+ */
+bool bench_common_opt(struct bench_common_opts *o, int argc, char **argv,
+    int *i);
+
 /* Run argv with stdout and stderr to files; its exit code, or -1. */
 int bench_run_cmd(char *const argv[], const char *out, const char *err);
 /* A file (at most 64 KiB) on stderr. */
