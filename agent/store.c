@@ -206,9 +206,22 @@ static const char *const migrations[] = {
 	"  created INTEGER NOT NULL,"
 	"  updated INTEGER NOT NULL"
 	") STRICT;",
+	/* 3 -> 4: a key's latest version kept on the key, so that a listing
+	 * reads one version row by rowid instead of searching versions_key
+	 * for the largest id of every key.  Versions are only added (they go
+	 * with their key), so the trigger is the whole upkeep. */
+	"ALTER TABLE keys ADD COLUMN latest_id INTEGER;"
+	"UPDATE keys SET latest_id ="
+	"  (SELECT max(id) FROM versions WHERE key_id = keys.id);"
+	"CREATE TRIGGER versions_latest AFTER INSERT ON versions BEGIN"
+	"  UPDATE keys SET latest_id = NEW.id WHERE id = NEW.key_id AND"
+	"    (latest_id IS NULL OR latest_id < NEW.id);"
+	" END;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+_Static_assert(N_MIGRATIONS == KB_STORE_SCHEMA_VERSION,
+    "store.h's schema version names the last migration");
 
 /* ------------------------------------------------------------- helpers */
 
@@ -717,58 +730,55 @@ kb_store_keys_free(struct kb_store_key *ks, size_t n)
 	free(ks);
 }
 
-/* The column list every key query selects, in key_read()'s order. */
+/*
+ * The column list every key query selects, in key_read()'s order.  The
+ * vault's columns come from the caller's (cached) vault row, not a join.
+ */
 #define KEY_COLS \
-	"vt.name, vt.retention_days, vt.purge_protection, k.name, " \
-	"k.state = 'deleted', k.deleted_date, k.scheduled_purge_date, " \
+	"k.name, k.state = 'deleted', k.deleted_date, k.scheduled_purge_date, " \
 	"v.version, v.kty, v.key_size, v.crv, v.key_ops, v.enabled, " \
 	"v.exportable, v.nbf, v.exp, v.created, v.updated, v.tags, " \
 	"v.p11_label, v.p11_id"
-#define KEY_FROM \
-	" FROM keys k JOIN vaults vt ON vt.id = k.vault_id" \
-	" JOIN versions v ON v.key_id = k.id "
-#define KEY_LATEST " v.id = (SELECT max(id) FROM versions WHERE key_id = k.id) "
+#define KEY_FROM " FROM keys k JOIN versions v ON v.key_id = k.id "
+#define KEY_LATEST " v.id = k.latest_id "
 
 static int
-key_read(sqlite3_stmt *s, struct kb_store_key *k)
+key_read(sqlite3_stmt *s, const struct vault_row *vr, struct kb_store_key *k)
 {
 	const void *blob;
 	const unsigned char *tags;
-	unsigned ret;
-	bool pp;
 	int r;
 
 	memset(k, 0, sizeof(*k));
-	if ((r = col_str(s, 0, k->vault, sizeof(k->vault))) != 0 ||
-	    (r = col_str(s, 3, k->name, sizeof(k->name))) != 0 ||
-	    (r = col_str(s, 7, k->version, sizeof(k->version))) != 0 ||
-	    (r = col_str(s, 8, k->kty, sizeof(k->kty))) != 0 ||
-	    (r = col_str(s, 10, k->crv, sizeof(k->crv))) != 0 ||
-	    (r = col_str(s, 19, k->p11_label, sizeof(k->p11_label))) != 0)
+	if ((r = kb_strlcpy(k->vault, vr->name, sizeof(k->vault))) != 0 ||
+	    (r = col_str(s, 0, k->name, sizeof(k->name))) != 0 ||
+	    (r = col_str(s, 4, k->version, sizeof(k->version))) != 0 ||
+	    (r = col_str(s, 5, k->kty, sizeof(k->kty))) != 0 ||
+	    (r = col_str(s, 7, k->crv, sizeof(k->crv))) != 0 ||
+	    (r = col_str(s, 16, k->p11_label, sizeof(k->p11_label))) != 0)
 		return r;
-	ret = (unsigned)sqlite3_column_int(s, 1);
-	pp = sqlite3_column_int(s, 2) != 0;
-	k->recovery_level = kv_recovery_level(ret, pp);
-	k->recoverable_days = ret;
-	k->deleted = sqlite3_column_int(s, 4) != 0;
-	k->deleted_date = sqlite3_column_int64(s, 5);
-	k->scheduled_purge_date = sqlite3_column_int64(s, 6);
-	k->key_size = (unsigned)sqlite3_column_int64(s, 9);
-	k->key_ops = (unsigned)sqlite3_column_int64(s, 11);
-	k->enabled = sqlite3_column_int(s, 12) != 0;
-	k->exportable = sqlite3_column_int(s, 13) != 0;
-	k->has_nbf = sqlite3_column_type(s, 14) != SQLITE_NULL;
-	k->nbf = sqlite3_column_int64(s, 14);
-	k->has_exp = sqlite3_column_type(s, 15) != SQLITE_NULL;
-	k->exp = sqlite3_column_int64(s, 15);
-	k->created = sqlite3_column_int64(s, 16);
-	k->updated = sqlite3_column_int64(s, 17);
-	blob = sqlite3_column_blob(s, 20);
-	if (blob == NULL || sqlite3_column_bytes(s, 20) != KV_VERSION_BYTES)
+	k->recovery_level = kv_recovery_level(vr->retention_days,
+	    vr->purge_protection);
+	k->recoverable_days = vr->retention_days;
+	k->deleted = sqlite3_column_int(s, 1) != 0;
+	k->deleted_date = sqlite3_column_int64(s, 2);
+	k->scheduled_purge_date = sqlite3_column_int64(s, 3);
+	k->key_size = (unsigned)sqlite3_column_int64(s, 6);
+	k->key_ops = (unsigned)sqlite3_column_int64(s, 8);
+	k->enabled = sqlite3_column_int(s, 9) != 0;
+	k->exportable = sqlite3_column_int(s, 10) != 0;
+	k->has_nbf = sqlite3_column_type(s, 11) != SQLITE_NULL;
+	k->nbf = sqlite3_column_int64(s, 11);
+	k->has_exp = sqlite3_column_type(s, 12) != SQLITE_NULL;
+	k->exp = sqlite3_column_int64(s, 12);
+	k->created = sqlite3_column_int64(s, 13);
+	k->updated = sqlite3_column_int64(s, 14);
+	blob = sqlite3_column_blob(s, 17);
+	if (blob == NULL || sqlite3_column_bytes(s, 17) != KV_VERSION_BYTES)
 		return kb_error_set(KB_ERR_INTERNAL,
 		    "vault store: a version has a bad token object id");
 	memcpy(k->p11_id, blob, KV_VERSION_BYTES);
-	tags = sqlite3_column_text(s, 18);
+	tags = sqlite3_column_text(s, 15);
 	if ((k->tags_json = kb_strdup(tags != NULL ? (const char *)tags : "{}")) == NULL)
 		return KB_ERR_ALLOC;
 	return 0;
@@ -779,7 +789,7 @@ key_read(sqlite3_stmt *s, struct kb_store_key *k)
  * NULL) or a given one; state "active", "deleted" or NULL for either.
  */
 static int
-key_get(struct kb_store *st, int64_t vault_id, const char *lc,
+key_get(struct kb_store *st, const struct vault_row *vr, const char *lc,
     const char *version, const char *state, struct kb_store_key **out)
 {
 	sqlite3_stmt *s = NULL;
@@ -790,7 +800,7 @@ key_get(struct kb_store *st, int64_t vault_id, const char *lc,
 	    "WHERE k.vault_id = ?1 AND k.name_lc = ?2 AND "
 	    "(?3 IS NULL OR k.state = ?3) AND "
 	    "CASE WHEN ?4 IS NULL THEN" KEY_LATEST "ELSE v.version = ?4 END",
-	    "itt" "t", vault_id, lc, state, version)) != 0)
+	    "itt" "t", vr->id, lc, state, version)) != 0)
 		return r;
 	if ((r = q_row(st, s, "key read")) < 0)
 		goto out;
@@ -810,7 +820,7 @@ key_get(struct kb_store *st, int64_t vault_id, const char *lc,
 		r = KB_ERR_ALLOC;
 		goto out;
 	}
-	if ((r = key_read(s, k)) != 0)
+	if ((r = key_read(s, vr, k)) != 0)
 		goto out;
 	*out = k;
 	k = NULL;
@@ -1290,7 +1300,7 @@ kb_store_add_version(struct kb_store *st, const struct kb_store_actor *who,
 		goto out;
 	if ((r = tx_commit(st)) != 0)
 		goto out;
-	if (out != NULL && (r = key_get(st, vr.id, lc, ver, NULL, &k)) == 0) {
+	if (out != NULL && (r = key_get(st, &vr, lc, ver, NULL, &k)) == 0) {
 		*out = k;
 		k = NULL;
 	}
@@ -1399,7 +1409,7 @@ kb_store_get_key(struct kb_store *st, const char *vault, const char *name,
 	LOCK(st);
 	gen = (int64_t)sqlite3_total_changes64(st->db);
 	if ((r = vault_find(st, vault, &vr)) == 0)
-		r = key_get(st, vr.id, lc, latest ? NULL : ver, "active", out);
+		r = key_get(st, &vr, lc, latest ? NULL : ver, "active", out);
 	UNLOCK(st);
 	if (r == 0)
 		key_cache_put(st, vault, lc, ver, gen, *out);
@@ -1413,8 +1423,8 @@ enum cursor_kind { CURSOR_NAME, CURSOR_VERSION };
  * *next gets the cursor of the last item when a further row exists.
  */
 static int
-list_page(struct kb_store *st, sqlite3_stmt *s, unsigned limit,
-    enum cursor_kind kind, struct kb_store_key **items, size_t *n, char **next)
+list_page(struct kb_store *st, const struct vault_row *vr, sqlite3_stmt *s,
+    unsigned limit, enum cursor_kind kind, struct kb_store_key **items, size_t *n, char **next)
 {
 	struct kb_store_key *arr = NULL;
 	char cur[KV_NAME_MAX + 1];
@@ -1430,7 +1440,7 @@ list_page(struct kb_store *st, sqlite3_stmt *s, unsigned limit,
 			more = true;
 			break;
 		}
-		if ((r = key_read(s, &arr[got])) != 0) {
+		if ((r = key_read(s, vr, &arr[got])) != 0) {
 			free(arr[got].tags_json);
 			goto out;
 		}
@@ -1498,7 +1508,7 @@ list_keys_state(struct kb_store *st, const char *vault, const char *after,
 	    KEY_LATEST "ORDER BY k.name_lc LIMIT ?4",
 	    "ittu", vr.id, state, cur, limit + 1)) != 0)
 		goto out;
-	r = list_page(st, s, limit, CURSOR_NAME, items, n, next);
+	r = list_page(st, &vr, s, limit, CURSOR_NAME, items, n, next);
  out:
 	q_release(st, s);
 	UNLOCK(st);
@@ -1569,7 +1579,7 @@ kb_store_list_versions(struct kb_store *st, const char *vault,
 	    "WHERE k.id = ?1 AND v.id > ?2 ORDER BY v.id LIMIT ?3",
 	    "iiu", kr.id, after_id, limit + 1)) != 0)
 		goto out;
-	r = list_page(st, s, limit, CURSOR_VERSION, items, n, next);
+	r = list_page(st, &vr, s, limit, CURSOR_VERSION, items, n, next);
  out:
 	q_release(st, s);
 	UNLOCK(st);
@@ -1609,7 +1619,7 @@ kb_store_update(struct kb_store *st, const struct kb_store_actor *who,
 	if ((r = tx_begin(st)) != 0)
 		goto out;
 	if ((r = vault_find(st, vault, &vr)) != 0 ||
-	    (r = key_get(st, vr.id, lc, latest ? NULL : ver, "active", &k)) != 0)
+	    (r = key_get(st, &vr, lc, latest ? NULL : ver, "active", &k)) != 0)
 		goto out;
 	if ((r = q_prep(st, &s, "UPDATE versions SET "
 	    "enabled = CASE WHEN ?1 THEN ?2 ELSE enabled END, "
@@ -1645,7 +1655,7 @@ kb_store_update(struct kb_store *st, const struct kb_store_actor *who,
 		memcpy(v2, k->version, sizeof(v2));
 		kb_store_key_free(k);
 		k = NULL;
-		if ((r = key_get(st, vr.id, lc, v2, NULL, &k)) != 0)
+		if ((r = key_get(st, &vr, lc, v2, NULL, &k)) != 0)
 			goto out;
 		*out = k;
 		k = NULL;
@@ -1718,7 +1728,7 @@ set_deleted(struct kb_store *st, const struct kb_store_actor *who,
 	    (r = tx_commit(st)) != 0)
 		goto out;
 	if (out != NULL) {
-		if ((r = key_get(st, vr.id, lc, NULL, del ? "deleted" : "active",
+		if ((r = key_get(st, &vr, lc, NULL, del ? "deleted" : "active",
 		    &k)) != 0)
 			goto out;
 		*out = k;
@@ -1758,7 +1768,7 @@ kb_store_get_deleted(struct kb_store *st, const char *vault,
 		return r;
 	LOCK(st);
 	if ((r = vault_find(st, vault, &vr)) == 0)
-		r = key_get(st, vr.id, lc, NULL, "deleted", out);
+		r = key_get(st, &vr, lc, NULL, "deleted", out);
 	UNLOCK(st);
 	return r;
 }
@@ -2591,7 +2601,7 @@ kb_store_intent_commit(struct kb_store *st, int64_t id, int64_t now,
 	if ((r = intent_close(st, id)) != 0 || (r = tx_commit(st)) != 0)
 		goto out;
 	if (out != NULL && in->op == KB_STORE_OP_CREATE) {
-		if ((r = key_get(st, vr.id, lc, in->version, NULL, &k)) != 0)
+		if ((r = key_get(st, &vr, lc, in->version, NULL, &k)) != 0)
 			goto out;
 		*out = k;
 	} else if (out != NULL) {

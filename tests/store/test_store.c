@@ -346,19 +346,27 @@ test_open(void)
 	tap_ok(strstr(kb_error_detail(r), "newer") != NULL,
 	    "the message says the store is newer: %s", kb_error_detail(r));
 
-	/* A schema-1 store (before principals) is migrated on open. */
+	/* A schema-1 store (before principals) is migrated on open; its keys
+	 * (two with three versions each, added out of name order) get their
+	 * latest version recorded (schema 4). */
 	path_of(path, sizeof(path), "v1.db");
 	remove_db(path);
 	st = open_fresh("v1.db", path, sizeof(path));
+	MUST(kb_store_vault_ensure(st, &sys_actor, "kvt", 90, false, T0));
+	for (r = 0; r < 6; r++) {
+		struct kb_store_new_version nv = nv_rsa(100 + (unsigned)r);
+
+		MUST(kb_store_add_version(st, &officer, "kvt", r % 2 ? "mig-a" :
+		    "mig-b", &nv, T0 + r, NULL));
+	}
 	kb_store_close(st);
 	st = NULL;
 	tap_is_int(raw_exec(path, "DROP TABLE rotation_policies;"
+	    "DROP TRIGGER versions_latest; ALTER TABLE keys DROP COLUMN latest_id;"
 	    "ALTER TABLE audit DROP COLUMN principal;"
 	    "ALTER TABLE intents DROP COLUMN principal; PRAGMA user_version = 1",
 	    NULL, 0), 0, "store turned back into schema 1");
 	tap_is_int(kb_store_open(path, &st), 0, "a schema-1 store opens");
-	kb_store_close(st);
-	st = NULL;
 	tap_is_int(raw_int(path, "PRAGMA user_version"), KB_STORE_SCHEMA_VERSION,
 	    "and is migrated to the current schema");
 	tap_is_int(raw_int(path, "SELECT count(*) FROM pragma_table_info('audit') "
@@ -366,6 +374,23 @@ test_open(void)
 	tap_is_int(raw_int(path, "SELECT count(*) FROM sqlite_schema WHERE "
 	    "type = 'table' AND name = 'rotation_policies'"), 1,
 	    "and has the rotation_policies table (schema 3)");
+	tap_is_int(raw_int(path, "SELECT count(*) FROM keys k WHERE latest_id IS "
+	    "NOT (SELECT max(id) FROM versions WHERE key_id = k.id)"), 0,
+	    "every key's latest version is recorded (schema 4)");
+	{
+		struct kb_store_key *items = NULL;
+		char *next = NULL;
+		size_t n = 0;
+
+		tap_ok(kb_store_list_keys(st, "kvt", NULL, 25, &items, &n, &next) == 0 &&
+		    n == 2 && strcmp(items[0].version, nv_rsa(105).version) == 0 &&
+		    strcmp(items[1].version, nv_rsa(104).version) == 0,
+		    "after the migration a listing shows each key's latest version");
+		kb_store_keys_free(items, n);
+		free(next);
+	}
+	kb_store_close(st);
+	st = NULL;
 
 	path_of(path, sizeof(path), "other.db");
 	remove_db(path);
