@@ -402,6 +402,9 @@ void agent_server_stop(struct agent *a);
 /* server.c: answers (0, or -1: drop the connection) */
 int agent_respond(struct MHD_Connection *c, unsigned status, cJSON *body,
     const char *allow);
+/* An answer already printed as JSON (taken, freed with free()). */
+int agent_respond_text(struct MHD_Connection *c, unsigned status, char *json,
+    size_t len);
 int agent_respond_error(struct MHD_Connection *c, unsigned status,
     const char *code, const char *message, const char *inner,
     const char *allow);

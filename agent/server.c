@@ -32,7 +32,9 @@
 
 #include <microhttpd.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 
 #include "agent.h"
 
@@ -98,29 +100,22 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
 }
 
 /*
- * Queue body (taking it; NULL: an empty body) with the headers every
- * answer carries.  0, or -1 when the connection must be dropped.
+ * Queue a JSON text (taking it, freed with text_free; NULL: an empty body)
+ * with the headers every answer carries.  0, or -1 when the connection
+ * must be dropped.
  */
 static int
-respond_hdr(struct MHD_Connection *c, unsigned status, cJSON *body,
-    const char *hname, const char *hval)
+respond_text_hdr(struct MHD_Connection *c, unsigned status, char *text,
+    size_t len, void (*text_free)(void *), const char *hname, const char *hval)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
-	char *text = NULL;
-	size_t len = 0;
 
-	if (body != NULL) {
-		text = cJSON_PrintUnformatted(body);
-		cJSON_Delete(body);
-		if (text == NULL)
-			return -1;    /* out of memory: drop the connection */
-		len = strlen(text);
-	}
 	resp = MHD_create_response_from_buffer_with_free_callback(len,
-	    text != NULL ? text : (char *)"", text != NULL ? cJSON_free : NULL);
+	    text != NULL ? text : (char *)"", text != NULL ? text_free : NULL);
 	if (resp == NULL) {
-		cJSON_free(text);
+		if (text != NULL)
+			text_free(text);
 		return -1;
 	}
 	if ((len > 0 && MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -135,6 +130,29 @@ respond_hdr(struct MHD_Connection *c, unsigned status, cJSON *body,
 	ret = MHD_queue_response(c, status, resp);
 	MHD_destroy_response(resp);
 	return ret == MHD_YES ? 0 : -1;
+}
+
+static int
+respond_hdr(struct MHD_Connection *c, unsigned status, cJSON *body,
+    const char *hname, const char *hval)
+{
+	char *text = NULL;
+
+	if (body != NULL) {
+		text = cJSON_PrintUnformatted(body);
+		cJSON_Delete(body);
+		if (text == NULL)
+			return -1;    /* out of memory: drop the connection */
+	}
+	return respond_text_hdr(c, status, text, text != NULL ? strlen(text) : 0,
+	    cJSON_free, hname, hval);
+}
+
+int
+agent_respond_text(struct MHD_Connection *c, unsigned status, char *json,
+    size_t len)
+{
+	return respond_text_hdr(c, status, json, len, free, NULL, NULL);
 }
 
 int
@@ -202,6 +220,17 @@ respond_challenge(struct agent *a, struct MHD_Connection *c,
 
 enum bearer_result { BEARER_OK, BEARER_MISSING, BEARER_INVALID, BEARER_EXPIRED };
 
+/* SHA-256 fetched once: SHA256() fetches the algorithm on every call,
+ * a few percent of a small request's CPU. */
+static EVP_MD *bearer_md;
+static pthread_once_t bearer_md_once = PTHREAD_ONCE_INIT;
+
+static void
+bearer_md_fetch(void)
+{
+	bearer_md = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+}
+
 /*
  * The principal whose token the request carries.  Every configured hash
  * is compared, with CRYPTO_memcmp, whatever matched before.
@@ -226,7 +255,10 @@ bearer_auth(struct agent *a, struct MHD_Connection *c, struct agent_peer *p)
 		n--;
 	if (n == 0 || n > BEARER_MAX)
 		return BEARER_INVALID;
-	SHA256((const unsigned char *)t, n, dig);
+	pthread_once(&bearer_md_once, bearer_md_fetch);
+	if (bearer_md == NULL ||
+	    EVP_Digest(t, n, dig, NULL, bearer_md, NULL) != 1)
+		return BEARER_INVALID;
 	for (i = 0; i < a->cfg->n_bearers; i++)
 		if (CRYPTO_memcmp(dig, a->cfg->bearers[i].token_sha256,
 		    sizeof(dig)) == 0)
