@@ -46,10 +46,10 @@ ok() {	# ok STATUS NAME
 	fi
 }
 
-check() {	# check NAME COMMAND...
+check() {	# check NAME COMMAND... (its output goes to stderr, not into TAP)
 	local name=$1
 	shift
-	if "$@"; then ok 0 "$name"; else ok 1 "$name"; fi
+	if "$@" >&2; then ok 0 "$name"; else ok 1 "$name"; fi
 }
 
 skip() {	# skip NAME REASON
