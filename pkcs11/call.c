@@ -5,11 +5,16 @@
  * maps it to a KB_ERR_* code and records a sentence that says what went
  * wrong and what to do; nothing above this file sees a CK_RV except through
  * struct p11s.rv (used by the session runner to decide on a retry).
+ *
+ * An isolated module (isolate.c) has several function lists, one
+ * connection to its host each; every call borrows a free one (fl_get)
+ * and gives it back right after, because the host answers one call at a
+ * time per connection.  Handles are the host's, so consecutive calls of
+ * one operation (C_SignInit, C_Sign) may go through different lists.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <stdio.h>
 
 #include "internal.h"
 
@@ -137,10 +142,12 @@ kb_p11_rv_name(CK_RV rv)
 
 /*
  * The choke point: log the raw value, map it, record a sentence.
- * who: "token 'x'" or "module /p.so"; fn: the C_* name.
+ * who: "token 'x'" or "module /p.so"; fn: the C_* name.  For an
+ * isolated module whose host has exited, the sentence says so instead
+ * (p11-kit's client reports a dead connection as CKR_DEVICE_ERROR).
  */
 static int
-done(const char *who, const char *fn, CK_RV rv)
+done(kb_p11_module *m, const char *who, const char *fn, CK_RV rv)
 {
 	const struct rv_row *r;
 	int err;
@@ -150,6 +157,9 @@ done(const char *who, const char *fn, CK_RV rv)
 	r = rv_find(rv);
 	kb_debug("pkcs11: %s: %s returned %s (0x%lx)", who, fn,
 	    r ? r->name : "unknown CK_RV", (unsigned long)rv);
+	if (m->isolated && kb_p11_host_gone(m, rv))
+		return kb_error_set(KB_ERR_DEVICE, "the PKCS#11 module host for %s "
+		    "exited; restart the agent", m->path);
 	err = r ? r->err : KB_ERR_INTERNAL;
 	if (err == 0)
 		return 0;
@@ -174,7 +184,11 @@ sdone(struct p11s *s, const char *fn, CK_RV rv)
 	if (rv == CKR_OK)
 		return 0;
 	snprintf(who, sizeof(who), "token '%s'", s->t->label);
-	err = done(who, fn, rv);
+	err = done(s->t->m, who, fn, rv);
+	/* No session retry once the host is gone: nothing answers. */
+	if (err == KB_ERR_DEVICE &&
+	    __atomic_load_n(&s->t->m->host_gone, __ATOMIC_ACQUIRE))
+		return err;
 	switch (rv) {
 	case CKR_SESSION_HANDLE_INVALID:
 	case CKR_SESSION_CLOSED:
@@ -187,24 +201,72 @@ sdone(struct p11s *s, const char *fn, CK_RV rv)
 	}
 }
 
-#define FL(m) ((m)->fl)
-#define SFL(s) ((s)->t->m->fl)
+/*
+ * The function list for one call.  In-process: the module's own (it is
+ * thread-safe, C_Initialize asked for OS locking).  Isolated: a free
+ * connection to the host, waited for if all are busy; NULL once the host
+ * is gone, which the caller reports as CKR_DEVICE_ERROR.
+ */
+static CK_FUNCTION_LIST_PTR
+fl_get(kb_p11_module *m)
+{
+	CK_FUNCTION_LIST_PTR f = NULL;
+
+	if (!m->isolated)
+		return m->fl;
+	pthread_mutex_lock(&m->pool_lock);
+	while (m->n_free == 0 && !m->host_gone)
+		pthread_cond_wait(&m->pool_cond, &m->pool_lock);
+	if (!m->host_gone)
+		f = m->free_fl[--m->n_free];
+	pthread_mutex_unlock(&m->pool_lock);
+	return f;
+}
+
+static void
+fl_put(kb_p11_module *m, CK_FUNCTION_LIST_PTR f)
+{
+	if (!m->isolated)
+		return;
+	pthread_mutex_lock(&m->pool_lock);
+	m->free_fl[m->n_free++] = f;
+	pthread_cond_signal(&m->pool_cond);
+	pthread_mutex_unlock(&m->pool_lock);
+}
+
+/* rv = one C_* call on a borrowed list. */
+#define CALL(m, rv, fn, ...) do { \
+	CK_FUNCTION_LIST_PTR f_ = fl_get(m); \
+	if (f_ == NULL) \
+		(rv) = CKR_DEVICE_ERROR; \
+	else { \
+		(rv) = f_->fn(__VA_ARGS__); \
+		fl_put((m), f_); \
+	} \
+} while (0)
+#define SM(s) ((s)->t->m)
+
+static CK_RV
+init_list(CK_FUNCTION_LIST_PTR f)
+{
+	CK_C_INITIALIZE_ARGS args;
+
+	memset(&args, 0, sizeof(args));
+	args.flags = CKF_OS_LOCKING_OK;
+	return f->C_Initialize(&args);
+}
 
 int
 p11c_initialize(kb_p11_module *m, bool *already)
 {
-	CK_C_INITIALIZE_ARGS args;
-	CK_RV rv;
+	CK_RV rv = init_list(m->fl);
 	char who[300];
 
-	memset(&args, 0, sizeof(args));
-	args.flags = CKF_OS_LOCKING_OK;
-	rv = FL(m)->C_Initialize(&args);
 	*already = rv == CKR_CRYPTOKI_ALREADY_INITIALIZED;
 	if (rv == CKR_CRYPTOKI_ALREADY_INITIALIZED)
 		kb_debug("pkcs11: module %s was already initialised; C_Finalize is not ours",
 		    m->path);
-	return done(who_module(m, who, sizeof(who)), "C_Initialize", rv);
+	return done(m, who_module(m, who, sizeof(who)), "C_Initialize", rv);
 }
 
 void
@@ -212,35 +274,92 @@ p11c_finalize(kb_p11_module *m)
 {
 	char who[300];
 
-	(void)done(who_module(m, who, sizeof(who)), "C_Finalize",
-	    FL(m)->C_Finalize(NULL));
+	(void)done(m, who_module(m, who, sizeof(who)), "C_Finalize",
+	    m->fl->C_Finalize(NULL));
+}
+
+int
+p11c_initialize_lists(kb_p11_module *m)
+{
+	/* p11-kit's client when it could not connect (rpc-client.c). */
+	static const char stand_in[] = "p11-kit (no connection)";
+	CK_INFO info;
+	CK_RV rv;
+	unsigned i;
+	int r = 0;
+
+	for (i = 0; i < m->n_fls; i++) {
+		if ((rv = init_list(m->fls[i])) != CKR_OK) {
+			kb_debug("pkcs11: module host for %s: C_Initialize of connection "
+			    "%u returned %s (0x%lx)", m->path, i, kb_p11_rv_name(rv),
+			    (unsigned long)rv);
+			r = KB_ERR_MODULE;
+			break;
+		}
+		rv = m->fls[i]->C_GetInfo(&info);
+		if (rv != CKR_OK || memcmp(info.libraryDescription, stand_in,
+		    sizeof(stand_in) - 1) == 0) {
+			kb_debug("pkcs11: module host for %s: connection %u is not "
+			    "connected (C_GetInfo: %s)", m->path, i, kb_p11_rv_name(rv));
+			(void)m->fls[i]->C_Finalize(NULL);
+			r = KB_ERR_MODULE;
+			break;
+		}
+	}
+	if (r != 0) {
+		while (i-- > 0)
+			(void)m->fls[i]->C_Finalize(NULL);
+		return kb_error_set(r, "could not connect to the PKCS#11 module host "
+		    "for %s", m->path);
+	}
+	for (i = 0; i < m->n_fls; i++)
+		m->free_fl[i] = m->fls[i];
+	m->n_free = m->n_fls;
+	return 0;
+}
+
+void
+p11c_finalize_lists(kb_p11_module *m)
+{
+	unsigned i;
+	CK_RV rv;
+
+	/* p11-kit's client returns CKR_OK even when the host is gone. */
+	for (i = 0; i < m->n_fls; i++)
+		if ((rv = m->fls[i]->C_Finalize(NULL)) != CKR_OK)
+			kb_debug("pkcs11: module host for %s: C_Finalize returned %s",
+			    m->path, kb_p11_rv_name(rv));
+	m->n_free = 0;
 }
 
 int
 p11c_get_slot_list(kb_p11_module *m, CK_SLOT_ID *slots, CK_ULONG *n)
 {
 	char who[300];
+	CK_RV rv;
 
-	return done(who_module(m, who, sizeof(who)), "C_GetSlotList",
-	    FL(m)->C_GetSlotList(CK_FALSE, slots, n));
+	CALL(m, rv, C_GetSlotList, CK_FALSE, slots, n);
+	return done(m, who_module(m, who, sizeof(who)), "C_GetSlotList", rv);
 }
 
 int
 p11c_get_slot_info(kb_p11_module *m, CK_SLOT_ID slot, CK_SLOT_INFO *info)
 {
 	char who[300];
+	CK_RV rv;
 
-	return done(who_module(m, who, sizeof(who)), "C_GetSlotInfo",
-	    FL(m)->C_GetSlotInfo(slot, info));
+	CALL(m, rv, C_GetSlotInfo, slot, info);
+	return done(m, who_module(m, who, sizeof(who)), "C_GetSlotInfo", rv);
 }
 
 int
 p11c_get_token_info(kb_p11_module *m, CK_SLOT_ID slot, CK_TOKEN_INFO *info)
 {
 	char who[300];
+	CK_RV rv;
 
-	return done(who_module(m, who, sizeof(who)), "C_GetTokenInfo",
-	    FL(m)->C_GetTokenInfo(slot, info));
+	CALL(m, rv, C_GetTokenInfo, slot, info);
+	return done(m, who_module(m, who, sizeof(who)), "C_GetTokenInfo", rv);
 }
 
 int
@@ -250,37 +369,39 @@ p11c_get_mechanism_info(kb_p11_module *m, CK_SLOT_ID slot, CK_MECHANISM_TYPE mec
 	char who[300];
 	CK_RV rv;
 
-	rv = FL(m)->C_GetMechanismInfo(slot, mech, info);
+	CALL(m, rv, C_GetMechanismInfo, slot, mech, info);
 	*rvp = rv;
-	return done(who_module(m, who, sizeof(who)), "C_GetMechanismInfo", rv);
+	return done(m, who_module(m, who, sizeof(who)), "C_GetMechanismInfo", rv);
 }
 
 int
 p11c_init_token(kb_p11_module *m, CK_SLOT_ID slot, const struct kb_secret *so_pin,
-    const unsigned char label[32])
+    const unsigned char label[33])
 {
 	char who[300];
+	CK_RV rv;
 
-	return done(who_module(m, who, sizeof(who)), "C_InitToken",
-	    FL(m)->C_InitToken(slot, so_pin->data, so_pin->len,
-	    (CK_UTF8CHAR_PTR)label));
+	CALL(m, rv, C_InitToken, slot, so_pin->data, so_pin->len, (CK_UTF8CHAR_PTR)label);
+	return done(m, who_module(m, who, sizeof(who)), "C_InitToken", rv);
 }
 
 int
 p11c_open_session(kb_p11_module *m, CK_SLOT_ID slot, CK_SESSION_HANDLE *h)
 {
 	char who[300];
+	CK_RV rv;
 
-	return done(who_module(m, who, sizeof(who)), "C_OpenSession",
-	    FL(m)->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
-	    NULL, NULL, h));
+	CALL(m, rv, C_OpenSession, slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
+	    NULL, NULL, h);
+	return done(m, who_module(m, who, sizeof(who)), "C_OpenSession", rv);
 }
 
 void
 p11c_close_session(kb_p11_module *m, CK_SESSION_HANDLE h)
 {
-	CK_RV rv = FL(m)->C_CloseSession(h);
+	CK_RV rv;
 
+	CALL(m, rv, C_CloseSession, h);
 	if (rv != CKR_OK)
 		kb_debug("pkcs11: module %s: C_CloseSession returned %s (0x%lx)",
 		    m->path, kb_p11_rv_name(rv), (unsigned long)rv);
@@ -289,10 +410,11 @@ p11c_close_session(kb_p11_module *m, CK_SESSION_HANDLE h)
 int
 p11c_login(struct p11s *s, CK_USER_TYPE who, const struct kb_secret *pin)
 {
+	CK_RV rv;
 	int r;
 
-	r = sdone(s, "C_Login", SFL(s)->C_Login(s->h, who,
-	    pin ? pin->data : NULL, pin ? pin->len : 0));
+	CALL(SM(s), rv, C_Login, s->h, who, pin ? pin->data : NULL, pin ? pin->len : 0);
+	r = sdone(s, "C_Login", rv);
 	/* Not a "log in again" case: this is the login itself. */
 	return r == KB_P11_RETRY_LOGIN ? KB_ERR_NOT_LOGGED_IN : r;
 }
@@ -300,27 +422,38 @@ p11c_login(struct p11s *s, CK_USER_TYPE who, const struct kb_secret *pin)
 int
 p11c_logout(struct p11s *s)
 {
-	return sdone(s, "C_Logout", SFL(s)->C_Logout(s->h));
+	CK_RV rv;
+
+	CALL(SM(s), rv, C_Logout, s->h);
+	return sdone(s, "C_Logout", rv);
 }
 
 int
 p11c_init_pin(struct p11s *s, const struct kb_secret *pin)
 {
-	return sdone(s, "C_InitPIN", SFL(s)->C_InitPIN(s->h, pin->data, pin->len));
+	CK_RV rv;
+
+	CALL(SM(s), rv, C_InitPIN, s->h, pin->data, pin->len);
+	return sdone(s, "C_InitPIN", rv);
 }
 
 int
 p11c_get_session_info(struct p11s *s, CK_SESSION_INFO *info)
 {
-	return sdone(s, "C_GetSessionInfo", SFL(s)->C_GetSessionInfo(s->h, info));
+	CK_RV rv;
+
+	CALL(SM(s), rv, C_GetSessionInfo, s->h, info);
+	return sdone(s, "C_GetSessionInfo", rv);
 }
 
 int
 p11c_generate_key(struct p11s *s, CK_MECHANISM *mech, CK_ATTRIBUTE *tmpl,
     CK_ULONG n, CK_OBJECT_HANDLE *h)
 {
-	return sdone(s, "C_GenerateKey",
-	    SFL(s)->C_GenerateKey(s->h, mech, tmpl, n, h));
+	CK_RV rv;
+
+	CALL(SM(s), rv, C_GenerateKey, s->h, mech, tmpl, n, h);
+	return sdone(s, "C_GenerateKey", rv);
 }
 
 int
@@ -328,27 +461,36 @@ p11c_generate_key_pair(struct p11s *s, CK_MECHANISM *mech,
     CK_ATTRIBUTE *pub, CK_ULONG npub, CK_ATTRIBUTE *priv, CK_ULONG npriv,
     CK_OBJECT_HANDLE *hpub, CK_OBJECT_HANDLE *hpriv)
 {
-	return sdone(s, "C_GenerateKeyPair",
-	    SFL(s)->C_GenerateKeyPair(s->h, mech, pub, npub, priv, npriv, hpub, hpriv));
+	CK_RV rv;
+
+	CALL(SM(s), rv, C_GenerateKeyPair, s->h, mech, pub, npub, priv, npriv, hpub, hpriv);
+	return sdone(s, "C_GenerateKeyPair", rv);
 }
 
 int
 p11c_create_object(struct p11s *s, CK_ATTRIBUTE *tmpl, CK_ULONG n, CK_OBJECT_HANDLE *h)
 {
-	return sdone(s, "C_CreateObject", SFL(s)->C_CreateObject(s->h, tmpl, n, h));
+	CK_RV rv;
+
+	CALL(SM(s), rv, C_CreateObject, s->h, tmpl, n, h);
+	return sdone(s, "C_CreateObject", rv);
 }
 
 int
 p11c_destroy_object(struct p11s *s, CK_OBJECT_HANDLE h)
 {
-	return sdone(s, "C_DestroyObject", SFL(s)->C_DestroyObject(s->h, h));
+	CK_RV rv;
+
+	CALL(SM(s), rv, C_DestroyObject, s->h, h);
+	return sdone(s, "C_DestroyObject", rv);
 }
 
 int
 p11c_get_attrs(struct p11s *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE *tmpl, CK_ULONG n)
 {
-	CK_RV rv = SFL(s)->C_GetAttributeValue(s->h, h, tmpl, n);
+	CK_RV rv;
 
+	CALL(SM(s), rv, C_GetAttributeValue, s->h, h, tmpl, n);
 	/*
 	 * SENSITIVE / TYPE_INVALID still fill the other attributes (v2.40
 	 * section 5.7); callers look at ulValueLen == CK_UNAVAILABLE_INFORMATION.
@@ -365,8 +507,10 @@ p11c_get_attrs(struct p11s *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE *tmpl, CK_ULONG 
 int
 p11c_set_attrs(struct p11s *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE *tmpl, CK_ULONG n)
 {
-	return sdone(s, "C_SetAttributeValue",
-	    SFL(s)->C_SetAttributeValue(s->h, h, tmpl, n));
+	CK_RV rv;
+
+	CALL(SM(s), rv, C_SetAttributeValue, s->h, h, tmpl, n);
+	return sdone(s, "C_SetAttributeValue", rv);
 }
 
 int
@@ -376,10 +520,11 @@ p11c_find(struct p11s *s, CK_ATTRIBUTE *tmpl, CK_ULONG n, size_t max,
 	CK_OBJECT_HANDLE *hs = NULL, *tmp;
 	size_t have = 0, alloc = 0;
 	CK_ULONG got;
+	CK_RV rv;
 	int r;
 
-	if ((r = sdone(s, "C_FindObjectsInit",
-	    SFL(s)->C_FindObjectsInit(s->h, tmpl, n))) != 0)
+	CALL(SM(s), rv, C_FindObjectsInit, s->h, tmpl, n);
+	if ((r = sdone(s, "C_FindObjectsInit", rv)) != 0)
 		return r;
 	for (;;) {
 		if (have == alloc) {
@@ -399,8 +544,8 @@ p11c_find(struct p11s *s, CK_ATTRIBUTE *tmpl, CK_ULONG n, size_t max,
 			hs = tmp;
 		}
 		got = 0;
-		if ((r = sdone(s, "C_FindObjects", SFL(s)->C_FindObjects(s->h,
-		    hs + have, alloc - have, &got))) != 0)
+		CALL(SM(s), rv, C_FindObjects, s->h, hs + have, alloc - have, &got);
+		if ((r = sdone(s, "C_FindObjects", rv)) != 0)
 			break;
 		if (got > alloc - have) {
 			r = kb_error_set(KB_ERR_PROTOCOL, "token '%s': C_FindObjects "
@@ -411,12 +556,9 @@ p11c_find(struct p11s *s, CK_ATTRIBUTE *tmpl, CK_ULONG n, size_t max,
 			break;
 		have += got;
 	}
-	{
-		CK_RV rv = SFL(s)->C_FindObjectsFinal(s->h);
-
-		if (r == 0)
-			r = sdone(s, "C_FindObjectsFinal", rv);
-	}
+	CALL(SM(s), rv, C_FindObjectsFinal, s->h);
+	if (r == 0)
+		r = sdone(s, "C_FindObjectsFinal", rv);
 	if (r != 0) {
 		free(hs);
 		return r;
@@ -431,12 +573,14 @@ p11c_encrypt(struct p11s *s, CK_MECHANISM *mech, CK_OBJECT_HANDLE key,
     const unsigned char *in, size_t in_len, unsigned char *out, size_t *out_len)
 {
 	CK_ULONG ol = *out_len;
+	CK_RV rv;
 	int r;
 
-	if ((r = sdone(s, "C_EncryptInit", SFL(s)->C_EncryptInit(s->h, mech, key))) != 0)
+	CALL(SM(s), rv, C_EncryptInit, s->h, mech, key);
+	if ((r = sdone(s, "C_EncryptInit", rv)) != 0)
 		return r;
-	if ((r = sdone(s, "C_Encrypt", SFL(s)->C_Encrypt(s->h, (CK_BYTE_PTR)in,
-	    in_len, out, &ol))) != 0)
+	CALL(SM(s), rv, C_Encrypt, s->h, (CK_BYTE_PTR)in, in_len, out, &ol);
+	if ((r = sdone(s, "C_Encrypt", rv)) != 0)
 		return r;
 	*out_len = ol;
 	return 0;
@@ -447,12 +591,14 @@ p11c_decrypt(struct p11s *s, CK_MECHANISM *mech, CK_OBJECT_HANDLE key,
     const unsigned char *in, size_t in_len, unsigned char *out, size_t *out_len)
 {
 	CK_ULONG ol = *out_len;
+	CK_RV rv;
 	int r;
 
-	if ((r = sdone(s, "C_DecryptInit", SFL(s)->C_DecryptInit(s->h, mech, key))) != 0)
+	CALL(SM(s), rv, C_DecryptInit, s->h, mech, key);
+	if ((r = sdone(s, "C_DecryptInit", rv)) != 0)
 		return r;
-	if ((r = sdone(s, "C_Decrypt", SFL(s)->C_Decrypt(s->h, (CK_BYTE_PTR)in,
-	    in_len, out, &ol))) != 0)
+	CALL(SM(s), rv, C_Decrypt, s->h, (CK_BYTE_PTR)in, in_len, out, &ol);
+	if ((r = sdone(s, "C_Decrypt", rv)) != 0)
 		return r;
 	*out_len = ol;
 	return 0;
@@ -463,12 +609,14 @@ p11c_sign(struct p11s *s, CK_MECHANISM *mech, CK_OBJECT_HANDLE key,
     const unsigned char *in, size_t in_len, unsigned char *out, size_t *out_len)
 {
 	CK_ULONG ol = *out_len;
+	CK_RV rv;
 	int r;
 
-	if ((r = sdone(s, "C_SignInit", SFL(s)->C_SignInit(s->h, mech, key))) != 0)
+	CALL(SM(s), rv, C_SignInit, s->h, mech, key);
+	if ((r = sdone(s, "C_SignInit", rv)) != 0)
 		return r;
-	if ((r = sdone(s, "C_Sign", SFL(s)->C_Sign(s->h, (CK_BYTE_PTR)in, in_len,
-	    out, &ol))) != 0)
+	CALL(SM(s), rv, C_Sign, s->h, (CK_BYTE_PTR)in, in_len, out, &ol);
+	if ((r = sdone(s, "C_Sign", rv)) != 0)
 		return r;
 	*out_len = ol;
 	return 0;
@@ -478,12 +626,14 @@ int
 p11c_verify(struct p11s *s, CK_MECHANISM *mech, CK_OBJECT_HANDLE key,
     const unsigned char *in, size_t in_len, const unsigned char *sig, size_t sig_len)
 {
+	CK_RV rv;
 	int r;
 
-	if ((r = sdone(s, "C_VerifyInit", SFL(s)->C_VerifyInit(s->h, mech, key))) != 0)
+	CALL(SM(s), rv, C_VerifyInit, s->h, mech, key);
+	if ((r = sdone(s, "C_VerifyInit", rv)) != 0)
 		return r;
-	return sdone(s, "C_Verify", SFL(s)->C_Verify(s->h, (CK_BYTE_PTR)in, in_len,
-	    (CK_BYTE_PTR)sig, sig_len));
+	CALL(SM(s), rv, C_Verify, s->h, (CK_BYTE_PTR)in, in_len, (CK_BYTE_PTR)sig, sig_len);
+	return sdone(s, "C_Verify", rv);
 }
 
 int
@@ -492,18 +642,19 @@ p11c_wrap_key(struct p11s *s, CK_MECHANISM *mech, CK_OBJECT_HANDLE wrapping,
 {
 	unsigned char *buf = NULL;
 	CK_ULONG len = 0;
+	CK_RV rv;
 	int r;
 
-	if ((r = sdone(s, "C_WrapKey", SFL(s)->C_WrapKey(s->h, mech, wrapping, key,
-	    NULL, &len))) != 0)
+	CALL(SM(s), rv, C_WrapKey, s->h, mech, wrapping, key, NULL, &len);
+	if ((r = sdone(s, "C_WrapKey", rv)) != 0)
 		return r;
 	if (len == 0 || len > KB_P11_MAX_ATTR)
 		return kb_error_set(KB_ERR_PROTOCOL, "token '%s': C_WrapKey announced "
 		    "%lu bytes", s->t->label, (unsigned long)len);
 	if ((buf = malloc(len)) == NULL)
 		return KB_ERR_ALLOC;
-	if ((r = sdone(s, "C_WrapKey", SFL(s)->C_WrapKey(s->h, mech, wrapping, key,
-	    buf, &len))) != 0) {
+	CALL(SM(s), rv, C_WrapKey, s->h, mech, wrapping, key, buf, &len);
+	if ((r = sdone(s, "C_WrapKey", rv)) != 0) {
 		free(buf);
 		return r;
 	}
@@ -517,12 +668,18 @@ p11c_unwrap_key(struct p11s *s, CK_MECHANISM *mech, CK_OBJECT_HANDLE unwrapping,
     const unsigned char *in, size_t in_len, CK_ATTRIBUTE *tmpl, CK_ULONG n,
     CK_OBJECT_HANDLE *h)
 {
-	return sdone(s, "C_UnwrapKey", SFL(s)->C_UnwrapKey(s->h, mech, unwrapping,
-	    (CK_BYTE_PTR)in, in_len, tmpl, n, h));
+	CK_RV rv;
+
+	CALL(SM(s), rv, C_UnwrapKey, s->h, mech, unwrapping, (CK_BYTE_PTR)in, in_len,
+	    tmpl, n, h);
+	return sdone(s, "C_UnwrapKey", rv);
 }
 
 int
 p11c_generate_random(struct p11s *s, unsigned char *out, size_t n)
 {
-	return sdone(s, "C_GenerateRandom", SFL(s)->C_GenerateRandom(s->h, out, n));
+	CK_RV rv;
+
+	CALL(SM(s), rv, C_GenerateRandom, s->h, out, n);
+	return sdone(s, "C_GenerateRandom", rv);
 }

@@ -10,6 +10,7 @@
 #define KB_PKCS11_INTERNAL_H
 
 #include <pthread.h>
+#include <sys/types.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -36,13 +37,34 @@
 /* Internal only: the module forgot our login; log in again and retry. */
 #define KB_P11_RETRY_LOGIN    (-1001)
 
+/* Connections (function lists) to an isolated module's host. */
+#define KB_P11_HOST_CONNS     4
+
 struct kb_p11_module {
 	struct kb_p11_module *next;    /* registry list, under reg_lock */
 	unsigned refs;
 	char *path;                    /* canonical */
 	void *dl;
-	CK_FUNCTION_LIST_PTR fl;
+	CK_FUNCTION_LIST_PTR fl;       /* in-process: the module's; isolated: fls[0] */
 	bool finalize;                 /* we own C_Finalize */
+
+	/*
+	 * Isolated modules (isolate.c): the module runs in a keybridge-p11host
+	 * child reached through p11-kit's RPC client; each of the n_fls lists
+	 * is its own connection, and the host serves one call at a time per
+	 * connection, so call.c borrows a free list for every call.  Session
+	 * and object handles are the host's and valid on every list.
+	 */
+	bool isolated;
+	CK_FUNCTION_LIST_PTR fls[KB_P11_HOST_CONNS];
+	unsigned n_fls;                /* lists obtained (and initialised) */
+	pthread_mutex_t pool_lock;     /* free list stack, host state */
+	pthread_cond_t pool_cond;
+	CK_FUNCTION_LIST_PTR free_fl[KB_P11_HOST_CONNS];
+	unsigned n_free;
+	pid_t host_pid;                /* 0 once reaped (never signal it again) */
+	bool host_gone;                /* the host exited; every call fails */
+	int host_status;               /* its wait status, when host_gone */
 };
 
 struct kb_p11_mech_entry {
@@ -117,7 +139,7 @@ int p11c_get_token_info(kb_p11_module *m, CK_SLOT_ID slot, CK_TOKEN_INFO *info);
 int p11c_get_mechanism_info(kb_p11_module *m, CK_SLOT_ID slot,
     CK_MECHANISM_TYPE mech, CK_MECHANISM_INFO *info, CK_RV *rv);
 int p11c_init_token(kb_p11_module *m, CK_SLOT_ID slot, const struct kb_secret *so_pin,
-    const unsigned char label[32]);
+    const unsigned char label[33]);   /* 32 padded bytes + NUL */
 int p11c_open_session(kb_p11_module *m, CK_SLOT_ID slot, CK_SESSION_HANDLE *h);
 void p11c_close_session(kb_p11_module *m, CK_SESSION_HANDLE h);
 
@@ -155,6 +177,31 @@ int p11c_unwrap_key(struct p11s *s, CK_MECHANISM *mech, CK_OBJECT_HANDLE unwrapp
     const unsigned char *in, size_t in_len, CK_ATTRIBUTE *tmpl, CK_ULONG n,
     CK_OBJECT_HANDLE *h);
 int p11c_generate_random(struct p11s *s, unsigned char *out, size_t n);
+
+/*
+ * For isolated modules: C_Initialize (OS locking) every list and check
+ * that each one reached the host (p11-kit's client answers C_Initialize
+ * with CKR_OK and stands in with "no connection" when it cannot connect);
+ * C_Finalize every list.
+ */
+int p11c_initialize_lists(kb_p11_module *m);
+void p11c_finalize_lists(kb_p11_module *m);
+
+/* ---------------------------------------------------------- isolate.c */
+
+/*
+ * Start the host for m->path, connect m->n_fls lists and initialise them;
+ * on failure everything started is stopped again.  reg_lock held.
+ */
+int kb_p11_isolate_start(kb_p11_module *m, const char *host_exe, const char *sock_dir);
+/* Finalize the lists, unload the client, stop and reap the host. */
+void kb_p11_isolate_stop(kb_p11_module *m);
+/*
+ * After a call on an isolated module failed with rv: true when the host
+ * has exited (waits up to 200 ms for a host whose socket just closed to
+ * become reapable).  Marks the module so that later calls fail at once.
+ */
+bool kb_p11_host_gone(kb_p11_module *m, CK_RV rv);
 
 /* ----------------------------------------------------------- module.c */
 

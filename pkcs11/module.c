@@ -6,7 +6,8 @@
  * C_GetInterface is preferred to C_GetFunctionList; C_Initialize asks for
  * OS locking; CKR_CRYPTOKI_ALREADY_INITIALIZED means someone else in the
  * process owns the module, so we never call C_Finalize on it.  A module is
- * loaded once per canonical path and reference-counted.
+ * loaded once per canonical path and reference-counted; an isolated load
+ * (isolate.c) of a path is a different module from an in-process one.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -74,16 +75,24 @@ module_destroy(kb_p11_module *m)
 {
 	if (m == NULL)
 		return;
-	if (m->fl != NULL && m->finalize)
-		p11c_finalize(m);
-	if (m->dl != NULL)
-		dlclose(m->dl);
+	if (m->isolated) {
+		kb_p11_isolate_stop(m);
+		pthread_cond_destroy(&m->pool_cond);
+		pthread_mutex_destroy(&m->pool_lock);
+	} else {
+		if (m->fl != NULL && m->finalize)
+			p11c_finalize(m);
+		if (m->dl != NULL)
+			dlclose(m->dl);
+	}
 	free(m->path);
 	free(m);
 }
 
-int
-kb_p11_module_load(const char *path, kb_p11_module **out)
+/* isolated: host_exe and sock_dir as kb_p11_module_load_isolated's. */
+static int
+module_load(const char *path, bool isolated, const char *host_exe,
+    const char *sock_dir, kb_p11_module **out)
 {
 	kb_p11_module *m = NULL, *it;
 	char *canon = NULL;
@@ -109,7 +118,7 @@ kb_p11_module_load(const char *path, kb_p11_module **out)
 
 	pthread_mutex_lock(&reg_lock);
 	for (it = reg_head; it != NULL; it = it->next) {
-		if (strcmp(it->path, canon) == 0) {
+		if (it->isolated == isolated && strcmp(it->path, canon) == 0) {
 			it->refs++;
 			*out = it;
 			r = 0;
@@ -123,6 +132,22 @@ kb_p11_module_load(const char *path, kb_p11_module **out)
 	m->path = canon;
 	canon = NULL;
 	m->refs = 1;
+	if (isolated) {
+		m->isolated = true;
+		pthread_mutex_init(&m->pool_lock, NULL);
+		pthread_cond_init(&m->pool_cond, NULL);
+		if ((r = kb_p11_isolate_start(m, host_exe, sock_dir)) != 0) {
+			pthread_cond_destroy(&m->pool_cond);
+			pthread_mutex_destroy(&m->pool_lock);
+			free(m->path);
+			free(m);
+			m = NULL;
+			goto out;
+		}
+		m->fl = m->fls[0];
+		m->finalize = true;
+		goto registered;
+	}
 	dlerror();
 	if ((m->dl = dlopen(m->path, RTLD_NOW | RTLD_LOCAL)) == NULL) {
 		const char *e = dlerror();
@@ -140,6 +165,7 @@ kb_p11_module_load(const char *path, kb_p11_module **out)
 		goto out;
 	}
 	m->finalize = !already;
+registered:
 	m->next = reg_head;
 	reg_head = m;
 	*out = m;
@@ -153,6 +179,22 @@ out:
 	}
 	free(canon);
 	return r;
+}
+
+int
+kb_p11_module_load(const char *path, kb_p11_module **out)
+{
+	return module_load(path, false, NULL, NULL, out);
+}
+
+int
+kb_p11_module_load_isolated(const char *path, const char *host_exe,
+    const char *sock_dir, kb_p11_module **out)
+{
+	if (sock_dir == NULL || *sock_dir != '/')
+		return kb_error_set(KB_ERR_CONFIG, "an isolated PKCS#11 module needs "
+		    "the absolute path of a private socket directory");
+	return module_load(path, true, host_exe, sock_dir, out);
 }
 
 void
@@ -196,6 +238,26 @@ void *
 kb_p11_module_function_list(kb_p11_module *m)
 {
 	return m ? (void *)m->fl : NULL;
+}
+
+bool
+kb_p11_module_isolated(const kb_p11_module *m)
+{
+	return m != NULL && m->isolated;
+}
+
+long
+kb_p11_module_host_pid(kb_p11_module *m)
+{
+	long pid = 0;
+
+	if (m == NULL || !m->isolated)
+		return 0;
+	pthread_mutex_lock(&m->pool_lock);
+	if (!m->host_gone)
+		pid = (long)m->host_pid;
+	pthread_mutex_unlock(&m->pool_lock);
+	return pid;
 }
 
 static void
@@ -323,7 +385,11 @@ int
 kb_p11_init_token(kb_p11_module *m, unsigned long slot_id, const char *label,
     const struct kb_secret *so_pin, const struct kb_secret *user_pin)
 {
-	unsigned char lab[32];
+	/*
+	 * 32 blank-padded bytes (v2.40 section 5.6), plus a NUL that modules
+	 * never read: p11-kit's RPC client sends the label with strlen().
+	 */
+	unsigned char lab[33];
 	kb_p11_token tmp;
 	struct p11s s;
 	size_t ll;
@@ -333,9 +399,10 @@ kb_p11_init_token(kb_p11_module *m, unsigned long slot_id, const char *label,
 		return kb_error_set(KB_ERR_INVALID, "initialising a token needs a "
 		    "label, an SO PIN and a user PIN");
 	ll = strlen(label);
-	if (ll == 0 || ll > sizeof(lab))
+	if (ll == 0 || ll > 32)
 		return kb_error_set(KB_ERR_INVALID, "a token label has 1 to 32 bytes");
-	memset(lab, ' ', sizeof(lab));
+	memset(lab, ' ', 32);
+	lab[32] = '\0';
 	memcpy(lab, label, ll);
 	if ((r = p11c_init_token(m, slot_id, so_pin, lab)) != 0)
 		return r;

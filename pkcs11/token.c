@@ -459,6 +459,16 @@ kb_p11_need_mech(kb_p11_token *t, CK_MECHANISM_TYPE mech, CK_FLAGS need)
 		snprintf(hex, sizeof(hex), "mechanism 0x%lx", (unsigned long)mech);
 		name = hex;
 	}
+	/*
+	 * p11-kit's RPC drops every mechanism whose parameters it cannot
+	 * serialise (an allow-list in rpc-message.c; 0.24 lacks CKM_AES_GCM
+	 * and the AES key wraps): say so rather than blame the token.
+	 */
+	if (!e.present && t->m->isolated)
+		return kb_error_set(KB_ERR_MECHANISM, "token '%s' does not offer %s "
+		    "through p11-kit's RPC (the module is isolated; this p11-kit "
+		    "cannot carry the mechanism); load the module in-process or "
+		    "use a newer p11-kit", t->label, name);
 	if (!e.present)
 		return kb_error_set(KB_ERR_MECHANISM, "token '%s' does not support %s; "
 		    "pick a token that does", t->label, name);

@@ -67,8 +67,52 @@ void kb_p11_uri_free(struct kb_p11_uri *u);
  * then C_Finalize is not ours to call.
  */
 int kb_p11_module_load(const char *path, kb_p11_module **out) KB_WARN_UNUSED;
+
+/*
+ * Load a module in a separate process, as ssh-pkcs11-helper does: the
+ * module's memory (SoftHSM keeps every object in memory), its crashes
+ * and its code stay out of this process.  host_exe (NULL: the installed
+ * keybridge-p11host) loads the module and serves it over p11-kit's RPC
+ * protocol on a unix socket made in sock_dir; this process talks to it
+ * through p11-kit's client module (p11-kit-client.so), with
+ * KB_P11_HOST_CONNS connections used one call at a time each.  Every other
+ * kb_p11_* function works on the result as on an in-process module;
+ * session and object handles are the host's.
+ *
+ * sock_dir: absolute path of a directory owned by the effective user with
+ * no access for group or others (0700), else KB_ERR_CONFIG.  The socket
+ * in it is removed once the connections are made; the host refuses peers
+ * of another uid.  The host inherits this process's environment (the
+ * module's configuration, e.g. SOFTHSM2_CONF, travels that way: keep
+ * secrets out of it) and stderr, and gets nothing secret in argv; PINs
+ * reach it over the socket in C_Login.
+ *
+ * The same canonical path loaded isolated twice returns the same module
+ * with a reference added; an isolated and an in-process load of one path
+ * are two modules (two C_Initialize's of the library, in two processes).
+ *
+ * Start-up only: p11-kit's client reads its server address from the
+ * environment variable P11_KIT_SERVER_ADDRESS, so this sets it around its
+ * own calls (and puts back what was there, or leaves it empty).  The
+ * first isolated load adds that variable to the environment, which is
+ * unsafe while another thread may read the environment: load isolated
+ * modules before starting threads.  Later loads only replace the value.
+ * SIGPIPE is set to SIG_IGN if it was at SIG_DFL (a write to a host that
+ * died must not kill this process).  The host gets SIGTERM when the
+ * thread that loaded the module exits (PR_SET_PDEATHSIG follows the
+ * thread), so load from the main thread or one that lives as long.
+ *
+ * If the host exits, every call on the module fails with KB_ERR_DEVICE
+ * and a sentence naming the module host; kb_p11_module_free stops the
+ * host (SIGTERM, then SIGKILL after 3 s) and reaps it.
+ */
+int kb_p11_module_load_isolated(const char *path, const char *host_exe,
+    const char *sock_dir, kb_p11_module **out) KB_WARN_UNUSED;
 void kb_p11_module_free(kb_p11_module *m);
 const char *kb_p11_module_path(const kb_p11_module *m);
+bool kb_p11_module_isolated(const kb_p11_module *m);
+/* The host's pid (isolated modules whose host runs), else 0.  For tests. */
+long kb_p11_module_host_pid(kb_p11_module *m);
 
 /* Token flags we report (subset of CKF_*). */
 struct kb_p11_token_info {
@@ -448,6 +492,8 @@ int kb_p11_public_pem(kb_p11_key *k, char **pem) KB_WARN_UNUSED;
 /*
  * For benchmarks and tests that compare against raw calls into the same
  * module: the CK_FUNCTION_LIST_PTR (as void *), and the token's slot.
+ * For an isolated module: the first connection's list (p11-kit's client;
+ * its calls queue behind the library's own calls on that connection).
  * Nothing in the agent uses these.
  */
 void *kb_p11_module_function_list(kb_p11_module *m);
