@@ -50,6 +50,7 @@ struct agent_token_cfg {
 	char *pin_arg;                /* file path or variable name */
 	unsigned pin_line;
 	unsigned max_sessions;
+	bool isolate;                 /* the module runs in keybridge-p11host */
 };
 
 /* Roles per vault, in increasing order of rights (docs/vaults.md). */

@@ -4,7 +4,7 @@
  *   [agent]                 socket, socket_mode, state_dir, log_level,
  *                           max_connections, request_timeout, threads
  *   [token NAME]            module, uri | label, pin_file | pin_env |
- *                           pin_prompt, max_sessions
+ *                           pin_prompt, max_sessions, isolate
  *                           https_listen, https_cert, https_key,
  *                           https_max_connections, https_timeout,
  *                           auth_authorization, auth_resource
@@ -457,11 +457,22 @@ token_max_sessions(struct agent_config *c, struct agent_token_cfg *t,
 	return cfg_uint(c, e, 1, 1024, &t->max_sessions);
 }
 
+static int cfg_bool(const struct agent_config *c, const struct kb_ini_entry *e,
+    bool *out);
+
+static int
+token_isolate(struct agent_config *c, struct agent_token_cfg *t,
+    const struct kb_ini_entry *e)
+{
+	return cfg_bool(c, e, &t->isolate);
+}
+
 static const struct {
 	const char *key;
 	int (*set)(struct agent_config *, struct agent_token_cfg *,
 	    const struct kb_ini_entry *);
 } token_keys[] = {
+	{ "isolate", token_isolate },
 	{ "module", token_module },
 	{ "uri", token_select },
 	{ "label", token_select },

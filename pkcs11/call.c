@@ -160,6 +160,12 @@ done(kb_p11_module *m, const char *who, const char *fn, CK_RV rv)
 	if (m->isolated && kb_p11_host_gone(m, rv))
 		return kb_error_set(KB_ERR_DEVICE, "the PKCS#11 module host for %s "
 		    "exited; restart the agent", m->path);
+	/* p11-kit's client refuses what its RPC cannot carry this way. */
+	if (m->isolated && rv == CKR_MECHANISM_INVALID)
+		return kb_error_set(KB_ERR_MECHANISM, "%s: %s: the mechanism does "
+		    "not reach the module, which runs isolated, through this "
+		    "p11-kit's RPC (Debian 12's p11-kit 0.24 carries no AES-GCM "
+		    "or AES key wrap); load the module in-process", who, fn);
 	err = r ? r->err : KB_ERR_INTERNAL;
 	if (err == 0)
 		return 0;
