@@ -23,6 +23,14 @@
  * when the parent dies: PR_SET_PDEATHSIG, set by the parent between fork
  * and exec, sends SIGTERM; a getppid check every second covers a parent
  * that died before that.  No core dumps, not ptrace-able (ssh-agent).
+ *
+ * One host per module and socket directory at a time: before loading the
+ * module it takes an exclusive flock on a file beside the socket, named
+ * after the module's path, and holds it until it exits.  A host whose
+ * agent was killed may still be finishing a call (up to DRAIN_MS); the
+ * next agent's host waits for it (LOCK_WAIT_MS) instead of working on the
+ * same token from a second process, which could leave an object the new
+ * agent's start-up check never saw.
  */
 #define P11_KIT_FUTURE_UNSTABLE_API 1
 
@@ -34,9 +42,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,6 +60,7 @@
 #define STATUS_FD     4
 #define MAX_CONNS     64
 #define DRAIN_MS      2000
+#define LOCK_WAIT_MS  15000
 
 static CK_FUNCTION_LIST served;
 
@@ -185,6 +196,55 @@ is_listening_unix(int fd)
 	return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &len) == 0 && v == AF_UNIX;
 }
 
+/*
+ * The flock described at the top: "host-HASH.lock" in the listening
+ * socket's directory (HASH: FNV-1a of the module path, which only has to
+ * tell modules apart).  0, or -1 with msg set.
+ */
+static int
+host_lock(const char *module, char *msg, size_t n)
+{
+	struct sockaddr_un sa;
+	socklen_t sl = sizeof(sa);
+	uint64_t h = UINT64_C(14695981039346656037);
+	char path[sizeof(sa.sun_path) + 40], *slash;
+	const unsigned char *p;
+	int fd, waited = 0;
+
+	memset(&sa, 0, sizeof(sa));
+	if (getsockname(LISTEN_FD, (struct sockaddr *)&sa, &sl) != 0 ||
+	    sa.sun_family != AF_UNIX || sa.sun_path[0] != '/' ||
+	    (slash = strrchr(sa.sun_path, '/')) == NULL) {
+		snprintf(msg, n, "ERR %d\nthe PKCS#11 module host cannot tell "
+		    "its socket's directory", KB_ERR_INTERNAL);
+		return -1;
+	}
+	*slash = '\0';
+	for (p = (const unsigned char *)module; *p != '\0'; p++)
+		h = (h ^ *p) * UINT64_C(1099511628211);
+	snprintf(path, sizeof(path), "%s/host-%016llx.lock", sa.sun_path,
+	    (unsigned long long)h);
+	if ((fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+	    0600)) < 0) {
+		snprintf(msg, n, "ERR %d\nthe PKCS#11 module host cannot open "
+		    "%s: %s", KB_ERR_IO, path, strerror(errno));
+		return -1;
+	}
+	while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		if (errno != EWOULDBLOCK || waited >= LOCK_WAIT_MS) {
+			snprintf(msg, n, "ERR %d\nanother keybridge-p11host "
+			    "still serves %s from %s (the host of an agent that "
+			    "just ended?); try again in a moment", KB_ERR_RUNNING,
+			    module, sa.sun_path);
+			close(fd);
+			return -1;
+		}
+		(void)poll(NULL, 0, 50);
+		waited += 50;
+	}
+	return 0;          /* fd stays open, and locked, until we exit */
+}
+
 int
 main(int argc, char **argv)
 {
@@ -237,6 +297,10 @@ main(int argc, char **argv)
 		return 1;
 	}
 
+	if (host_lock(argv[1], msg, sizeof(msg)) != 0) {
+		status(status_fd, msg);
+		return 1;
+	}
 	if ((r = kb_p11_module_load(argv[1], &m)) != 0) {
 		snprintf(msg, sizeof(msg), "ERR %d\n%s", r, kb_error_detail(r));
 		status(status_fd, msg);

@@ -106,6 +106,25 @@ HOST=$(hosts_of "$AGENT_PID")
 req POST "/keys/iso-ec/sign?$AV" "{\"alg\":\"ES256\",\"value\":\"$DG\"}"
 ok "$([ "$CODE" = 200 ]; echo $?)" "after the restart the key still signs"
 
+# A host that outlives its agent (stopped here; in life, finishing a call)
+# keeps the next agent's host off the token until it is gone.
+OLD=$HOST
+kill -STOP "$OLD"
+kill -KILL "$AGENT_PID"
+wait "$AGENT_PID" 2>/dev/null
+rm -f "$S"
+start_agent "$W/agent.conf" "$W/agent2.err"
+wait "$AGENT_PID"
+ST=$?
+ok "$([ "$ST" != 0 ] && grep -q 'another keybridge-p11host still serves' "$W/agent2.err"; echo $?)" \
+    "an old host still alive: the next agent does not start (exit $ST) and says why"
+kill -CONT "$OLD"
+check "the old host, let go, exits" wait_gone "$OLD"
+start_agent "$W/agent.conf" "$W/agent.err"
+wait_socket "$S"
+ok $? "then the agent starts"
+HOST=$(hosts_of "$AGENT_PID")
+
 # A dead host: a 503 naming it; the agent stays up and answers.
 kill -KILL "$HOST"
 wait_gone "$HOST"
