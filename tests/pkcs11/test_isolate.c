@@ -70,8 +70,12 @@ dir_empty(const char *d)
 
 	if (dp == NULL)
 		return false;
+	/* The hosts' lock files (host.c, host_lock) stay, and only they. */
 	while ((e = readdir(dp)) != NULL)
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+		    !(strncmp(e->d_name, "host-", 5) == 0 &&
+		    strlen(e->d_name) == 5 + 16 + 5 &&
+		    strcmp(e->d_name + 21, ".lock") == 0))
 			empty = false;
 	closedir(dp);
 	return empty;
