@@ -217,6 +217,11 @@ static const char *const migrations[] = {
 	"  UPDATE keys SET latest_id = NEW.id WHERE id = NEW.key_id AND"
 	"    (latest_id IS NULL OR latest_id < NEW.id);"
 	" END;",
+	/* 4 -> 5: the listing index covers every column a listing reads of
+	 * a key, so a page reads no keys row, only each latest version. */
+	"DROP INDEX keys_list;"
+	"CREATE INDEX keys_list ON keys (vault_id, state, name_lc, name,"
+	"  latest_id, deleted_date, scheduled_purge_date);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -1502,7 +1507,8 @@ list_keys_state(struct kb_store *st, const char *vault, const char *after,
 	LOCK(st);
 	if ((r = vault_find(st, vault, &vr)) != 0)
 		goto out;
-	/* keys_list index (vault_id, state, name_lc): a range scan. */
+	/* keys_list index (vault_id, state, name_lc, ...): a range scan
+	 * of a covering index, then each latest version by rowid. */
 	if ((r = q_prep(st, &s, "SELECT " KEY_COLS KEY_FROM
 	    "WHERE k.vault_id = ?1 AND k.state = ?2 AND k.name_lc > ?3 AND"
 	    KEY_LATEST "ORDER BY k.name_lc LIMIT ?4",

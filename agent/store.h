@@ -43,7 +43,7 @@
 struct kb_store;
 
 /* Schema version in PRAGMA user_version. */
-#define KB_STORE_SCHEMA_VERSION 4
+#define KB_STORE_SCHEMA_VERSION 5
 /* Largest page any list function returns (Key Vault's own cap is 25). */
 #define KB_STORE_PAGE_MAX 1000
 /* Bounds of the short audit fields (role, op, result). */

@@ -318,7 +318,7 @@ test_rules(void)
 static void
 test_open(void)
 {
-	char path[256], buf[64];
+	char path[256], buf[160];
 	struct kb_store *st = NULL;
 	struct stat sb;
 	int r;
@@ -362,6 +362,8 @@ test_open(void)
 	kb_store_close(st);
 	st = NULL;
 	tap_is_int(raw_exec(path, "DROP TABLE rotation_policies;"
+	    "DROP INDEX keys_list;"
+	    "CREATE INDEX keys_list ON keys (vault_id, state, name_lc);"
 	    "DROP TRIGGER versions_latest; ALTER TABLE keys DROP COLUMN latest_id;"
 	    "ALTER TABLE audit DROP COLUMN principal;"
 	    "ALTER TABLE intents DROP COLUMN principal; PRAGMA user_version = 1",
@@ -377,6 +379,11 @@ test_open(void)
 	tap_is_int(raw_int(path, "SELECT count(*) FROM keys k WHERE latest_id IS "
 	    "NOT (SELECT max(id) FROM versions WHERE key_id = k.id)"), 0,
 	    "every key's latest version is recorded (schema 4)");
+	tap_ok(raw_text(path, "SELECT group_concat(name, ',') FROM "
+	    "pragma_index_info('keys_list')", buf, sizeof(buf)) != NULL &&
+	    strcmp(buf, "vault_id,state,name_lc,name,latest_id,deleted_date,"
+	    "scheduled_purge_date") == 0,
+	    "the listing index covers a listing's columns (schema 5): %s", buf);
 	{
 		struct kb_store_key *items = NULL;
 		char *next = NULL;
