@@ -637,13 +637,20 @@ jw_str(struct jw *w, const char *v)
 	jw_raw(w, "\"", 1);
 }
 
+/* Decimal by hand: snprintf was a twentieth of a list page. */
 static void
 jw_i64(struct jw *w, int64_t v)
 {
-	char t[24];
-	int n = snprintf(t, sizeof(t), "%" PRId64, v);
+	char t[24], *p = t + sizeof(t);
+	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
 
-	jw_raw(w, t, (size_t)n);
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		*--p = '-';
+	jw_raw(w, p, (size_t)(t + sizeof(t) - p));
 }
 
 /* ,"name": */
