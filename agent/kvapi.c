@@ -759,7 +759,7 @@ add_jwk(struct req *rq, cJSON *o, const struct kb_store_key *k)
 	char kid[BASE_MAX + 200], *text = NULL;
 	cJSON *key, *ops, *parsed = NULL, *it;
 	size_t i;
-	int r;
+	int r = 0, r2;
 
 	kid_of(rq, k, true, kid, sizeof(kid));
 	if ((key = cJSON_AddObjectToObject(o, "key")) == NULL ||
@@ -770,17 +770,28 @@ add_jwk(struct req *rq, cJSON *o, const struct kb_store_key *k)
 	if (strncmp(k->kty, "oct", 3) == 0)
 		return 0;
 	/*
-	 * The store is the record: a token that cannot show the public half
-	 * (object lost, device error) must not turn a committed change into
-	 * an error answer.  The bundle then lacks the public parts.
+	 * The public JWK the store recorded the first time the token showed
+	 * it; else the token's (then recorded: a lookup on SoftHSM reads its
+	 * whole object directory).  The store is the record: a token that
+	 * cannot show the public half (object lost, device error) must not
+	 * turn a committed change into an error answer.  The bundle then
+	 * lacks the public parts.
 	 */
-	if ((r = agent_vault_key(rq->a, rq->v, k, &ref)) == 0) {
+	if (k->public_jwk != NULL) {
+		if ((text = kb_strdup(k->public_jwk)) == NULL)
+			return KB_ERR_ALLOC;
+	} else if ((r = agent_vault_key(rq->a, rq->v, k, &ref)) == 0) {
 		const char *jwk;
 
 		if ((r = agent_keyref_public_jwk(rq->a, ref, &jwk)) == 0 &&
 		    (text = kb_strdup(jwk)) == NULL)
 			r = KB_ERR_ALLOC;
 		agent_keyref_put(rq->a, ref);
+		if (r == 0 && (r2 = kb_store_set_public_jwk(rq->a->store,
+		    rq->v->cfg->name, k->name, k->version, text)) != 0)
+			kb_warn("vault %s: the public key of %s version %s is not "
+			    "recorded: %s", rq->v->cfg->name, k->name, k->version,
+			    kb_error_detail(r2));
 	}
 	if (r != 0) {
 		kb_warn("vault %s: cannot read the public key of %s version %s "

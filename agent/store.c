@@ -222,6 +222,10 @@ static const char *const migrations[] = {
 	"DROP INDEX keys_list;"
 	"CREATE INDEX keys_list ON keys (vault_id, state, name_lc, name,"
 	"  latest_id, deleted_date, scheduled_purge_date);",
+	/* 5 -> 6: an RSA or EC version's public JWK, recorded the first time
+	 * the token shows it, so that a get needs no token lookup (SoftHSM
+	 * reads its whole object directory on each). */
+	"ALTER TABLE versions ADD COLUMN public_jwk TEXT;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -720,6 +724,7 @@ kb_store_key_free(struct kb_store_key *k)
 	if (k == NULL)
 		return;
 	free(k->tags_json);
+	free(k->public_jwk);
 	free(k);
 }
 
@@ -730,8 +735,10 @@ kb_store_keys_free(struct kb_store_key *ks, size_t n)
 
 	if (ks == NULL)
 		return;
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		free(ks[i].tags_json);
+		free(ks[i].public_jwk);
+	}
 	free(ks);
 }
 
@@ -744,6 +751,7 @@ kb_store_keys_free(struct kb_store_key *ks, size_t n)
 	"v.version, v.kty, v.key_size, v.crv, v.key_ops, v.enabled, " \
 	"v.exportable, v.nbf, v.exp, v.created, v.updated, v.tags, " \
 	"v.p11_label, v.p11_id"
+#define KEY_NCOLS 18
 #define KEY_FROM " FROM keys k JOIN versions v ON v.key_id = k.id "
 #define KEY_LATEST " v.id = k.latest_id "
 
@@ -801,7 +809,7 @@ key_get(struct kb_store *st, const struct vault_row *vr, const char *lc,
 	struct kb_store_key *k = NULL;
 	int r;
 
-	if ((r = q_prep(st, &s, "SELECT " KEY_COLS KEY_FROM
+	if ((r = q_prep(st, &s, "SELECT " KEY_COLS ", v.public_jwk" KEY_FROM
 	    "WHERE k.vault_id = ?1 AND k.name_lc = ?2 AND "
 	    "(?3 IS NULL OR k.state = ?3) AND "
 	    "CASE WHEN ?4 IS NULL THEN" KEY_LATEST "ELSE v.version = ?4 END",
@@ -827,6 +835,12 @@ key_get(struct kb_store *st, const struct vault_row *vr, const char *lc,
 	}
 	if ((r = key_read(s, vr, k)) != 0)
 		goto out;
+	if (sqlite3_column_type(s, KEY_NCOLS) == SQLITE_TEXT &&
+	    (k->public_jwk = kb_strdup((const char *)sqlite3_column_text(s,
+	    KEY_NCOLS))) == NULL) {
+		r = KB_ERR_ALLOC;
+		goto out;
+	}
 	*out = k;
 	k = NULL;
 	r = 0;
@@ -1177,8 +1191,10 @@ kb_store_close(struct kb_store *st)
 		sqlite3_close_v2(st->db);
 	pthread_mutex_destroy(&st->mu);
 	if (st->keys != NULL)
-		for (i = 0; i < KEY_CACHE_SLOTS; i++)
+		for (i = 0; i < KEY_CACHE_SLOTS; i++) {
 			free(st->keys[i].k.tags_json);
+			free(st->keys[i].k.public_jwk);
+		}
 	free(st->keys);
 	pthread_mutex_destroy(&st->kmu);
 	free(st->path);
@@ -1345,8 +1361,11 @@ key_copy(const struct kb_store_key *src, struct kb_store_key **out)
 	if ((k = malloc(sizeof(*k))) == NULL)
 		return KB_ERR_ALLOC;
 	*k = *src;
-	if ((k->tags_json = kb_strdup(src->tags_json)) == NULL) {
-		free(k);
+	k->public_jwk = NULL;
+	if ((k->tags_json = kb_strdup(src->tags_json)) == NULL ||
+	    (src->public_jwk != NULL &&
+	    (k->public_jwk = kb_strdup(src->public_jwk)) == NULL)) {
+		kb_store_key_free(k);
 		return KB_ERR_ALLOC;
 	}
 	*out = k;
@@ -1376,15 +1395,21 @@ key_cache_put(struct kb_store *st, const char *vault, const char *lc,
     const char *ver, int64_t gen, const struct kb_store_key *k)
 {
 	struct key_slot *e = key_slot(st, vault, lc, ver);
-	char *tags;
+	char *tags, *jwk = NULL;
 
 	if (strlen(vault) >= sizeof(e->vault) ||
 	    (tags = kb_strdup(k->tags_json)) == NULL)
 		return;
+	if (k->public_jwk != NULL && (jwk = kb_strdup(k->public_jwk)) == NULL) {
+		free(tags);
+		return;
+	}
 	pthread_mutex_lock(&st->kmu);
 	free(e->k.tags_json);
+	free(e->k.public_jwk);
 	e->k = *k;
 	e->k.tags_json = tags;
+	e->k.public_jwk = jwk;
 	e->gen = gen;
 	snprintf(e->vault, sizeof(e->vault), "%s", vault);
 	snprintf(e->lc, sizeof(e->lc), "%s", lc);
@@ -1418,6 +1443,32 @@ kb_store_get_key(struct kb_store *st, const char *vault, const char *name,
 	UNLOCK(st);
 	if (r == 0)
 		key_cache_put(st, vault, lc, ver, gen, *out);
+	return r;
+}
+
+int
+kb_store_set_public_jwk(struct kb_store *st, const char *vault,
+    const char *name, const char *version, const char *jwk)
+{
+	char lc[KV_NAME_MAX + 1], ver[KV_VERSION_LEN + 1];
+	sqlite3_stmt *s = NULL;
+	struct vault_row vr;
+	int r;
+
+	if ((r = name_lc(KV_FIELD_KEY_NAME, name, lc, sizeof(lc))) != 0 ||
+	    (r = name_lc(KV_FIELD_VERSION, version, ver, sizeof(ver))) != 0)
+		return r;
+	if (jwk == NULL || jwk[0] != '{' || strlen(jwk) > KB_STORE_JWK_MAX)
+		return kb_error_set(KB_ERR_INVALID, "not a public JWK");
+	LOCK(st);
+	/* One statement, so its own transaction; only a NULL is filled. */
+	if ((r = vault_find(st, vault, &vr)) == 0 &&
+	    (r = q_prep(st, &s, "UPDATE versions SET public_jwk = ?4 WHERE "
+	    "public_jwk IS NULL AND version = ?3 AND key_id = (SELECT id FROM "
+	    "keys WHERE vault_id = ?1 AND name_lc = ?2)", "ittt", vr.id, lc,
+	    ver, jwk)) == 0)
+		r = q_done(st, s, "public key record");
+	UNLOCK(st);
 	return r;
 }
 
@@ -2555,6 +2606,13 @@ int
 kb_store_intent_commit(struct kb_store *st, int64_t id, int64_t now,
     struct kb_store_key **out)
 {
+	return kb_store_intent_commit_jwk(st, id, now, NULL, out);
+}
+
+int
+kb_store_intent_commit_jwk(struct kb_store *st, int64_t id, int64_t now,
+    const char *jwk, struct kb_store_key **out)
+{
 	struct kb_store_actor in_who;
 	char lc[KV_NAME_MAX + 1];
 	struct kb_store_intent *in = NULL;
@@ -2569,6 +2627,8 @@ kb_store_intent_commit(struct kb_store *st, int64_t id, int64_t now,
 
 	if ((r = check_time("now", now)) != 0)
 		return r;
+	if (jwk != NULL && (jwk[0] != '{' || strlen(jwk) > KB_STORE_JWK_MAX))
+		return kb_error_set(KB_ERR_INVALID, "not a public JWK");
 	LOCK(st);
 	if ((r = tx_begin(st)) != 0)
 		goto out;
@@ -2587,6 +2647,12 @@ kb_store_intent_commit(struct kb_store *st, int64_t id, int64_t now,
 				goto out;
 			if ((r = apply_create(st, &vr, in->name, lc, &v, in->version,
 			    tags, in->p11_label, true, &in_who, now)) != 0)
+				goto out;
+			if (jwk != NULL && ((r = q_prep(st, &s, "UPDATE versions "
+			    "SET public_jwk = ?3 WHERE version = ?2 AND key_id = "
+			    "(SELECT id FROM keys WHERE vault_id = ?1 AND "
+			    "name_lc = ?4)", "ittt", vr.id, in->version, jwk,
+			    lc)) != 0 || (r = q_done(st, s, "public key record")) != 0))
 				goto out;
 		}
 	} else {

@@ -43,7 +43,7 @@
 struct kb_store;
 
 /* Schema version in PRAGMA user_version. */
-#define KB_STORE_SCHEMA_VERSION 5
+#define KB_STORE_SCHEMA_VERSION 6
 /* Largest page any list function returns (Key Vault's own cap is 25). */
 #define KB_STORE_PAGE_MAX 1000
 /* Bounds of the short audit fields (role, op, result). */
@@ -131,6 +131,9 @@ struct kb_store_key {
 	int64_t nbf, exp;
 	int64_t created, updated;
 	char *tags_json;                    /* canonical JSON object text */
+	/* RSA/EC: the public JWK text as the token showed it (kb_p11_public_jwk),
+	 * once recorded; NULL in listings and until then. */
+	char *public_jwk;
 	/* The token object of this version. */
 	char p11_label[KV_NAME_MAX + 1];
 	unsigned char p11_id[KV_VERSION_BYTES];
@@ -156,6 +159,15 @@ void kb_store_keys_free(struct kb_store_key *ks, size_t n);
 int kb_store_add_version(struct kb_store *st, const struct kb_store_actor *who,
     const char *vault, const char *name, const struct kb_store_new_version *v,
     int64_t now, struct kb_store_key **out) KB_WARN_UNUSED;
+
+/*
+ * Record a version's public JWK (kb_store_key.public_jwk) if none is
+ * recorded yet: what the token showed, kept so that later gets need no
+ * token lookup.  Not audited (nothing about the key changes).
+ */
+#define KB_STORE_JWK_MAX 4096
+int kb_store_set_public_jwk(struct kb_store *st, const char *vault,
+    const char *name, const char *version, const char *jwk) KB_WARN_UNUSED;
 
 /* The latest version (version NULL or "") or a given one of an active key. */
 int kb_store_get_key(struct kb_store *st, const char *vault, const char *name,
@@ -319,6 +331,10 @@ int kb_store_intent_begin_purge(struct kb_store *st,
  */
 int kb_store_intent_commit(struct kb_store *st, int64_t id, int64_t now,
     struct kb_store_key **out) KB_WARN_UNUSED;
+/* The same, recording the new version's public JWK (RSA/EC; create with
+ * no restore) in that transaction; jwk NULL: none. */
+int kb_store_intent_commit_jwk(struct kb_store *st, int64_t id, int64_t now,
+    const char *jwk, struct kb_store_key **out) KB_WARN_UNUSED;
 /* The token step failed or was found undone: close the intent and audit
  * the operation with result "failed", in one transaction. */
 int kb_store_intent_abort(struct kb_store *st, int64_t id, int64_t now)

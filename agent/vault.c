@@ -558,6 +558,7 @@ create_version(struct agent *a, struct agent_vault *v,
 	struct kb_p11_keyspec spec;
 	unsigned char id[KV_VERSION_BYTES];
 	kb_p11_key *key = NULL;
+	char *jwk = NULL;
 	int r, r2;
 
 	if ((r = p11_spec(nv->kty, nv->key_size, nv->crv, &spec)) != 0 ||
@@ -587,7 +588,19 @@ create_version(struct agent *a, struct agent_vault *v,
 		create_roll_back(a, v, in);
 		goto out;
 	}
-	if ((r = kb_store_intent_commit(a->store, in->id, kb_now_unix(), out)) != 0) {
+	/* The public half goes into the store with the version (a get then
+	 * needs no token lookup); without it the first get records it. */
+	if ((spec.type == KB_P11_RSA || spec.type == KB_P11_EC) &&
+	    (r2 = kb_p11_public_jwk(key, &jwk)) != 0) {
+		kb_warn("vault %s: %s version %s: the token does not show the "
+		    "public key now: %s", v->cfg->name, name, nv->version,
+		    kb_error_detail(r2));
+		jwk = NULL;
+	}
+	r = kb_store_intent_commit_jwk(a->store, in->id, kb_now_unix(), jwk, out);
+	free(jwk);
+	jwk = NULL;
+	if (r != 0) {
 		kb_warn("cannot record %s version %s: %s", name, nv->version,
 		    kb_error_detail(r));
 		r2 = r;
@@ -1732,6 +1745,7 @@ backup_versions(struct agent *a, struct agent_vault *v, const char *name,
 	}
 	all[n] = *latest;
 	latest->tags_json = NULL;
+	latest->public_jwk = NULL;
 	n++;
 	*out = all;
 	*nout = n;

@@ -264,6 +264,17 @@ kv GET /keys/ec256
 is "create on an existing name: the new version is the latest" "$EC256_V2" "$(ver "$W/body")"
 kv GET "/keys/ec256/$EC256_V1"
 is "the old version is still there, with its own key" "$(json "$W/ec256.json" "j['key']['x']")" "$(jb "j['key']['x']")"
+# The public half went into the store with the version (schema 6), so a get
+# needs no token lookup; it is what the create answered.
+is "the store holds each version's public JWK, as create answered it" "True True" \
+    "$(python3 -c 'import sqlite3,sys,json
+db = sqlite3.connect(sys.argv[1])
+for f, v in ((sys.argv[2], sys.argv[3]), (sys.argv[4], sys.argv[5])):
+    c = json.load(open(f))["key"]
+    row = db.execute("SELECT public_jwk FROM versions WHERE version = ?", (v.lower(),)).fetchone()
+    j = json.loads(row[0]) if row and row[0] else {}
+    print(j.get("x") == c["x"] and j.get("y") == c["y"] and j.get("crv") == c["crv"], end=" ")' \
+    "$W/state/vaults.db" "$W/ec256.json" "$EC256_V1" "$W/ec256b.json" "$EC256_V2" | sed 's/ $//')"
 kv GET /keys/ec256/versions
 st "list versions" 200
 is "list versions: both, full kids" "$(pyq py "sorted(['http://localhost/keys/ec256/$EC256_V1', 'http://localhost/keys/ec256/$EC256_V2'])") None" \

@@ -362,6 +362,7 @@ test_open(void)
 	kb_store_close(st);
 	st = NULL;
 	tap_is_int(raw_exec(path, "DROP TABLE rotation_policies;"
+	    "ALTER TABLE versions DROP COLUMN public_jwk;"
 	    "DROP INDEX keys_list;"
 	    "CREATE INDEX keys_list ON keys (vault_id, state, name_lc);"
 	    "DROP TRIGGER versions_latest; ALTER TABLE keys DROP COLUMN latest_id;"
@@ -384,6 +385,9 @@ test_open(void)
 	    strcmp(buf, "vault_id,state,name_lc,name,latest_id,deleted_date,"
 	    "scheduled_purge_date") == 0,
 	    "the listing index covers a listing's columns (schema 5): %s", buf);
+	tap_is_int(raw_int(path, "SELECT count(*) FROM pragma_table_info('versions') "
+	    "WHERE name = 'public_jwk'"), 1, "versions have the public_jwk column "
+	    "(schema 6)");
 	{
 		struct kb_store_key *items = NULL;
 		char *next = NULL;
@@ -707,6 +711,50 @@ test_keys(void)
 		    &items, &n, &next), KB_ERR_NOT_FOUND, "versions of no key");
 		tap_is_int(kb_store_list_versions(st, "kvt", "versions-key", NULL, 0,
 		    &items, &n, &next), KB_ERR_INVALID, "limit 0 refused");
+	}
+	/* The public JWK a get reads instead of the token (schema 6). */
+	{
+		static const char jwk1[] = "{\"kty\":\"RSA\",\"n\":\"AQAB\",\"e\":\"AQAB\"}";
+		struct kb_store_key *g = NULL;
+
+		tap_is_int(kb_store_get_key(st, "kvt", "mykey", NULL, &g), 0,
+		    "get before a public key is recorded");
+		tap_ok(g != NULL && g->public_jwk == NULL, "no public key yet");
+		kb_store_key_free(g);
+		g = NULL;
+		tap_is_int(kb_store_set_public_jwk(st, "kvt", "MyKey",
+		    "00000000000000000000000000000002", jwk1), 0,
+		    "record the public key of a version");
+		tap_is_int(kb_store_get_key(st, "kvt", "mykey", NULL, &g), 0,
+		    "get it back");
+		tap_ok(g != NULL && g->public_jwk != NULL &&
+		    strcmp(g->public_jwk, jwk1) == 0, "the get carries it");
+		kb_store_key_free(g);
+		g = NULL;
+		tap_is_int(kb_store_get_key(st, "kvt", "mykey", NULL, &g), 0,
+		    "a second get (the store's cache)");
+		tap_ok(g != NULL && g->public_jwk != NULL &&
+		    strcmp(g->public_jwk, jwk1) == 0, "the cached copy carries it too");
+		kb_store_key_free(g);
+		g = NULL;
+		tap_is_int(kb_store_set_public_jwk(st, "kvt", "mykey",
+		    "00000000000000000000000000000002", "{\"kty\":\"EC\"}"), 0,
+		    "recording again is not an error");
+		tap_is_int(kb_store_get_key(st, "kvt", "mykey",
+		    "00000000000000000000000000000002", &g), 0, "get that version");
+		tap_ok(g != NULL && g->public_jwk != NULL &&
+		    strcmp(g->public_jwk, jwk1) == 0, "but the first record stays");
+		kb_store_key_free(g);
+		g = NULL;
+		tap_is_int(kb_store_get_key(st, "kvt", "mykey",
+		    "00000000000000000000000000000001", &g), 0, "get the other version");
+		tap_ok(g != NULL && g->public_jwk == NULL, "which has none");
+		kb_store_key_free(g);
+		tap_is_int(kb_store_set_public_jwk(st, "kvt", "mykey",
+		    "00000000000000000000000000000001", "not json"), KB_ERR_INVALID,
+		    "a text that is no JSON object is refused");
+		tap_is_int(kb_store_set_public_jwk(st, "kvt", "mykey", "xyz", jwk1),
+		    KB_ERR_INVALID, "a bad version is refused");
 	}
 	kb_store_close(st);
 }
