@@ -754,12 +754,18 @@ t_bulk(void)
 	kb_kv_client_free(a);
 	kb_kv_client_free(b);
 
-	/* The same load without a limiter bounces off the server. */
+	/*
+	 * The same load without a limiter bounces off the server.  At 10 a
+	 * second, not 48: on a loaded machine four threads against the
+	 * Python server reached only 22 a second in all (a loaded run), which a limit
+	 * of 48 never throttles; the point is that nothing on the client
+	 * side holds them back.
+	 */
 	ctl("/_reset", "{}");
 	a = mk("bulk.vault.azure.net", &off);
 	if (kb_kv_request(a, "POST", "/keys/bk/create", NULL, &resp) == 0)
 		kb_kv_response_free(resp);
-	ctl("/_throttle", "{\"other\":48,\"window_ms\":1000}");
+	ctl("/_throttle", "{\"other\":10,\"window_ms\":1000}");
 	memset(jobs, 0, sizeof(jobs));
 	for (i = 0; i < 4; i++) {
 		jobs[i].c = a;
@@ -767,10 +773,12 @@ t_bulk(void)
 		jobs[i].path = "/keys/bk";
 		jobs[i].n = 40;
 	}
-	(void)run(jobs, 4);
+	ok = run(jobs, 4);
 	j = stats();
 	tap_ok(st_cls(j, "other", "throttled") >= 20, "without a limiter the same "
-	    "load gets %.0f 429s", st_cls(j, "other", "throttled"));
+	    "load gets %.0f 429s (%d answered, busiest second %.0f, %.1f a second)",
+	    st_cls(j, "other", "throttled"), ok, st_cls(j, "other", "max_window"),
+	    rate(j, "other"));
 	cJSON_Delete(j);
 	kb_kv_client_free(a);
 }
