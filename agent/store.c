@@ -1353,6 +1353,24 @@ key_slot(struct kb_store *st, const char *vault, const char *lc,
 	return &st->keys[h % KEY_CACHE_SLOTS];
 }
 
+/* *dst = *src with its own copies of the strings; dst untouched on failure. */
+static int
+key_dup(struct kb_store_key *dst, const struct kb_store_key *src)
+{
+	char *tags, *jwk = NULL;
+
+	if ((tags = kb_strdup(src->tags_json)) == NULL)
+		return KB_ERR_ALLOC;
+	if (src->public_jwk != NULL && (jwk = kb_strdup(src->public_jwk)) == NULL) {
+		free(tags);
+		return KB_ERR_ALLOC;
+	}
+	*dst = *src;
+	dst->tags_json = tags;
+	dst->public_jwk = jwk;
+	return 0;
+}
+
 static int
 key_copy(const struct kb_store_key *src, struct kb_store_key **out)
 {
@@ -1360,12 +1378,8 @@ key_copy(const struct kb_store_key *src, struct kb_store_key **out)
 
 	if ((k = malloc(sizeof(*k))) == NULL)
 		return KB_ERR_ALLOC;
-	*k = *src;
-	k->public_jwk = NULL;
-	if ((k->tags_json = kb_strdup(src->tags_json)) == NULL ||
-	    (src->public_jwk != NULL &&
-	    (k->public_jwk = kb_strdup(src->public_jwk)) == NULL)) {
-		kb_store_key_free(k);
+	if (key_dup(k, src) != 0) {
+		free(k);
 		return KB_ERR_ALLOC;
 	}
 	*out = k;
@@ -1395,21 +1409,14 @@ key_cache_put(struct kb_store *st, const char *vault, const char *lc,
     const char *ver, int64_t gen, const struct kb_store_key *k)
 {
 	struct key_slot *e = key_slot(st, vault, lc, ver);
-	char *tags, *jwk = NULL;
+	struct kb_store_key copy;
 
-	if (strlen(vault) >= sizeof(e->vault) ||
-	    (tags = kb_strdup(k->tags_json)) == NULL)
+	if (strlen(vault) >= sizeof(e->vault) || key_dup(&copy, k) != 0)
 		return;
-	if (k->public_jwk != NULL && (jwk = kb_strdup(k->public_jwk)) == NULL) {
-		free(tags);
-		return;
-	}
 	pthread_mutex_lock(&st->kmu);
 	free(e->k.tags_json);
 	free(e->k.public_jwk);
-	e->k = *k;
-	e->k.tags_json = tags;
-	e->k.public_jwk = jwk;
+	e->k = copy;
 	e->gen = gen;
 	snprintf(e->vault, sizeof(e->vault), "%s", vault);
 	snprintf(e->lc, sizeof(e->lc), "%s", lc);
@@ -1446,28 +1453,47 @@ kb_store_get_key(struct kb_store *st, const char *vault, const char *name,
 	return r;
 }
 
+/* A public JWK as the store keeps it: a JSON object's text, bounded. */
+static int
+jwk_check(const char *jwk)
+{
+	if (jwk == NULL || jwk[0] != '{' || strlen(jwk) > KB_STORE_JWK_MAX)
+		return kb_error_set(KB_ERR_INVALID, "not a public JWK");
+	return 0;
+}
+
+/* Record a version's public JWK unless it has one (caller holds the lock;
+ * outside a transaction the statement is its own). */
+static int
+jwk_record(struct kb_store *st, int64_t vault_id, const char *lc,
+    const char *ver, const char *jwk)
+{
+	sqlite3_stmt *s = NULL;
+	int r;
+
+	if ((r = q_prep(st, &s, "UPDATE versions SET public_jwk = ?4 WHERE "
+	    "public_jwk IS NULL AND version = ?3 AND key_id = (SELECT id FROM "
+	    "keys WHERE vault_id = ?1 AND name_lc = ?2)", "ittt", vault_id, lc,
+	    ver, jwk)) != 0)
+		return r;
+	return q_done(st, s, "public key record");
+}
+
 int
 kb_store_set_public_jwk(struct kb_store *st, const char *vault,
     const char *name, const char *version, const char *jwk)
 {
 	char lc[KV_NAME_MAX + 1], ver[KV_VERSION_LEN + 1];
-	sqlite3_stmt *s = NULL;
 	struct vault_row vr;
 	int r;
 
 	if ((r = name_lc(KV_FIELD_KEY_NAME, name, lc, sizeof(lc))) != 0 ||
-	    (r = name_lc(KV_FIELD_VERSION, version, ver, sizeof(ver))) != 0)
+	    (r = name_lc(KV_FIELD_VERSION, version, ver, sizeof(ver))) != 0 ||
+	    (r = jwk_check(jwk)) != 0)
 		return r;
-	if (jwk == NULL || jwk[0] != '{' || strlen(jwk) > KB_STORE_JWK_MAX)
-		return kb_error_set(KB_ERR_INVALID, "not a public JWK");
 	LOCK(st);
-	/* One statement, so its own transaction; only a NULL is filled. */
-	if ((r = vault_find(st, vault, &vr)) == 0 &&
-	    (r = q_prep(st, &s, "UPDATE versions SET public_jwk = ?4 WHERE "
-	    "public_jwk IS NULL AND version = ?3 AND key_id = (SELECT id FROM "
-	    "keys WHERE vault_id = ?1 AND name_lc = ?2)", "ittt", vr.id, lc,
-	    ver, jwk)) == 0)
-		r = q_done(st, s, "public key record");
+	if ((r = vault_find(st, vault, &vr)) == 0)
+		r = jwk_record(st, vr.id, lc, ver, jwk);
 	UNLOCK(st);
 	return r;
 }
@@ -2627,8 +2653,8 @@ kb_store_intent_commit_jwk(struct kb_store *st, int64_t id, int64_t now,
 
 	if ((r = check_time("now", now)) != 0)
 		return r;
-	if (jwk != NULL && (jwk[0] != '{' || strlen(jwk) > KB_STORE_JWK_MAX))
-		return kb_error_set(KB_ERR_INVALID, "not a public JWK");
+	if (jwk != NULL && (r = jwk_check(jwk)) != 0)
+		return r;
 	LOCK(st);
 	if ((r = tx_begin(st)) != 0)
 		goto out;
@@ -2648,11 +2674,8 @@ kb_store_intent_commit_jwk(struct kb_store *st, int64_t id, int64_t now,
 			if ((r = apply_create(st, &vr, in->name, lc, &v, in->version,
 			    tags, in->p11_label, true, &in_who, now)) != 0)
 				goto out;
-			if (jwk != NULL && ((r = q_prep(st, &s, "UPDATE versions "
-			    "SET public_jwk = ?3 WHERE version = ?2 AND key_id = "
-			    "(SELECT id FROM keys WHERE vault_id = ?1 AND "
-			    "name_lc = ?4)", "ittt", vr.id, in->version, jwk,
-			    lc)) != 0 || (r = q_done(st, s, "public key record")) != 0))
+			if (jwk != NULL && (r = jwk_record(st, vr.id, lc,
+			    in->version, jwk)) != 0)
 				goto out;
 		}
 	} else {
