@@ -577,12 +577,20 @@ kid_of(const struct req *rq, const struct kb_store_key *k, bool with_version,
 		snprintf(buf, n, "%s/keys/%s", rq->base, k->name);
 }
 
+/* A deleted key's recoveryId. */
+static void
+recovery_id_of(const struct req *rq, const struct kb_store_key *k, char *buf,
+    size_t n)
+{
+	snprintf(buf, n, "%s/deletedkeys/%s", rq->base, k->name);
+}
+
 /*
  * JSON printed straight into a buffer, for list pages: building a cJSON
  * tree of 25 items, printing it and freeing it was a third of the
  * agent's CPU per page, most of it malloc and free.  Strings are escaped
  * as cJSON prints them (", \ and control characters; other bytes as they
- * are).  The first error sticks; jw_end() reports it.
+ * are).  The first error sticks in err, which callers check at the end.
  */
 struct jw {
 	struct kb_buf b;
@@ -742,7 +750,7 @@ add_deleted(struct req *rq, cJSON *o, const struct kb_store_key *k)
 {
 	char rid[BASE_MAX + 160];
 
-	snprintf(rid, sizeof(rid), "%s/deletedkeys/%s", rq->base, k->name);
+	recovery_id_of(rq, k, rid, sizeof(rid));
 	if (add_str(o, "recoveryId", rid) != 0 ||
 	    add_num(o, "deletedDate", k->deleted_date) != 0 ||
 	    add_num(o, "scheduledPurgeDate", k->scheduled_purge_date) != 0)
@@ -834,8 +842,6 @@ bundle(struct req *rq, const struct kb_store_key *k, cJSON **out)
 	return 0;
 }
 
-/* KeyItem / DeletedKeyItem. */
-
 static int
 answer(struct req *rq, unsigned status, cJSON *body)
 {
@@ -892,7 +898,7 @@ jw_item(struct jw *w, const struct req *rq, const struct kb_store_key *k,
 		return r;
 	jw_raw(w, "{", 1);
 	if (k->deleted) {
-		snprintf(kid, sizeof(kid), "%s/deletedkeys/%s", rq->base, k->name);
+		recovery_id_of(rq, k, kid, sizeof(kid));
 		jw_lit(w, "\"recoveryId\":");
 		jw_str(w, kid);
 		jw_key(w, "deletedDate");
