@@ -115,45 +115,13 @@ agent_read_pins(struct agent *a, bool may_prompt)
 	return 0;
 }
 
-/*
- * keybridge-p11host: next to this program (installed side by side), in
- * ../pkcs11/ from it (meson's build tree), else NULL: the library's
- * installed path (libexecdir).
- */
-static void
-p11host_path(char *buf, size_t n, const char **out)
-{
-	static const char *const rel[] = { "keybridge-p11host",
-	    "../pkcs11/keybridge-p11host" };
-	char self[4096], *slash;
-	ssize_t len;
-	size_t i;
-
-	*out = NULL;
-	len = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (len <= 0)
-		return;
-	self[len] = '\0';
-	if ((slash = strrchr(self, '/')) == NULL)
-		return;
-	*slash = '\0';
-	for (i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
-		snprintf(buf, n, "%s/%s", self, rel[i]);
-		if (access(buf, X_OK) == 0) {
-			*out = buf;
-			return;
-		}
-	}
-}
-
 /* The token's module, in this process or (isolate = true) in a host
  * process whose socket lives in STATE_DIR/p11host (0700). */
 static int
 token_module_load(struct agent *a, const struct agent_token_cfg *t,
     kb_p11_module **out)
 {
-	char dir[4200], host[4200];
-	const char *exe;
+	char dir[4200], *exe = NULL;
 	int r;
 
 	if (!t->isolate)
@@ -162,8 +130,14 @@ token_module_load(struct agent *a, const struct agent_token_cfg *t,
 	if ((r = kb_mkdir_p(a->cfg->state_dir, 0700)) != 0 ||
 	    (r = kb_mkdir_p(dir, 0700)) != 0)
 		return r;
-	p11host_path(host, sizeof(host), &exe);
-	return kb_p11_module_load_isolated(t->module, exe, dir, out);
+	/* Beside keybridged or in the build tree, else (NULL) the library's
+	 * installed path in libexecdir. */
+	if ((r = kb_program_beside("keybridge-p11host", "pkcs11", &exe)) ==
+	    KB_ERR_ALLOC)
+		return r;
+	r = kb_p11_module_load_isolated(t->module, exe, dir, out);
+	free(exe);
+	return r;
 }
 
 static int

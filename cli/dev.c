@@ -220,8 +220,8 @@ static int
 find_agent(char **out)
 {
 	const char *env = secure_getenv("KEYBRIDGED"), *path;
-	char self[PATH_MAX], *slash, *cand = NULL, *copy = NULL, *dir, *save;
-	ssize_t n;
+	char *cand = NULL, *copy = NULL, *dir, *save;
+	int r;
 
 	if (env != NULL && env[0] != '\0') {
 		if (!executable(env))
@@ -229,28 +229,9 @@ find_agent(char **out)
 			    "KEYBRIDGED=%s is not an executable file", env);
 		return (*out = kb_strdup(env)) != NULL ? 0 : KB_ERR_ALLOC;
 	}
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n > 0) {
-		self[n] = '\0';
-		if ((slash = strrchr(self, '/')) != NULL) {
-			*slash = '\0';
-			/* Installed side by side, or meson's build tree (cli/, agent/). */
-			if ((cand = join(self, "keybridged")) == NULL)
-				return KB_ERR_ALLOC;
-			if (executable(cand)) {
-				*out = cand;
-				return 0;
-			}
-			free(cand);
-			if ((cand = join(self, "../agent/keybridged")) == NULL)
-				return KB_ERR_ALLOC;
-			if (executable(cand)) {
-				*out = cand;
-				return 0;
-			}
-			free(cand);
-		}
-	}
+	/* Installed side by side, or meson's build tree (cli/, agent/). */
+	if ((r = kb_program_beside("keybridged", "agent", out)) != KB_ERR_NOT_FOUND)
+		return r;
 	if ((path = getenv("PATH")) != NULL && (copy = kb_strdup(path)) != NULL) {
 		for (dir = strtok_r(copy, ":", &save); dir != NULL;
 		    dir = strtok_r(NULL, ":", &save)) {

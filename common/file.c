@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,4 +148,40 @@ kb_mkdir_p(const char *path, unsigned mode)
 			buf[i] = '/';
 	}
 	return 0;
+}
+
+static bool
+executable_file(const char *p)
+{
+	struct stat st;
+
+	return stat(p, &st) == 0 && S_ISREG(st.st_mode) && access(p, X_OK) == 0;
+}
+
+int
+kb_program_beside(const char *name, const char *build_subdir, char **out)
+{
+	char self[PATH_MAX], cand[PATH_MAX + 256], *slash;
+	ssize_t n;
+	int i;
+
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		if ((slash = strrchr(self, '/')) != NULL) {
+			*slash = '\0';
+			for (i = 0; i < 2; i++) {
+				if (i == 0)
+					snprintf(cand, sizeof(cand), "%s/%s", self, name);
+				else
+					snprintf(cand, sizeof(cand), "%s/../%s/%s", self,
+					    build_subdir, name);
+				if (executable_file(cand))
+					return (*out = kb_strdup(cand)) != NULL ?
+					    0 : KB_ERR_ALLOC;
+			}
+		}
+	}
+	return kb_error_set(KB_ERR_NOT_FOUND, "%s is not beside this program",
+	    name);
 }

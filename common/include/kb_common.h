@@ -191,6 +191,14 @@ int kb_file_write_atomic(const char *path, const void *p, size_t n,
     unsigned mode) KB_WARN_UNUSED;
 /* mkdir -p with mode for the components it creates. */
 int kb_mkdir_p(const char *path, unsigned mode) KB_WARN_UNUSED;
+/*
+ * Another keybridge program beside the running one: DIR/name (installed
+ * side by side), then DIR/../build_subdir/name (meson's build tree), DIR
+ * being this program's directory.  0 and a malloc'd path, or
+ * KB_ERR_NOT_FOUND when neither is an executable regular file.
+ */
+int kb_program_beside(const char *name, const char *build_subdir,
+    char **out) KB_WARN_UNUSED;
 
 /* ------------------------------------------------------------------ time */
 

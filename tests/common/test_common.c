@@ -268,6 +268,7 @@ test_files(void)
 	char path[PATH_MAX + 32], *text = NULL;
 	struct stat st;
 	size_t n;
+	int r;
 
 	snprintf(path, sizeof(path), "%s/a/b/c", tmpdir);
 	tap_is_int(kb_mkdir_p(path, 0700), 0, "mkdir -p");
@@ -286,6 +287,17 @@ test_files(void)
 	    "overwrite visible");
 	free(text);
 	tap_is_int(kb_mkdir_p(path, 0700), KB_ERR_IO, "mkdir over a file refused");
+	/* The build tree's ../SUBDIR/ case: t-isolate (the host) and t-dev. */
+	text = NULL;
+	r = kb_program_beside("test_common", "nothing", &text);
+	tap_ok(r == 0 && text != NULL && strlen(text) > 12 &&
+	    strcmp(text + strlen(text) - 12, "/test_common") == 0,
+	    "this program is beside itself: %s", text ? text : "(none)");
+	free(text);
+	text = NULL;
+	tap_is_int(kb_program_beside("kb-no-such-program", "common", &text),
+	    KB_ERR_NOT_FOUND, "a program that is nowhere beside: NOT_FOUND");
+	tap_ok(text == NULL, "and nothing given back");
 }
 
 static void
