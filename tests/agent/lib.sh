@@ -179,6 +179,21 @@ start_agent() {
 	PIDS+=("$AGENT_PID")
 }
 
+# must_start NAME CONFIG ERRFILE WAIT-COMMAND...: start_agent, then run
+# WAIT-COMMAND (wait_socket SOCKET, say); one TAP line NAME.  An agent that
+# does not come up ends the script, with the end of its log as diagnostics.
+must_start() {
+	local name=$1 conf=$2 err=$3
+	shift 3
+	start_agent "$conf" "$err"
+	if ! "$@"; then
+		diag "$(tail -n 20 "$err")"
+		ok 1 "$name"
+		done_testing
+	fi
+	ok 0 "$name"
+}
+
 # gone PID: the process has exited (or is a zombie nobody reaped).
 gone() {
 	local st

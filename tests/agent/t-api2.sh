@@ -20,13 +20,7 @@ ROLE_UID=4244
 AV="api-version=7.5"
 
 agent_up() {	# agent_up NAME
-	start_agent "$W/agent.conf" "$W/agent.err"
-	if ! wait_socket "$S"; then
-		diag "$(tail -n 20 "$W/agent.err")"
-		ok 1 "$1"
-		done_testing
-	fi
-	ok 0 "$1"
+	must_start "$1" "$W/agent.conf" "$W/agent.err" wait_socket "$S"
 }
 
 agent_down() {

@@ -67,13 +67,8 @@ check "and says why" grep -q "has backup keys already" "$W/bk.err"
 "$KBD" backup-keys --config "$W/agent.conf" 2>"$W/bk.err"
 check "backup-keys without --so-pin-file: exit 2" test $? -eq 2
 
-start_agent "$W/agent.conf" "$W/agent.err"
-if ! wait_socket "$S"; then
-	ok 1 "the agent starts with four vaults"
-	diag "$(tail -n 20 "$W/agent.err")"
-	done_testing
-fi
-ok 0 "the agent starts with four vaults"
+must_start "the agent starts with four vaults" "$W/agent.conf" "$W/agent.err" \
+    wait_socket "$S"
 
 AV=api-version=7.5
 kv() {	# kv METHOD PATH [JSON]: body in $W/body, status in $CODE

@@ -21,13 +21,8 @@ S=$W/agent.sock
 mkvaultconf "$W/agent.conf" "$S"
 backupkeys "$W/agent.conf" 2>"$W/backupkeys.err" ||
 	diag "backup-keys: $(cat "$W/backupkeys.err")"
-start_agent "$W/agent.conf" "$W/agent.err"
-if ! wait_socket "$S"; then
-	ok 1 "the agent starts with two vaults on SoftHSM tokens"
-	diag "$(tail -n 20 "$W/agent.err")"
-	done_testing
-fi
-ok 0 "the agent starts with two vaults on SoftHSM tokens"
+must_start "the agent starts with two vaults on SoftHSM tokens" \
+    "$W/agent.conf" "$W/agent.err" wait_socket "$S"
 
 # contract.py prints its TAP lines numbered after ours, and its plan
 # line last; we keep the count to go on after it.

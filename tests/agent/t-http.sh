@@ -12,13 +12,7 @@ chmod 711 "$P"
 trap 'cleanup; rm -rf "$P"' EXIT
 S=$P/agent.sock
 mkconf "$W/agent.conf" "$S" "$SOFTHSM_MODULE" http "$W/user.pin" "socket_mode = 0666"
-start_agent "$W/agent.conf" "$W/agent.err"
-if ! wait_socket "$S"; then
-	diag "$(cat "$W/agent.err")"
-	ok 1 "agent starts"
-	done_testing
-fi
-ok 0 "agent starts"
+must_start "agent starts" "$W/agent.conf" "$W/agent.err" wait_socket "$S"
 
 # req METHOD PATH [CURL-ARGS...]: body into $W/body, status into $CODE
 req() {

@@ -46,13 +46,8 @@ hosts_of() {	# hosts_of PID: pids of its keybridge-p11host children
 	done
 }
 
-start_agent "$W/agent.conf" "$W/agent.err"
-if ! wait_socket "$S"; then
-	diag "$(tail -n 20 "$W/agent.err")"
-	ok 1 "keybridged starts with an isolated token"
-	done_testing
-fi
-ok 0 "keybridged starts with an isolated token"
+must_start "keybridged starts with an isolated token" "$W/agent.conf" \
+    "$W/agent.err" wait_socket "$S"
 HOST=$(hosts_of "$AGENT_PID")
 check "one keybridge-p11host runs as the agent's child" test -n "$HOST" -a "$(echo "$HOST" | wc -w)" = 1
 check "the host's command line holds the module path and nothing else" \

@@ -17,13 +17,8 @@ chmod 711 "$PD"
 trap 'cleanup; rm -rf "$PD"' EXIT
 S=$PD/agent.sock
 mkvaultconf "$W/agent.conf" "$S" "readers = 65534"
-start_agent "$W/agent.conf" "$W/agent.err"
-if ! wait_socket "$S"; then
-	diag "$(tail -n 20 "$W/agent.err")"
-	ok 1 "agent starts with two vaults"
-	done_testing
-fi
-ok 0 "agent starts with two vaults"
+must_start "agent starts with two vaults" "$W/agent.conf" "$W/agent.err" \
+    wait_socket "$S"
 
 # k ARGS...: keybridge on our socket; stdout $W/out, stderr $W/err, $RC.
 k() {

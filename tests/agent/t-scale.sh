@@ -42,13 +42,7 @@ wait_ready() {
 	return 1
 }
 
-start_agent "$W/agent.conf" "$W/a1.err"
-if ! wait_ready "$W/a1.err"; then
-	diag "$(tail -n 20 "$W/a1.err")"
-	ok 1 "agent starts"
-	done_testing
-fi
-ok 0 "agent starts"
+must_start "agent starts" "$W/agent.conf" "$W/a1.err" wait_ready "$W/a1.err"
 
 # Two connections create the keys (one python3 process, keep-alive).
 python3 - "$S" "$NEC" "$NOCT" >"$W/made" 2>"$W/made.err" <<'PY'
@@ -113,13 +107,8 @@ check "  and exits 0" test "$rc" -eq 0
 check "  and never served" eval '! grep -q "ready on" "$W/a2.err"'
 check "  and removed nothing" test "$(objects "$W")" -eq "$OBJ"
 
-start_agent "$W/agent.conf" "$W/a3.err"
-if ! wait_ready "$W/a3.err"; then
-	diag "$(tail -n 20 "$W/a3.err")"
-	ok 1 "agent restarts over $OBJ objects"
-	done_testing
-fi
-ok 0 "agent restarts over $OBJ objects"
+must_start "agent restarts over $OBJ objects" "$W/agent.conf" "$W/a3.err" \
+    wait_ready "$W/a3.err"
 check "start-up listed the token in one go (no per-version fallback)" \
     eval '! grep -q "cannot list the token" "$W/a3.err"'
 check "start-up found every version's object, both halves of each pair" \
