@@ -133,6 +133,35 @@ p11t_cleanup(struct p11t *x)
 	p11t_rmtree(x->dir);
 }
 
+/*
+ * pkcs11-tool -O --login on x's token through module, its listing in
+ * x->dir/name (the path into out).  The PIN goes through the child's
+ * environment with --pin env:NAME, never argv: pkcs11-tool 0.23 reads a
+ * PIN from stdin only when its stdout is a terminal.  Its stderr
+ * (warnings about sensitive values) is dropped: unbuffered, it would land
+ * in the middle of the buffered listing and split object blocks.
+ * Returns system()'s status; the command line it ran goes to ran (if not
+ * NULL), for a test that it holds no PIN.
+ */
+static inline int
+p11t_tool_list(const struct p11t *x, const char *module, const char *name,
+    char *out, size_t outlen, char *ran, size_t ranlen)
+{
+	char cmd[2048];
+	int rc;
+
+	snprintf(out, outlen, "%s/%s", x->dir, name);
+	snprintf(cmd, sizeof(cmd), "pkcs11-tool --module '%s' --token-label '%s' -O "
+	    "--login --pin env:KB_TEST_P11_PIN < /dev/null > '%s' 2>/dev/null",
+	    module, x->label, out);
+	setenv("KB_TEST_P11_PIN", (const char *)x->pin->data, 1);
+	rc = system(cmd);
+	unsetenv("KB_TEST_P11_PIN");
+	if (ran != NULL)
+		snprintf(ran, ranlen, "%s", cmd);
+	return rc;
+}
+
 static inline int
 p11t_have(const char *prog)
 {

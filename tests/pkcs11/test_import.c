@@ -219,7 +219,7 @@ rs_to_der(const unsigned char *sig, size_t n, size_t *derlen)
 static void
 tool_check(void)
 {
-	char cmd[1024], out[400], line[512], access[512] = "";
+	char out[400], line[512], access[512] = "";
 	bool in_priv = false, mine = false;
 	int objs = 0, rc;
 	FILE *p;
@@ -228,13 +228,7 @@ tool_check(void)
 		tap_ok(1, "# SKIP pkcs11-tool missing");
 		return;
 	}
-	snprintf(out, sizeof(out), "%s/tool.out", X.dir);
-	snprintf(cmd, sizeof(cmd), "pkcs11-tool --module '%s' --token-label '%s' -O "
-	    "--login --pin env:KB_TEST_P11_PIN < /dev/null > '%s' 2>/dev/null",
-	    X.module, X.label, out);
-	setenv("KB_TEST_P11_PIN", (const char *)X.pin->data, 1);
-	rc = system(cmd);
-	unsetenv("KB_TEST_P11_PIN");
+	rc = p11t_tool_list(&X, X.module, "tool.out", out, sizeof(out), NULL, 0);
 	tap_ok(rc == 0, "pkcs11-tool -O --login ran");
 	if ((p = fopen(out, "r")) == NULL)
 		return;

@@ -369,7 +369,7 @@ out:
 static void
 pkcs11_tool_check(void)
 {
-	char cmd[2048], line[512], out[400];
+	char line[512], out[400];
 	bool aes2 = false, ec = false, rsa = false, tmp = false, usage = false, in_aes = false;
 	FILE *p;
 	int rc;
@@ -378,13 +378,8 @@ pkcs11_tool_check(void)
 		tap_ok(1, "# SKIP pkcs11-tool missing");
 		return;
 	}
-	snprintf(out, sizeof(out), "%s/tool.out", X.dir);
-	snprintf(cmd, sizeof(cmd), "pkcs11-tool --module '%s' --token-label '%s' -O --login "
-	    "--pin env:KB_TEST_P11_PIN < /dev/null > '%s' 2>/dev/null", p11t_softhsm(),
-	    X.label, out);
-	setenv("KB_TEST_P11_PIN", (const char *)X.pin->data, 1);
-	rc = system(cmd);
-	unsetenv("KB_TEST_P11_PIN");
+	rc = p11t_tool_list(&X, p11t_softhsm(), "tool.out", out, sizeof(out), NULL,
+	    0);
 	tap_ok(rc == 0, "pkcs11-tool -O --login ran");
 	if ((p = fopen(out, "r")) == NULL)
 		return;

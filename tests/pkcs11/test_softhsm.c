@@ -847,17 +847,8 @@ pkcs11_tool_check(void)
 		tap_ok(1, "# SKIP pkcs11-tool missing");
 		return;
 	}
-	snprintf(out, sizeof(out), "%s/tool.out", X.dir);
-	/*
-	 * Never in argv.  pkcs11-tool 0.23 reads a PIN from stdin only when its
-	 * stdout is a terminal (util_getpass calls tcgetattr on stdout), so
-	 * the PIN goes through the child's environment with --pin env:NAME.
-	 */
-	snprintf(cmd, sizeof(cmd), "pkcs11-tool --module '%s' --token-label '%s' -O --login "
-	    "--pin env:KB_TEST_P11_PIN < /dev/null > '%s' 2>/dev/null", X.module, X.label, out);
-	setenv("KB_TEST_P11_PIN", (const char *)X.pin->data, 1);
-	rc = system(cmd);
-	unsetenv("KB_TEST_P11_PIN");
+	rc = p11t_tool_list(&X, X.module, "tool.out", out, sizeof(out), cmd,
+	    sizeof(cmd));
 	tap_ok(rc == 0, "pkcs11-tool -O --login ran");
 	if ((p = fopen(out, "r")) == NULL)
 		return;
@@ -895,26 +886,6 @@ pkcs11_tool_check(void)
 	/* The command line we ran holds no PIN. */
 	tap_ok(strstr(cmd, (const char *)X.pin->data) == NULL,
 	    "the pkcs11-tool command line holds no PIN");
-}
-
-/*
- * pkcs11-tool -O --login into X.dir/name; the PIN through the environment.
- * Its stderr (warnings about sensitive values) is not kept: unbuffered,
- * it lands in the middle of the buffered listing and splits blocks.
- */
-static int
-tool_list(const char *name, char *out, size_t outlen)
-{
-	char cmd[2048];
-	int rc;
-
-	snprintf(out, outlen, "%s/%s", X.dir, name);
-	snprintf(cmd, sizeof(cmd), "pkcs11-tool --module '%s' --token-label '%s' -O --login "
-	    "--pin env:KB_TEST_P11_PIN < /dev/null > '%s' 2>/dev/null", X.module, X.label, out);
-	setenv("KB_TEST_P11_PIN", (const char *)X.pin->data, 1);
-	rc = system(cmd);
-	unsetenv("KB_TEST_P11_PIN");
-	return rc;
 }
 
 /*
@@ -1028,7 +999,7 @@ test_label_id(void)
 	    "the pair is found whole under its new label");
 	kb_p11_key_free(f);
 	f = NULL;
-	if (tool_list("label-id.out", out, sizeof(out)) != 0) {
+	if (p11t_tool_list(&X, X.module, "label-id.out", out, sizeof(out), NULL, 0) != 0) {
 		tap_ok(0, "pkcs11-tool -O --login ran");
 		goto out;
 	}
