@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -21,6 +22,7 @@ struct kb_kv_client {
 	enum kv_endpoint_kind kind;
 	char *socket_path;     /* KV_UNIX */
 	char *base_url;        /* "http://localhost" for KV_UNIX; no trailing '/' */
+	struct kb_url base;    /* base_url parsed, for every page's nextLink */
 	char *host;            /* KV_HTTPS: lower case, no port */
 	char *api_version;     /* KV_HTTPS */
 	char *ca_file;
@@ -42,6 +44,15 @@ struct kb_kv_client {
 	struct kv_auth *auth;
 	int64_t auth_expiry;      /* 0: unknown */
 	struct kb_kv_stats stats;
+};
+
+/*
+ * What kb_kv_request hands out: a kb_kv_response, and the arena its body
+ * was parsed into when the request asked for one (KV_F_ARENA).
+ */
+struct kv_response {
+	struct kb_kv_response pub;
+	struct kb_jarena arena;
 };
 
 /*
@@ -104,7 +115,8 @@ kb_kv_client_new_unix(const char *socket_path, kb_kv_client **out)
 		goto out;
 	c->kind = KV_UNIX;
 	if ((c->socket_path = kb_strdup(socket_path)) == NULL ||
-	    (c->base_url = kb_strdup("http://localhost")) == NULL)
+	    (c->base_url = kb_strdup("http://localhost")) == NULL ||
+	    kb_url_parse(c->base_url, &c->base) != 0)
 		goto out;
 	/* The agent is local: a failure is an answer, not a hiccup. */
 	c->max_retries = 0;
@@ -157,6 +169,9 @@ kb_kv_client_new_url(const char *base_url, const struct kb_kv_options *opt,
 	    (opt->ca_file != NULL && (c->ca_file = kb_strdup(opt->ca_file)) == NULL) ||
 	    (opt->resolve != NULL && (c->resolve = kb_strdup(opt->resolve)) == NULL))
 		goto out;
+	if ((r = kb_url_parse(c->base_url, &c->base)) != 0)
+		goto out;
+	r = KB_ERR_ALLOC;
 	if (opt->ca_file != NULL && access(opt->ca_file, R_OK) != 0) {
 		r = kb_error_set(KB_ERR_CONFIG, "cannot read the CA file %s: %s",
 		    opt->ca_file, strerror(errno));
@@ -205,6 +220,7 @@ kb_kv_client_free(kb_kv_client *c)
 	pthread_mutex_destroy(&c->lock);
 	free(c->socket_path);
 	free(c->base_url);
+	kb_url_clear(&c->base);
 	free(c->host);
 	free(c->api_version);
 	free(c->ca_file);
@@ -265,13 +281,19 @@ kb_kv_client_retry_policy(const kb_kv_client *c, int *max_retries,
 void
 kb_kv_response_free(struct kb_kv_response *r)
 {
+	struct kv_response *kr;
+
 	if (r == NULL)
 		return;
-	cJSON_Delete(r->body);
+	kr = (struct kv_response *)(void *)((char *)r - offsetof(struct kv_response, pub));
+	if (kr->arena.base != NULL)
+		kb_jarena_discard(&kr->arena, r->body);
+	else
+		cJSON_Delete(r->body);
 	free(r->error_code);
 	free(r->error_message);
 	free(r->error_inner);
-	free(r);
+	free(kr);
 }
 
 static bool
@@ -345,15 +367,17 @@ json_content_type(const char *ct)
 
 /* Turn an HTTP answer into a kb_kv_response. */
 static int
-kv_response(const kb_kv_client *c, struct kb_http_resp *hr,
+kv_response(const kb_kv_client *c, struct kb_http_resp *hr, bool arena,
     struct kb_kv_response **out)
 {
 	struct kb_kv_response *resp = NULL;
+	struct kv_response *kr;
 	bool ok = hr->status >= 200 && hr->status < 300;
 	int r;
 
-	if ((resp = calloc(1, sizeof(*resp))) == NULL)
+	if ((kr = calloc(1, sizeof(*kr))) == NULL)
 		return KB_ERR_ALLOC;
+	resp = &kr->pub;
 	resp->status = hr->status;
 	if (hr->body.len > 0) {
 		if (hr->content_type[0] != '\0' && !json_content_type(hr->content_type)) {
@@ -365,7 +389,9 @@ kv_response(const kb_kv_client *c, struct kb_http_resp *hr,
 				goto out;
 			}
 		} else if (memchr(hr->body.data, '\0', hr->body.len) == NULL)
-			resp->body = cJSON_ParseWithLength((const char *)hr->body.data,
+			resp->body = arena ? kb_jarena_parse(&kr->arena,
+			    (const char *)hr->body.data, hr->body.len) :
+			    cJSON_ParseWithLength((const char *)hr->body.data,
 			    hr->body.len);
 		/*
 		 * A success must carry JSON; an error page from something
@@ -704,7 +730,7 @@ kb_kv_request_ex(kb_kv_client *c, const char *method, const char *path,
 	if (r == 0 && notidem && hr.status >= 500)
 		kb_debug("%s %s: HTTP %ld, outcome unknown; the caller checks versions",
 		    method, path, hr.status);
-	r = kv_response(c, &hr, out);
+	r = kv_response(c, &hr, (flags & KV_F_ARENA) != 0, out);
  out:
 	if (maybe_sent != NULL)
 		*maybe_sent = sent;
@@ -786,18 +812,17 @@ query_param_is(const char *p, size_t n, const char *name)
 }
 
 static int
-kv_next_link(const char *base_url, const cJSON *page, bool strip_version,
-    char **out)
+kv_next_link(const struct kb_url *b, const char *base_url, const cJSON *page,
+    bool strip_version, char **out)
 {
 	const cJSON *nl = cJSON_GetObjectItemCaseSensitive(page, "nextLink");
-	struct kb_url b, u;
+	struct kb_url u;
 	struct kb_buf path;
 	const char *q, *amp, *rest;
 	size_t bl, n;
 	bool first = true;
 	int r;
 
-	memset(&b, 0, sizeof(b));
 	memset(&u, 0, sizeof(u));
 	kb_buf_init(&path, 3 * KV_MAX_PATH);
 	/* null, absent and empty all end the list (NOTES.md 1.3). */
@@ -810,26 +835,25 @@ kv_next_link(const char *base_url, const cJSON *page, bool strip_version,
 		r = kb_error_set(KB_ERR_PROTOCOL, "nextLink is not a string");
 		goto out;
 	}
-	if ((r = kb_url_parse(base_url, &b)) != 0 ||
-	    (r = kb_url_parse(nl->valuestring, &u)) != 0) {
+	if ((r = kb_url_parse(nl->valuestring, &u)) != 0) {
 		r = kb_error_set(KB_ERR_PROTOCOL, "nextLink is not a URL");
 		goto out;
 	}
 	/* A page must not send us, and our token, to another server. */
-	if (strcmp(b.scheme, u.scheme) != 0 || strcmp(b.host, u.host) != 0 ||
-	    b.port != u.port) {
+	if (strcmp(b->scheme, u.scheme) != 0 || strcmp(b->host, u.host) != 0 ||
+	    b->port != u.port) {
 		r = kb_error_set(KB_ERR_PROTOCOL, "nextLink points to %.200s://%.200s:%ld, "
 		    "not to the vault %.200s; not followed", u.scheme, u.host, u.port,
 		    base_url);
 		goto out;
 	}
 	/* Relative to base_url's path prefix, if it has one. */
-	bl = strlen(b.path);
-	while (bl > 0 && b.path[bl - 1] == '/')
+	bl = strlen(b->path);
+	while (bl > 0 && b->path[bl - 1] == '/')
 		bl--;
-	if (strncmp(u.path, b.path, bl) != 0 || (u.path[bl] != '/' && u.path[bl] != '\0')) {
+	if (strncmp(u.path, b->path, bl) != 0 || (u.path[bl] != '/' && u.path[bl] != '\0')) {
 		r = kb_error_set(KB_ERR_PROTOCOL, "nextLink leaves the vault's path %.200s",
-		    b.path);
+		    b->path);
 		goto out;
 	}
 	rest = u.path + bl;
@@ -849,7 +873,6 @@ kv_next_link(const char *base_url, const cJSON *page, bool strip_version,
 	*out = kb_buf_steal(&path, NULL);
 	r = *out != NULL ? 0 : KB_ERR_ALLOC;
  out:
-	kb_url_clear(&b);
 	kb_url_clear(&u);
 	kb_buf_free(&path);
 	return r;
@@ -858,7 +881,16 @@ kv_next_link(const char *base_url, const cJSON *page, bool strip_version,
 int
 kb_kv_next_link(const char *base_url, const cJSON *page, char **out)
 {
-	return kv_next_link(base_url, page, true, out);
+	struct kb_url b;
+	int r;
+
+	memset(&b, 0, sizeof(b));
+	if (kb_url_parse(base_url, &b) != 0)
+		r = kb_error_set(KB_ERR_PROTOCOL, "%.200s is not a URL", base_url);
+	else
+		r = kv_next_link(&b, base_url, page, true, out);
+	kb_url_clear(&b);
+	return r;
 }
 
 int
@@ -883,7 +915,8 @@ kb_kv_list(kb_kv_client *c, const char *path, unsigned max_pages,
 		}
 		/* The first path is the caller's; later ones keep their own
 		 * query and get this client's api-version (HTTPS) again. */
-		if ((r = kb_kv_request(c, "GET", cur, NULL, &resp)) != 0 ||
+		if ((r = kb_kv_request_flags(c, "GET", cur, NULL, KV_F_ARENA,
+		    &resp)) != 0 ||
 		    (r = kb_kv_response_error(resp)) != 0)
 			goto out;
 		value = cJSON_GetObjectItemCaseSensitive(resp->body, "value");
@@ -895,8 +928,8 @@ kb_kv_list(kb_kv_client *c, const char *path, unsigned max_pages,
 		cJSON_ArrayForEach(item, value)
 			if ((r = each(arg, item)) != 0)
 				goto out;
-		if ((r = kv_next_link(c->base_url, resp->body, c->kind == KV_HTTPS,
-		    &next)) != 0)
+		if ((r = kv_next_link(&c->base, c->base_url, resp->body,
+		    c->kind == KV_HTTPS, &next)) != 0)
 			goto out;
 		if (next == NULL)
 			break;

@@ -151,6 +151,26 @@ bool kb_kv_host_is_mhsm(const char *host);
 int kb_kv_request_ex(kb_kv_client *c, const char *method, const char *path,
     const cJSON *body, unsigned flags, struct kb_kv_response **out,
     bool *maybe_sent) KB_WARN_UNUSED;
+/*
+ * Internal request flag (beside KB_KV_NOT_IDEMPOTENT and KB_KV_RAW_PATH):
+ * parse the answer into an arena (jarena.c).  Only for kb_kv_list, whose
+ * pages never leave kv-client: nothing may be detached from such a body.
+ */
+#define KV_F_ARENA 0x80000000u
+
+/*
+ * cJSON trees parsed into one block (jarena.c).  kb_jarena_parse: the
+ * tree, or NULL (not JSON, or out of memory) with nothing held;
+ * kb_jarena_discard frees the tree and the block.  Same thread for both.
+ */
+struct kb_jarena {
+	unsigned char *base;
+	size_t cap, used;
+	unsigned long spilled;   /* allocations that went to malloc */
+};
+cJSON *kb_jarena_parse(struct kb_jarena *a, const char *text, size_t len);
+void kb_jarena_discard(struct kb_jarena *a, cJSON *tree);
+
 /* The client's retry figures, for ops.c. */
 void kb_kv_client_retry_policy(const kb_kv_client *c, int *max_retries,
     long *base_ms, long *budget_ms);

@@ -288,7 +288,8 @@ int kb_kv_rotate_key(kb_kv_client *c, const char *name, unsigned flags,
  * that stops the walk and is returned).  null, absent and empty nextLink
  * all end the list.  A nextLink on another scheme, host or port, a
  * non-2xx page (mapped as kb_kv_response_error does), or more than
- * max_pages pages (0: 100000) fail.
+ * max_pages pages (0: 100000) fail.  item lives until each() returns:
+ * copy (cJSON_Duplicate) what must outlive it, never detach from it.
  */
 int kb_kv_list(kb_kv_client *c, const char *path, unsigned max_pages,
     int (*each)(void *arg, const cJSON *item), void *arg) KB_WARN_UNUSED;

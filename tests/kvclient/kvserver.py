@@ -203,6 +203,20 @@ class H(BaseHTTPRequestHandler):
             elif end == "empty":
                 doc["nextLink"] = ""
             return self.send(200, doc)
+        if scen == "dense":
+            # /s/dense/<id>?page=N&bad=<0|1>: a first page whose tree is
+            # many times its text (900 small items: kv-client's page
+            # arena overflows), then 3 items, or the same 900 cut short.
+            page = int(q.get("page", ["0"])[0])
+            bad = q.get("bad", ["0"])[0] == "1"
+            host = self.headers.get("Host")
+            if page == 0:
+                doc = {"value": [{"kid": "k"}] * 900,
+                       "nextLink": "https://%s%s?page=1&bad=%d" % (host, u.path, bad)}
+                return self.send(200, doc)
+            if bad:
+                return self.send(200, b'{"value":[' + b'{"kid":"k"},' * 900)
+            return self.send(200, {"value": [{"kid": "k"}] * 3})
         return self.send(404, {"error": {"code": "NotFound", "message": "no scenario " + scen}})
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
