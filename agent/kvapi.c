@@ -146,9 +146,15 @@ answer_error(struct req *rq, int r)
 	case KB_ERR_UNREACHABLE:
 	case KB_ERR_IO:
 	case KB_ERR_PROTOCOL:
-		/* A remote vault's (kv-client's) failures. */
-		status = 502;
-		code = "BadGateway";
+		/* A remote vault's (kv-client's) failures, also when vault
+		 * add tries one; anywhere else the agent's own (the store's
+		 * file locked or full): 500. */
+		if (rq->remote != NULL || (rq->oi != NULL &&
+		    (rq->oi->op == OP_VAULT_ADD || rq->oi->op == OP_VAULT_SHOW ||
+		    rq->oi->op == OP_VAULT_REMOVE))) {
+			status = 502;
+			code = "BadGateway";
+		}
 		break;
 	case KB_ERR_DEVICE:
 	case KB_ERR_NOT_LOGGED_IN:

@@ -912,6 +912,30 @@ kverr "audit maxresults=1001" 400 BadParameter
 req GET "/keybridge/audit?vault=locked&maxresults=1000"
 is "audit vault=locked: only its records" True "$(jb "len(j['value']) >= 4 and all(r['vault'] == 'locked' for r in j['value'])")"
 
+# ------------------------------------------------------------------ store locked
+# Another process holds the store's write lock past the agent's busy
+# timeout (5 s): a create fails with the agent's own 500 (not a remote
+# vault's 502), and leaves nothing in the store or on the token.
+N_LOCK=$(objects "$W")
+python3 - "$W/state/vaults.db" "$W/locked" <<'PY' &
+import os, sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN EXCLUSIVE")
+open(sys.argv[2], "w").close()
+time.sleep(8)
+db.execute("ROLLBACK")
+PY
+LOCKER=$!
+for _ in $(seq 1 100); do [ -e "$W/locked" ] && break; sleep 0.1; done
+kv POST /keys/lockedout/create '{"kty": "oct", "key_size": 128}'
+kverr "create while another process locks the store" 500 InternalServerError
+is "the message names the store and the lock" True \
+    "$(jb "'vault store' in j['error']['message'] and 'locked' in j['error']['message']")"
+wait $LOCKER
+kv GET /keys/lockedout
+kverr "after the lock: the key was not made" 404 KeyNotFound
+is "after the lock: no token object was made" "$N_LOCK" "$(objects "$W")"
+
 # ------------------------------------------------------------------ purge due at start
 kv POST /keys/due/create '{"kty": "oct", "key_size": 128}'
 save due
