@@ -61,7 +61,11 @@ struct kb_kv_credential {
 	bool allow_other_tenants;
 	long total_ms;
 	struct kb_http_pool *pool;
-	pthread_mutex_t lock;        /* cache */
+	pthread_mutex_t lock;        /* cache, fetching */
+	/* One token request at a time: the others wait for its answer in
+	 * the cache rather than each asking the authority (cached_get). */
+	bool fetching;
+	pthread_cond_t fetched;
 	struct cred_cache cache[CRED_CACHE_MAX];
 	size_t n_cache;
 };
@@ -522,22 +526,37 @@ cached_get(kb_kv_credential *cred, const char *tenant, const char *scope,
 	int r;
 
 	pthread_mutex_lock(&cred->lock);
-	r = cache_get(cred, tenant, scope, &tok, &exp);
-	pthread_mutex_unlock(&cred->lock);
-	if (r == 0)
-		goto done;
-	if (r != KB_ERR_NOT_FOUND)
+	/*
+	 * Threads that start together (a bulk job's first requests) would
+	 * each ask the authority for the same token; the first asks, the
+	 * others wait and find its token in the cache.  After a failure the
+	 * next waiter asks again, for its own answer.
+	 */
+	while ((r = cache_get(cred, tenant, scope, &tok, &exp)) == KB_ERR_NOT_FOUND &&
+	    cred->fetching)
+		pthread_cond_wait(&cred->fetched, &cred->lock);
+	if (r != KB_ERR_NOT_FOUND) {
+		pthread_mutex_unlock(&cred->lock);
+		if (r == 0)
+			goto done;
 		return r;
+	}
+	cred->fetching = true;
+	pthread_mutex_unlock(&cred->lock);
 	if (cred->kind == CRED_MANAGED)
 		r = kb_cred_msi_fetch(cred->msi, scope, &tok, &exp);
 	else
 		r = client_fetch(cred, tenant, scope, &tok, &exp);
+	pthread_mutex_lock(&cred->lock);
+	cred->fetching = false;
+	if (r == 0) {
+		cred->fetches++;
+		cache_put(cred, tenant, scope, tok, exp);
+	}
+	pthread_cond_broadcast(&cred->fetched);
+	pthread_mutex_unlock(&cred->lock);
 	if (r != 0)
 		return r;
-	pthread_mutex_lock(&cred->lock);
-	cred->fetches++;
-	cache_put(cred, tenant, scope, tok, exp);
-	pthread_mutex_unlock(&cred->lock);
  done:
 	*out_token = tok;
 	*out_expiry = exp;
@@ -593,6 +612,7 @@ cred_alloc(enum cred_kind kind)
 		return NULL;
 	c->kind = kind;
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->fetched, NULL);
 	pthread_mutex_init(&c->sign_lock, NULL);
 	return c;
 }
@@ -1000,6 +1020,7 @@ kb_kv_credential_free(kb_kv_credential *c)
 		c->signer.free_ctx(c->signer.ctx);
 	kb_cred_msi_free(c->msi);
 	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->fetched);
 	pthread_mutex_destroy(&c->sign_lock);
 	free(c->path);
 	free(c->tenant_id);

@@ -24,6 +24,7 @@ the server runs; write it atomically: temp file + rename):
                           content (stripped), so another test can predict
                           it; else "oauth-token-N"
   "expires_in"            optional: lifetime of issued tokens (3599)
+  "delay_ms"              optional: wait this long before issuing a token
   "identity_header"       App Service's X-IDENTITY-HEADER value expected
   "identities"            optional: user-assigned client ids IMDS and App
                           Service know (any other client_id: 400)
@@ -254,6 +255,8 @@ class H(BaseHTTPRequestHandler):
         else:
             return self.fail(cfg, rec, 401, "invalid_client", "AADSTS7000218: the request body must contain client_secret or client_assertion")
         e = int(cfg.get("expires_in", 3599))
+        if cfg.get("delay_ms"):
+            time.sleep(cfg["delay_ms"] / 1000.0)
         rec["status"] = 200
         record(cfg, rec)
         self.send(200, {"token_type": "Bearer", "expires_in": e, "ext_expires_in": e,

@@ -10,6 +10,7 @@
  * records what it saw; the test reads the record.
  */
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,6 +181,27 @@ jnum(const cJSON *o, const char *k)
 	return cJSON_IsNumber(v) ? v->valuedouble : -1;
 }
 
+/* get_token from several threads at once (the single-flight test). */
+struct racer {
+	kb_kv_credential *cred;
+	char tok[4096];
+	int r;
+};
+static pthread_barrier_t race_line;
+
+static int get(kb_kv_credential *cred, const char *tenant, const char *scope,
+    char *out, size_t n, int64_t *exp);
+
+static void *
+race_get(void *arg)
+{
+	struct racer *rc = arg;
+
+	pthread_barrier_wait(&race_line);
+	rc->r = get(rc->cred, NULL, SCOPE, rc->tok, sizeof(rc->tok), NULL);
+	return NULL;
+}
+
 /* get_token through the credential's source. */
 static int
 get(kb_kv_credential *cred, const char *tenant, const char *scope,
@@ -330,6 +352,39 @@ t_client_secret(void)
 	cJSON_Delete(rs);
 	kb_kv_credential_free(cred);
 	cred = NULL;
+
+	/* Four threads at once, the authority slow: one token request. */
+	cfg_set_num("delay_ms", 300);
+	rec_reset();
+	r = kb_kv_credential_client_secret(&so, &cred);
+	if (r == 0) {
+		struct racer rc[4];
+		pthread_t th[4];
+		int ok = 0, n = 0;
+
+		pthread_barrier_init(&race_line, NULL, 4);
+		for (i = 0; i < 4; i++) {
+			rc[i].cred = cred;
+			rc[i].r = -1;
+			if (pthread_create(&th[i], NULL, race_get, &rc[i]) == 0)
+				n++;
+		}
+		for (i = 0; i < n; i++) {
+			pthread_join(th[i], NULL);
+			ok += rc[i].r == 0 && strcmp(rc[i].tok, rc[0].tok) == 0;
+		}
+		pthread_barrier_destroy(&race_line);
+		rs = recs("token");
+		tap_ok(n == 4 && ok == 4 && kb_kv_credential_fetches(cred) == 1 &&
+		    cJSON_GetArraySize(rs) == 1,
+		    "4 threads at once: one token request, the same token for all "
+		    "(%d of 4 got it, %lu fetches, %d requests)", ok,
+		    kb_kv_credential_fetches(cred), cJSON_GetArraySize(rs));
+		cJSON_Delete(rs);
+	}
+	kb_kv_credential_free(cred);
+	cred = NULL;
+	cfg_set_num("delay_ms", 0);
 
 	/* Refresh: a token that lives less than the 5-minute margin. */
 	cfg_set_num("expires_in", 200);
