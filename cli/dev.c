@@ -204,14 +204,6 @@ sleep_ms(long ms)
 		;
 }
 
-static bool
-executable(const char *p)
-{
-	struct stat st;
-
-	return stat(p, &st) == 0 && S_ISREG(st.st_mode) && access(p, X_OK) == 0;
-}
-
 /*
  * keybridged: $KEYBRIDGED, next to this program, ../agent/ from it (the
  * build tree), PATH, then sbindir.
@@ -224,7 +216,7 @@ find_agent(char **out)
 	int r;
 
 	if (env != NULL && env[0] != '\0') {
-		if (!executable(env))
+		if (!kb_is_executable_file(env))
 			return kb_error_set(KB_ERR_CONFIG,
 			    "KEYBRIDGED=%s is not an executable file", env);
 		return (*out = kb_strdup(env)) != NULL ? 0 : KB_ERR_ALLOC;
@@ -239,7 +231,7 @@ find_agent(char **out)
 				continue;
 			if ((cand = join(dir, "keybridged")) == NULL)
 				break;
-			if (executable(cand)) {
+			if (kb_is_executable_file(cand)) {
 				free(copy);
 				*out = cand;
 				return 0;
@@ -250,7 +242,7 @@ find_agent(char **out)
 	}
 #ifdef KB_INSTALLED_AGENT
 	/* keybridge in bin/, keybridged in sbin/, which PATH may lack. */
-	if (executable(KB_INSTALLED_AGENT))
+	if (kb_is_executable_file(KB_INSTALLED_AGENT))
 		return (*out = kb_strdup(KB_INSTALLED_AGENT)) != NULL ? 0 : KB_ERR_ALLOC;
 #endif
 	return kb_error_set(KB_ERR_NOT_FOUND,

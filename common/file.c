@@ -150,8 +150,8 @@ kb_mkdir_p(const char *path, unsigned mode)
 	return 0;
 }
 
-static bool
-executable_file(const char *p)
+bool
+kb_is_executable_file(const char *p)
 {
 	struct stat st;
 
@@ -176,7 +176,7 @@ kb_program_beside(const char *name, const char *build_subdir, char **out)
 				else
 					snprintf(cand, sizeof(cand), "%s/../%s/%s", self,
 					    build_subdir, name);
-				if (executable_file(cand))
+				if (kb_is_executable_file(cand))
 					return (*out = kb_strdup(cand)) != NULL ?
 					    0 : KB_ERR_ALLOC;
 			}

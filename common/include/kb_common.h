@@ -191,6 +191,8 @@ int kb_file_write_atomic(const char *path, const void *p, size_t n,
     unsigned mode) KB_WARN_UNUSED;
 /* mkdir -p with mode for the components it creates. */
 int kb_mkdir_p(const char *path, unsigned mode) KB_WARN_UNUSED;
+/* An executable regular file (stat, then access X_OK). */
+bool kb_is_executable_file(const char *p);
 /*
  * Another keybridge program beside the running one: DIR/name (installed
  * side by side), then DIR/../build_subdir/name (meson's build tree), DIR
