@@ -181,27 +181,6 @@ jnum(const cJSON *o, const char *k)
 	return cJSON_IsNumber(v) ? v->valuedouble : -1;
 }
 
-/* get_token from several threads at once (the single-flight test). */
-struct racer {
-	kb_kv_credential *cred;
-	char tok[4096];
-	int r;
-};
-static pthread_barrier_t race_line;
-
-static int get(kb_kv_credential *cred, const char *tenant, const char *scope,
-    char *out, size_t n, int64_t *exp);
-
-static void *
-race_get(void *arg)
-{
-	struct racer *rc = arg;
-
-	pthread_barrier_wait(&race_line);
-	rc->r = get(rc->cred, NULL, SCOPE, rc->tok, sizeof(rc->tok), NULL);
-	return NULL;
-}
-
 /* get_token through the credential's source. */
 static int
 get(kb_kv_credential *cred, const char *tenant, const char *scope,
@@ -223,6 +202,24 @@ get(kb_kv_credential *cred, const char *tenant, const char *scope,
 	}
 	kb_secret_free(&tok);
 	return r;
+}
+
+/* get_token from several threads at once (the single-flight test). */
+struct racer {
+	kb_kv_credential *cred;
+	char tok[4096];
+	int r;
+};
+static pthread_barrier_t race_line;
+
+static void *
+race_get(void *arg)
+{
+	struct racer *rc = arg;
+
+	pthread_barrier_wait(&race_line);
+	rc->r = get(rc->cred, NULL, SCOPE, rc->tok, sizeof(rc->tok), NULL);
+	return NULL;
 }
 
 static bool

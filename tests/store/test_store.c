@@ -475,6 +475,26 @@ test_vaults(void)
 
 /* --------------------------------------------------------------- keys */
 
+/*
+ * A get of kvt's mykey (version NULL: the latest) succeeds, and its
+ * public JWK is want (NULL: none recorded).
+ */
+static void
+get_jwk_is(struct kb_store *st, const char *version, const char *want,
+    const char *get_name, const char *jwk_name)
+{
+	struct kb_store_key *g = NULL;
+
+	tap_is_int(kb_store_get_key(st, "kvt", "mykey", version, &g), 0, "%s",
+	    get_name);
+	if (want == NULL)
+		tap_ok(g != NULL && g->public_jwk == NULL, "%s", jwk_name);
+	else
+		tap_ok(g != NULL && g->public_jwk != NULL &&
+		    strcmp(g->public_jwk, want) == 0, "%s", jwk_name);
+	kb_store_key_free(g);
+}
+
 static void
 test_keys(void)
 {
@@ -715,41 +735,22 @@ test_keys(void)
 	/* The public JWK a get reads instead of the token (schema 6). */
 	{
 		static const char jwk1[] = "{\"kty\":\"RSA\",\"n\":\"AQAB\",\"e\":\"AQAB\"}";
-		struct kb_store_key *g = NULL;
 
-		tap_is_int(kb_store_get_key(st, "kvt", "mykey", NULL, &g), 0,
-		    "get before a public key is recorded");
-		tap_ok(g != NULL && g->public_jwk == NULL, "no public key yet");
-		kb_store_key_free(g);
-		g = NULL;
+		get_jwk_is(st, NULL, NULL, "get before a public key is recorded",
+		    "no public key yet");
 		tap_is_int(kb_store_set_public_jwk(st, "kvt", "MyKey",
 		    "00000000000000000000000000000002", jwk1), 0,
 		    "record the public key of a version");
-		tap_is_int(kb_store_get_key(st, "kvt", "mykey", NULL, &g), 0,
-		    "get it back");
-		tap_ok(g != NULL && g->public_jwk != NULL &&
-		    strcmp(g->public_jwk, jwk1) == 0, "the get carries it");
-		kb_store_key_free(g);
-		g = NULL;
-		tap_is_int(kb_store_get_key(st, "kvt", "mykey", NULL, &g), 0,
-		    "a second get (the store's cache)");
-		tap_ok(g != NULL && g->public_jwk != NULL &&
-		    strcmp(g->public_jwk, jwk1) == 0, "the cached copy carries it too");
-		kb_store_key_free(g);
-		g = NULL;
+		get_jwk_is(st, NULL, jwk1, "get it back", "the get carries it");
+		get_jwk_is(st, NULL, jwk1, "a second get (the store's cache)",
+		    "the cached copy carries it too");
 		tap_is_int(kb_store_set_public_jwk(st, "kvt", "mykey",
 		    "00000000000000000000000000000002", "{\"kty\":\"EC\"}"), 0,
 		    "recording again is not an error");
-		tap_is_int(kb_store_get_key(st, "kvt", "mykey",
-		    "00000000000000000000000000000002", &g), 0, "get that version");
-		tap_ok(g != NULL && g->public_jwk != NULL &&
-		    strcmp(g->public_jwk, jwk1) == 0, "but the first record stays");
-		kb_store_key_free(g);
-		g = NULL;
-		tap_is_int(kb_store_get_key(st, "kvt", "mykey",
-		    "00000000000000000000000000000001", &g), 0, "get the other version");
-		tap_ok(g != NULL && g->public_jwk == NULL, "which has none");
-		kb_store_key_free(g);
+		get_jwk_is(st, "00000000000000000000000000000002", jwk1,
+		    "get that version", "but the first record stays");
+		get_jwk_is(st, "00000000000000000000000000000001", NULL,
+		    "get the other version", "which has none");
 		tap_is_int(kb_store_set_public_jwk(st, "kvt", "mykey",
 		    "00000000000000000000000000000001", "not json"), KB_ERR_INVALID,
 		    "a text that is no JSON object is refused");
