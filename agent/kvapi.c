@@ -147,7 +147,8 @@ answer_error(struct req *rq, int r)
 	case KB_ERR_IO:
 	case KB_ERR_PROTOCOL:
 		/* A remote vault's (kv-client's) failures, also when vault
-		 * add tries one; anywhere else the agent's own (the store's
+		 * add tries one (show and remove, which reach none, keep the
+		 * 502 they had); anywhere else the agent's own (the store's
 		 * file locked or full): 500. */
 		if (rq->remote != NULL || (rq->oi != NULL &&
 		    (rq->oi->op == OP_VAULT_ADD || rq->oi->op == OP_VAULT_SHOW ||

@@ -161,7 +161,7 @@ int kb_kv_request_ex(kb_kv_client *c, const char *method, const char *path,
 /*
  * cJSON trees parsed into one block (jarena.c).  kb_jarena_parse: the
  * tree, or NULL (not JSON, or out of memory) with nothing held;
- * kb_jarena_discard frees the tree and the block.  Same thread for both.
+ * kb_jarena_discard frees the tree and the block (on any thread).
  */
 struct kb_jarena {
 	unsigned char *base;

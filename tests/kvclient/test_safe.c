@@ -757,9 +757,9 @@ t_bulk(void)
 	/*
 	 * The same load without a limiter bounces off the server.  At 10 a
 	 * second, not 48: on a loaded machine four threads against the
-	 * Python server reached only 22 a second in all (a loaded run), which a limit
-	 * of 48 never throttles; the point is that nothing on the client
-	 * side holds them back.
+	 * Python server reached only 22 a second in all, which a limit of
+	 * 48 never throttles; the point is that nothing on the client side
+	 * holds them back.
 	 */
 	ctl("/_reset", "{}");
 	a = mk("bulk.vault.azure.net", &off);
