@@ -574,14 +574,34 @@ add_b64(cJSON *o, const char *k, const unsigned char *p, size_t n)
 	return r;
 }
 
+/*
+ * The parts of an identifier, one after the other, cut as snprintf would
+ * cut them: snprintf itself was a thirtieth of a list page's CPU.
+ */
+static void
+id_join(char *buf, size_t n, const char *const *parts, size_t nparts)
+{
+	size_t i, len, at = 0;
+
+	if (n == 0)
+		return;
+	for (i = 0; i < nparts && at < n - 1; i++) {
+		len = strlen(parts[i]);
+		if (len > n - 1 - at)
+			len = n - 1 - at;
+		memcpy(buf + at, parts[i], len);
+		at += len;
+	}
+	buf[at] = '\0';
+}
+
 static void
 kid_of(const struct req *rq, const struct kb_store_key *k, bool with_version,
     char *buf, size_t n)
 {
-	if (with_version)
-		snprintf(buf, n, "%s/keys/%s/%s", rq->base, k->name, k->version);
-	else
-		snprintf(buf, n, "%s/keys/%s", rq->base, k->name);
+	const char *parts[] = { rq->base, "/keys/", k->name, "/", k->version };
+
+	id_join(buf, n, parts, with_version ? 5 : 3);
 }
 
 /* A deleted key's recoveryId. */
@@ -589,7 +609,9 @@ static void
 recovery_id_of(const struct req *rq, const struct kb_store_key *k, char *buf,
     size_t n)
 {
-	snprintf(buf, n, "%s/deletedkeys/%s", rq->base, k->name);
+	const char *parts[] = { rq->base, "/deletedkeys/", k->name };
+
+	id_join(buf, n, parts, 3);
 }
 
 /*
