@@ -42,6 +42,7 @@ static const struct kb_err_row err_table[] = {
 	{ KB_ERR_USAGE, "KB_ERR_USAGE", "bad command line", 2 },
 	{ KB_ERR_NOT_LOGGED_IN, "KB_ERR_NOT_LOGGED_IN", "the token is not logged in", 5 },
 	{ KB_ERR_UNSUPPORTED, "KB_ERR_UNSUPPORTED", "not supported", 8 },
+	{ KB_ERR_BUSY, "KB_ERR_BUSY", "busy; try again later", 15 },
 };
 
 static const struct kb_err_row *

@@ -741,15 +741,24 @@ kb_kv_request_ex(kb_kv_client *c, const char *method, const char *path,
 	return r;
 }
 
-int
-kb_kv_status_to_err(long status, const char *kv_code)
+/* Error codes of a 5xx that mean the token behind the vault. */
+static bool
+kv_device_code(const char *kv_code)
 {
-	static const char *device_codes[] = {
-		"HSMError", "TokenUnavailable", "DeviceError",
-		"ServiceUnavailable", NULL
+	static const char *codes[] = {
+		"HSMError", "TokenUnavailable", "DeviceError", NULL
 	};
 	size_t i;
 
+	for (i = 0; kv_code != NULL && codes[i] != NULL; i++)
+		if (strcmp(kv_code, codes[i]) == 0)
+			return true;
+	return false;
+}
+
+int
+kb_kv_status_to_err(long status, const char *kv_code)
+{
 	if (status >= 200 && status < 300)
 		return 0;
 	switch (status) {
@@ -766,19 +775,24 @@ kb_kv_status_to_err(long status, const char *kv_code)
 	case 409:
 		return KB_ERR_CONFLICT;
 	case 413:
-	case 429:
 		return KB_ERR_LIMIT;
-	case 502:
+	case 429:
+		return KB_ERR_BUSY;     /* throttled past every retry */
 	case 503:
+		/* A vault (or an agent whose store is locked) that asks to
+		 * be tried later, unless it names its token. */
+		return kv_device_code(kv_code) ? KB_ERR_DEVICE : KB_ERR_BUSY;
+	case 502:
 	case 504:
 		return KB_ERR_DEVICE;
 	default:
 		break;
 	}
 	if (status >= 500) {
-		for (i = 0; kv_code != NULL && device_codes[i] != NULL; i++)
-			if (strcmp(kv_code, device_codes[i]) == 0)
-				return KB_ERR_DEVICE;
+		if (kv_device_code(kv_code))
+			return KB_ERR_DEVICE;
+		if (kv_code != NULL && strcmp(kv_code, "ServiceUnavailable") == 0)
+			return KB_ERR_BUSY;
 		return KB_ERR_INTERNAL;
 	}
 	if (status >= 400)

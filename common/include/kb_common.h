@@ -63,7 +63,8 @@ enum {
 	KB_ERR_USAGE = -21,          /* bad command line */
 	KB_ERR_NOT_LOGGED_IN = -22,  /* the token needs a login first */
 	KB_ERR_UNSUPPORTED = -23,    /* request not supported */
-	KB_ERR__MIN = -23
+	KB_ERR_BUSY = -24,           /* busy for now; the same request may succeed later */
+	KB_ERR__MIN = -24
 };
 
 /* Generic sentence for a code; never NULL. */

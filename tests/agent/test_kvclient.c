@@ -198,7 +198,13 @@ main(void)
 	tap_is_int(kb_kv_status_to_err(413, NULL), KB_ERR_LIMIT, "413");
 	tap_is_int(kb_kv_status_to_err(500, "HSMError"), KB_ERR_DEVICE, "500 HSMError");
 	tap_is_int(kb_kv_status_to_err(500, "InternalServerError"), KB_ERR_INTERNAL, "500 other");
-	tap_is_int(kb_kv_status_to_err(503, NULL), KB_ERR_DEVICE, "503");
+	tap_is_int(kb_kv_status_to_err(503, NULL), KB_ERR_BUSY, "503");
+	tap_is_int(kb_kv_status_to_err(503, "ServiceUnavailable"), KB_ERR_BUSY,
+	    "503 ServiceUnavailable");
+	tap_is_int(kb_kv_status_to_err(503, "HSMError"), KB_ERR_DEVICE,
+	    "503 HSMError");
+	tap_is_int(kb_kv_status_to_err(500, "ServiceUnavailable"), KB_ERR_BUSY,
+	    "500 ServiceUnavailable");
 	tap_is_int(kb_kv_status_to_err(302, NULL), KB_ERR_PROTOCOL, "302");
 
 	shutdown(listen_fd, SHUT_RDWR);

@@ -302,7 +302,7 @@ t_retries(void)
 	tap_ok(r == 0 && resp && resp->status == 503,
 	    "a not-idempotent request after a 503 is not resent: the 503 comes back");
 	r = resp ? kb_kv_response_error(resp) : 0;
-	tap_is_int(r, KB_ERR_DEVICE, "503 maps to DEVICE");
+	tap_is_int(r, KB_ERR_BUSY, "503 maps to BUSY");
 	kb_kv_response_free(resp);
 	resp = NULL;
 	{
@@ -345,7 +345,7 @@ t_retries(void)
 		tap_ok(r == 0 && resp && resp->status == 429 && dt < 2.5,
 		    "the retry budget ends a throttled request (%.1f s)", dt);
 		r = resp ? kb_kv_response_error(resp) : 0;
-		tap_is_int(r, KB_ERR_LIMIT, "429 maps to LIMIT: %s", kb_error_detail(r));
+		tap_is_int(r, KB_ERR_BUSY, "429 maps to BUSY: %s", kb_error_detail(r));
 		kb_kv_response_free(resp);
 		resp = NULL;
 		kb_kv_client_free(c);

@@ -190,7 +190,7 @@ main(int argc, char **argv)
 	tap_is_int(kb_kv_retry_after_ms("-1", 0), -1, "negative: ignored");
 	tap_is_int(kb_kv_retry_after_ms("soon", 0), -1, "junk: ignored");
 	tap_is_int(kb_kv_retry_after_ms("99999999999", 0), -1, "absurd: ignored");
-	tap_is_int(kb_kv_status_to_err(429, "Throttled"), KB_ERR_LIMIT, "429 LIMIT");
+	tap_is_int(kb_kv_status_to_err(429, "Throttled"), KB_ERR_BUSY, "429 BUSY");
 	tap_is_int(kb_kv_status_to_err(404, "KeyNotFound"), KB_ERR_NOT_FOUND, "404");
 	tap_is_int(kb_kv_status_to_err(409, "Conflict"), KB_ERR_CONFLICT, "409");
 	return tap_done();
