@@ -409,6 +409,10 @@ int agent_respond_text(struct MHD_Connection *c, unsigned status, char *json,
 int agent_respond_error(struct MHD_Connection *c, unsigned status,
     const char *code, const char *message, const char *inner,
     const char *allow);
+/* The same with one more header (hname NULL: none). */
+int agent_respond_error_hdr(struct MHD_Connection *c, unsigned status,
+    const char *code, const char *message, const char *inner,
+    const char *hname, const char *hval);
 /* kvapi.c: an audit record for a refused request (best effort); the
  * second names the operation and vault from the request's path. */
 void agent_audit_denial(struct agent *a, const struct agent_peer *p,

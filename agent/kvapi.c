@@ -22,6 +22,8 @@
 #include "store.h"
 
 #define BASE_MAX 400
+/* Retry-After (s) of a 503 for a store locked by another process. */
+#define BUSY_RETRY_AFTER "2"
 #define PAGE_DEFAULT 25
 #define PAGE_MAX 25
 /* A page: 25 items of at most ~5 kB (kid, 15 tags of 256+256 characters,
@@ -116,6 +118,7 @@ answer_error(struct req *rq, int r)
 	unsigned status = 500;
 	const char *code = "InternalServerError";
 	const char *msg = kb_error_detail(r);
+	const char *retry_after = NULL;
 
 	switch (r) {
 	case KB_ERR_INVALID:
@@ -149,13 +152,20 @@ answer_error(struct req *rq, int r)
 		/* A remote vault's (kv-client's) failures, also when vault
 		 * add tries one (show and remove, which reach none, keep the
 		 * 502 they had); anywhere else the agent's own (the store's
-		 * file locked or full): 500. */
+		 * file full or unreadable): 500. */
 		if (rq->remote != NULL || (rq->oi != NULL &&
 		    (rq->oi->op == OP_VAULT_ADD || rq->oi->op == OP_VAULT_SHOW ||
 		    rq->oi->op == OP_VAULT_REMOVE))) {
 			status = 502;
 			code = "BadGateway";
 		}
+		break;
+	case KB_ERR_BUSY:
+		/* The store locked by another process past busy_timeout (or
+		 * a remote vault's 503): a retry after a pause may succeed. */
+		status = 503;
+		code = "ServiceUnavailable";
+		retry_after = BUSY_RETRY_AFTER;
 		break;
 	case KB_ERR_DEVICE:
 	case KB_ERR_NOT_LOGGED_IN:
@@ -171,8 +181,9 @@ answer_error(struct req *rq, int r)
 	if (status >= 500)
 		kb_warn("%s %s: %s", rq->method, rq->oi != NULL ? rq->oi->name : "?",
 		    msg);
-	return agent_respond_error(rq->c, status, code, msg,
-	    status == 409 ? rq->inner : NULL, NULL);
+	return agent_respond_error_hdr(rq->c, status, code, msg,
+	    status == 409 ? rq->inner : NULL,
+	    retry_after != NULL ? MHD_HTTP_HEADER_RETRY_AFTER : NULL, retry_after);
 }
 
 static int

@@ -185,13 +185,22 @@ error_body(const char *code, const char *message, const char *inner)
 }
 
 int
+agent_respond_error_hdr(struct MHD_Connection *c, unsigned status,
+    const char *code, const char *message, const char *inner,
+    const char *hname, const char *hval)
+{
+	cJSON *root = error_body(code, message, inner);
+
+	return root != NULL ? respond_hdr(c, status, root, hname, hval) : -1;
+}
+
+int
 agent_respond_error(struct MHD_Connection *c, unsigned status,
     const char *code, const char *message, const char *inner,
     const char *allow)
 {
-	cJSON *root = error_body(code, message, inner);
-
-	return root != NULL ? agent_respond(c, status, root, allow) : -1;
+	return agent_respond_error_hdr(c, status, code, message, inner,
+	    allow != NULL ? MHD_HTTP_HEADER_ALLOW : NULL, allow);
 }
 
 static enum MHD_Result

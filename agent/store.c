@@ -248,6 +248,11 @@ db_err(struct kb_store *st, int rc, const char *what)
 		break;
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
+		/* Another process (sqlite3, a backup tool) held the lock for
+		 * all of busy_timeout: the caller may well succeed later. */
+		return kb_error_set(KB_ERR_BUSY, "vault store %s: %s: %s (another "
+		    "process held the lock for %d s); try again", st->path, what,
+		    sqlite3_errmsg(st->db), STORE_BUSY_MS / 1000);
 	case SQLITE_IOERR:
 	case SQLITE_FULL:
 	case SQLITE_CANTOPEN:

@@ -142,6 +142,34 @@ objects() {
 	find "$1/tokens" -name '*.object' | wc -l
 }
 
+# lock_store DB: another process takes DB's write lock (BEGIN EXCLUSIVE)
+# and holds it until unlock_store, so no timing decides what the agent
+# meets; 0 once the lock is held, 1 if it was not within 60 s.
+lock_store() {
+	rm -f "$W/store.locked" "$W/store.release"
+	python3 - "$1" "$W/store.locked" "$W/store.release" <<'PY' &
+import os, sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN EXCLUSIVE")
+open(sys.argv[2], "w").close()
+for _ in range(1200):
+    if os.path.exists(sys.argv[3]):
+        break
+    time.sleep(0.05)
+db.execute("ROLLBACK")
+PY
+	STORE_LOCKER=$!
+	for _ in $(seq 1 600); do
+		[ -e "$W/store.locked" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+unlock_store() {
+	: >"$W/store.release"
+	wait "$STORE_LOCKER"
+}
+
 # mkconf FILE SOCKET MODULE LABEL PINFILE [EXTRA-AGENT-LINES]
 mkconf() {
 	cat >"$1" <<CONF

@@ -454,6 +454,24 @@ assert recs and all(r["vault"] == "locked" for r in recs)
 k audit list --limit 0
 expect 13 "audit --limit 0"
 
+# The store locked by another process: after its 5 s busy timeout the
+# agent answers 503 with Retry-After; kv-client does not resend a create
+# blindly, finds no new version, and the command ends with exit 15 (try
+# again later), having made nothing.
+check "another process holds the store's write lock" lock_store "$W/state/vaults.db"
+N_BUSY=$(objects "$W")
+k key create k-busy --type aes
+expect 15 "key create while another process locks the store"
+check "key create on a locked store: one sentence" one_sentence
+check "key create on a locked store: it says to try again" \
+    grep -q 'locked.*try again' "$W/err"
+unlock_store
+k key show k-busy
+expect 9 "after the lock: k-busy was not made"
+check "after the lock: no token object was made" test "$N_BUSY" -eq "$(objects "$W")"
+k key create k-busy --type aes
+expect 0 "the same create once the lock is gone"
+
 check "no PIN in the agent's log" bash -c "! grep -qe '$(cat "$W/user.pin")' -e '$(cat "$W/user2.pin")' '$W/agent.err'"
 
 done_testing

@@ -914,24 +914,19 @@ is "audit vault=locked: only its records" True "$(jb "len(j['value']) >= 4 and a
 
 # ------------------------------------------------------------------ store locked
 # Another process holds the store's write lock past the agent's busy
-# timeout (5 s): a create fails with the agent's own 500 (not a remote
-# vault's 502), and leaves nothing in the store or on the token.
+# timeout (5 s): a create fails with 503 ServiceUnavailable and a
+# Retry-After (not a 500, not a remote vault's 502), and leaves nothing in
+# the store or on the token.
 N_LOCK=$(objects "$W")
-python3 - "$W/state/vaults.db" "$W/locked" <<'PY' &
-import os, sqlite3, sys, time
-db = sqlite3.connect(sys.argv[1], isolation_level=None)
-db.execute("BEGIN EXCLUSIVE")
-open(sys.argv[2], "w").close()
-time.sleep(8)
-db.execute("ROLLBACK")
-PY
-LOCKER=$!
-for _ in $(seq 1 100); do [ -e "$W/locked" ] && break; sleep 0.1; done
-kv POST /keys/lockedout/create '{"kty": "oct", "key_size": 128}'
-kverr "create while another process locks the store" 500 InternalServerError
-is "the message names the store and the lock" True \
-    "$(jb "'vault store' in j['error']['message'] and 'locked' in j['error']['message']")"
-wait $LOCKER
+check "another process holds the store's write lock" lock_store "$W/state/vaults.db"
+req POST "/keys/lockedout/create?$AV" -D "$W/hdr" \
+    -H 'Content-Type: application/json' --data-binary '{"kty": "oct", "key_size": 128}'
+kverr "create while another process locks the store" 503 ServiceUnavailable
+is "the message names the store and the lock, and says to try again" True \
+    "$(jb "'vault store' in j['error']['message'] and 'locked' in j['error']['message'] and 'try again' in j['error']['message']")"
+check "the 503 says when to try again (Retry-After: 2)" \
+    grep -qi '^Retry-After: 2.$' "$W/hdr"
+unlock_store
 kv GET /keys/lockedout
 kverr "after the lock: the key was not made" 404 KeyNotFound
 is "after the lock: no token object was made" "$N_LOCK" "$(objects "$W")"
