@@ -389,7 +389,7 @@ kb_kv_limiter_acquire(struct kb_kv_limiter *l, int cls, unsigned flags,
 		if (wait > 0 && now + wait > deadline) {
 			b->tokens += w;     /* not taken */
 			pthread_mutex_unlock(&l->lock);
-			return kb_error_set(KB_ERR_LIMIT, "too many requests to %s: "
+			return kb_error_set(KB_ERR_BUSY, "too many requests to %s: "
 			    "the client-side limit (%.0f %s per %.0f s) would hold this "
 			    "request past its retry budget", l->key, b->limit * b->factor,
 			    kv_bucket_units(l, b), l->window);

@@ -413,7 +413,7 @@ t_budget(void)
 	resp = NULL;
 	r2 = kb_kv_request(c, "POST", "/keys/b2/create", NULL, &resp);
 	dt = kb_now_mono() - t0;
-	tap_ok(r1 == 0 && r2 == KB_ERR_LIMIT, "a create whose place is 11 s away "
+	tap_ok(r1 == 0 && r2 == KB_ERR_BUSY, "a create whose place is 11 s away "
 	    "fails at once with a 1 s budget: %s", kb_error_detail(r2));
 	tap_ok(strstr(kb_error_detail(r2), "client-side limit") != NULL,
 	    "the sentence says it is the client's own limit");
@@ -968,7 +968,7 @@ t_maint(void)
 		ok = req(c, "DELETE", "/keys/mb0", NULL, 0, 200, NULL);
 		r = kb_kv_client_new_url(url, &o, &c2);
 		r = r ? r : kb_kv_request(c2, "DELETE", "/keys/mb1", NULL, &resp);
-		tap_ok(ok && r == KB_ERR_LIMIT && strstr(kb_error_detail(r),
+		tap_ok(ok && r == KB_ERR_BUSY && strstr(kb_error_detail(r),
 		    "deletes, purges, backups and restores") != NULL,
 		    "a delete past its budget: %s", kb_error_detail(r));
 		tap_is_int(st_int("hits", "DELETE /keys/mb1"), 0, "the server never saw it");
