@@ -357,10 +357,12 @@ int agent_remote_forward(struct agent_remote *r, const char *method,
     const char *path, const cJSON *body, enum agent_remote_make make,
     const char *name, const char *local_base, unsigned *status,
     cJSON **out) KB_WARN_UNUSED;
-/* keybridge vault add / remove: check, write the config, serve. */
+/* keybridge vault add / remove: check, write the config, serve.  An add
+ * that failed because the vault did not answer as it should sets
+ * *upstream (the caller's 502, not its own 500). */
 struct kb_store_actor;
 int agent_remote_add(struct agent *a, const char *name, const cJSON *spec,
-    const struct kb_store_actor *who) KB_WARN_UNUSED;
+    const struct kb_store_actor *who, bool *upstream) KB_WARN_UNUSED;
 int agent_remote_remove(struct agent *a, const char *name,
     const struct kb_store_actor *who) KB_WARN_UNUSED;
 

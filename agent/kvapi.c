@@ -108,6 +108,7 @@ struct req {
 	char *out_text;               /* or the answer printed (list pages) */
 	size_t out_len;
 	const char *inner;            /* innererror code of an error */
+	bool upstream;                /* the error is a remote vault's */
 };
 
 /* ---------------------------------------------------------------- errors */
@@ -150,12 +151,9 @@ answer_error(struct req *rq, int r)
 	case KB_ERR_IO:
 	case KB_ERR_PROTOCOL:
 		/* A remote vault's (kv-client's) failures, also when vault
-		 * add tries one (show and remove, which reach none, keep the
-		 * 502 they had); anywhere else the agent's own (the store's
-		 * file full or unreadable): 500. */
-		if (rq->remote != NULL || (rq->oi != NULL &&
-		    (rq->oi->op == OP_VAULT_ADD || rq->oi->op == OP_VAULT_SHOW ||
-		    rq->oi->op == OP_VAULT_REMOVE))) {
+		 * add tries one; anywhere else the agent's own (its store or
+		 * its config file full or unreadable): 500. */
+		if (rq->remote != NULL || rq->upstream) {
 			status = 502;
 			code = "BadGateway";
 		}
@@ -1960,7 +1958,8 @@ h_vault(struct req *rq)
 	if (rq->oi->op == OP_VAULT_ADD) {
 		if ((r = parse_body(rq, true)) != 0)
 			return r;
-		if ((r = agent_remote_add(rq->a, name, rq->body, &rq->who)) != 0)
+		if ((r = agent_remote_add(rq->a, name, rq->body, &rq->who,
+		    &rq->upstream)) != 0)
 			return r;
 	} else if (rq->oi->op == OP_VAULT_REMOVE) {
 		if ((r = agent_remote_remove(rq->a, name, &rq->who)) != 0)

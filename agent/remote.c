@@ -785,7 +785,7 @@ name_taken(struct agent *a, const char *name)
 
 int
 agent_remote_add(struct agent *a, const char *name, const cJSON *spec,
-    const struct kb_store_actor *who)
+    const struct kb_store_actor *who, bool *upstream)
 {
 	struct agent_remotes *rs = a->remotes;
 	struct agent_remote_cfg *cfg = NULL;
@@ -799,6 +799,7 @@ agent_remote_add(struct agent *a, const char *name, const cJSON *spec,
 	bool wrote = false;
 	int rc;
 
+	*upstream = false;
 	kb_buf_init(&sec, REMOTE_TEXT_MAX);
 	kb_buf_init(&all, ((size_t)1 << 20) + REMOTE_TEXT_MAX);
 	pthread_mutex_lock(&rs->edit);
@@ -829,6 +830,7 @@ agent_remote_add(struct agent *a, const char *name, const cJSON *spec,
 			snprintf(why, sizeof(why), "%s", kb_error_detail(rc));
 			rc = kb_error_set(rc, "vault %s was not added: listing its "
 			    "keys failed: %s", name, why);
+			*upstream = true;
 			goto out;
 		}
 	}
