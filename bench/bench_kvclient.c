@@ -178,6 +178,8 @@ stop_node(void)
 	}
 }
 
+static void die(const char *what) __attribute__((noreturn));
+
 static void
 die(const char *what)
 {
