@@ -880,8 +880,9 @@ t_storm(void)
 
 /*
  * Managed HSM deletes ten keys a second (NOTES.md 4.2).  25 deletes and
- * 40 reads at once on one HSM, against a server that throttles deletes
- * above 10 a second: the deletes queue at 9 a second with none
+ * 40 reads at once on one HSM (the deletes from five threads, so the
+ * bucket and not the machine's speed sets their pace), against a server
+ * that throttles deletes above 10 a second: they queue at 9 a second with none
  * bounced, while the reads, another class, never wait.  The same deletes
  * on a Key Vault are other units and pass at once.
  */
@@ -891,15 +892,16 @@ t_maint(void)
 	struct lim budget = { .maint = 1, .window_ms = 10000 };
 	struct kb_kv_limiter_info in;
 	struct kb_kv_response *resp = NULL;
-	struct bulk jobs[2];
+	struct bulk jobs[6];
 	kb_kv_client *c;
-	char name[32];
+	char name[32], pre[5][16];
+	double del_dt = 0;
 	cJSON *j;
 	int i, ok, made = 0;
 
 	ctl("/_reset", "{}");
 	for (i = 0; i < 25; i++) {
-		snprintf(name, sizeof(name), "md%d", i);
+		snprintf(name, sizeof(name), "md%d-%d", i / 5, i % 5);
 		made += put_key(name);
 	}
 	made += put_key("mg");
@@ -911,21 +913,27 @@ t_maint(void)
 		return;
 	}
 	memset(jobs, 0, sizeof(jobs));
-	jobs[0].c = jobs[1].c = c;
-	jobs[0].method = "DELETE";
-	jobs[0].pre = "/keys/md";
-	jobs[0].n = 25;
-	jobs[1].method = "GET";
-	jobs[1].path = "/keys/mg";
-	jobs[1].n = 40;
-	ok = run(jobs, 2);
+	for (i = 0; i < 5; i++) {
+		snprintf(pre[i], sizeof(pre[i]), "/keys/md%d-", i);
+		jobs[i].c = c;
+		jobs[i].method = "DELETE";
+		jobs[i].pre = pre[i];
+		jobs[i].n = 5;
+	}
+	jobs[5].c = c;
+	jobs[5].method = "GET";
+	jobs[5].path = "/keys/mg";
+	jobs[5].n = 40;
+	ok = run(jobs, 6);
+	for (i = 0; i < 5; i++)
+		if (jobs[i].dt > del_dt)
+			del_dt = jobs[i].dt;
 	j = stats();
 	tap_is_int(ok, 65, "Managed HSM: 25 deletes and 40 reads at once");
 	if (kb_kv_client_limiter(c, &in) != 0)
 		memset(&in, 0, sizeof(in));
-	/* Under ASan on a loaded machine the deletes come slower, and some
-	 * find their place free: 18 of 25 waited once in CI.  Half is still
-	 * pacing; the server's side (below) is the strict check. */
+	/* With five threads asking, a delete finds its place free only
+	 * when a thread is slower than 0.5 s a request. */
 	tap_ok(in.requests_maint == 25 && in.units_maint == 25 &&
 	    in.waits_maint >= 12, "the limiter held %lu of the 25 deletes for "
 	    "their place (a bucket of 1, then 9 a second)", in.waits_maint);
@@ -941,10 +949,10 @@ t_maint(void)
 	    "the server took all 25, throttled %.0f (at most 2), and its busiest "
 	    "second saw %.0f (its limit is 10)", st_cls(j, "maint", "throttled"),
 	    st_cls(j, "maint", "max_window"));
-	tap_ok(jobs[0].dt >= 1.5, "the deletes took %.1f s (about 2.7 s at "
-	    "9 a second; wide bound)", jobs[0].dt);
+	tap_ok(del_dt >= 1.5, "the deletes took %.1f s (about 2.7 s at "
+	    "9 a second; wide bound)", del_dt);
 	/* Wall time only as a note: the count above is the proof. */
-	printf("# the 40 reads took %.1f s\n", jobs[1].dt);
+	printf("# the 40 reads took %.1f s\n", jobs[5].dt);
 	cJSON_Delete(j);
 	kb_kv_client_free(c);
 
