@@ -41,10 +41,21 @@
 /* Bearer tokens longer than this are refused unread (Entra's are ~2 KB). */
 #define BEARER_MAX 8192
 
+/* A request refused on its headers, answered when they are all read. */
+enum refusal {
+	REFUSE_NONE,
+	REFUSE_NO_TOKEN,              /* 401: the challenge */
+	REFUSE_TOKEN_EXPIRED,         /* 401 */
+	REFUSE_TOKEN_INVALID,         /* 401 */
+	REFUSE_DENIED                 /* 403, with why */
+};
+
 struct request {
 	struct kb_buf body;
 	bool too_large;
 	bool answered;
+	enum refusal refusal;
+	char why[512];                /* REFUSE_DENIED's sentence */
 	struct agent_peer peer;       /* HTTPS: this request's principal */
 };
 
@@ -229,6 +240,45 @@ respond_challenge(struct agent *a, struct MHD_Connection *c,
 
 enum bearer_result { BEARER_OK, BEARER_MISSING, BEARER_INVALID, BEARER_EXPIRED };
 
+/*
+ * A refusal's answer.  libmicrohttpd closes a connection whose answer was
+ * queued before the request was read (it cannot tell where the next
+ * request starts), so a request without a body is refused at its end:
+ * the client keeps its connection, and its TLS session, for the retry
+ * with a token that the challenge asks for.
+ */
+static enum MHD_Result
+refuse(struct agent *a, struct MHD_Connection *c, struct request *rq)
+{
+	rq->answered = true;
+	switch (rq->refusal) {
+	case REFUSE_NO_TOKEN:
+		return respond_challenge(a, c, "AKV10000: Request is missing a "
+		    "Bearer or PoP token.");
+	case REFUSE_TOKEN_EXPIRED:
+		return respond_challenge(a, c, "AKV10032: The bearer token has "
+		    "expired.");
+	case REFUSE_TOKEN_INVALID:
+		return respond_challenge(a, c, "AKV10022: The bearer token is "
+		    "not valid for this agent.");
+	default:
+		return respond_error(c, 403, "Forbidden", rq->why, NULL);
+	}
+}
+
+/* Whether the request announces a body (Content-Length over 0, or
+ * Transfer-Encoding). */
+static bool
+has_body(struct MHD_Connection *c)
+{
+	const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+	return (cl != NULL && strcmp(cl, "0") != 0) ||
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+}
+
 /* SHA-256 fetched once: SHA256() fetches the algorithm on every call,
  * a few percent of a small request's CPU. */
 static EVP_MD *bearer_md;
@@ -304,7 +354,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	struct agent *a = ls->a;
 	struct request *rq = *req_ctx;
 	const struct agent_peer *peer = NULL;
-	char why[512], who[96];
+	char who[96];
 	const char *cl;
 	unsigned long long clen;
 	char msg[128];
@@ -322,33 +372,32 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		if (ls->https) {
 			enum bearer_result br = bearer_auth(a, c, &rq->peer);
 
-			if (br != BEARER_OK) {
-				rq->answered = true;
-				if (br == BEARER_MISSING)
-					return respond_challenge(a, c, "AKV10000: Request "
-					    "is missing a Bearer or PoP token.");
+			if (br == BEARER_MISSING) {
+				rq->refusal = REFUSE_NO_TOKEN;
+			} else if (br != BEARER_OK) {
 				kb_info("refused %s %.128s over HTTPS: %s bearer token",
 				    method, url, br == BEARER_EXPIRED ? "an expired" :
 				    "an unknown");
 				agent_kvapi_deny_audit(a, peer, url, method,
 				    br == BEARER_EXPIRED ? "token-expired" :
 				    "token-invalid");
-				return respond_challenge(a, c, br == BEARER_EXPIRED ?
-				    "AKV10032: The bearer token has expired." :
-				    "AKV10022: The bearer token is not valid for this "
-				    "agent.");
+				rq->refusal = br == BEARER_EXPIRED ?
+				    REFUSE_TOKEN_EXPIRED : REFUSE_TOKEN_INVALID;
 			}
 		}
-		if ((r = agent_access_check(a, peer)) != 0) {
+		if (rq->refusal == REFUSE_NONE &&
+		    (r = agent_access_check(a, peer)) != 0) {
 			kb_info("refused %s %.128s from %s (pid %ld)", method, url,
 			    agent_peer_name(peer, who, sizeof(who)),
 			    (long)peer->pid);
 			/* The sentence first: auditing may set another. */
-			snprintf(why, sizeof(why), "%s", kb_error_detail(r));
+			snprintf(rq->why, sizeof(rq->why), "%s", kb_error_detail(r));
 			agent_kvapi_deny_audit(a, peer, url, method, "denied");
-			rq->answered = true;
-			return respond_error(c, 403, "Forbidden", why, NULL);
+			rq->refusal = REFUSE_DENIED;
 		}
+		if (rq->refusal != REFUSE_NONE)
+			/* A body is not read: refused now, the connection closes. */
+			return has_body(c) ? refuse(a, c, rq) : MHD_YES;
 		kb_debug("%s %.128s from %s (pid %ld)", method, url,
 		    agent_peer_name(peer, who, sizeof(who)), (long)peer->pid);
 		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
@@ -361,9 +410,14 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		}
 		return MHD_YES;
 	}
-	if (rq->answered) {  /* a body we refused: drop it unread */
-		*upload_data_size = 0;
-		return MHD_YES;
+	if (rq->answered || rq->refusal != REFUSE_NONE) {
+		/* A body we refused: dropped unread.  A bodiless request
+		 * refused on its headers: answered now that it is all read. */
+		if (*upload_data_size > 0 || rq->answered) {
+			*upload_data_size = 0;
+			return MHD_YES;
+		}
+		return refuse(a, c, rq);
 	}
 	if (*upload_data_size > 0) {
 		/* Chunked bodies announce no length: cap them as they come. */

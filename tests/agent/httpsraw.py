@@ -14,6 +14,11 @@
                                line, or "closed"
   version HOST PORT CA V       a handshake with only TLS version V (1.0, 1.1,
                                1.2, 1.3): prints "ok" or "refused"
+  twice HOST PORT CA TOKENFILE BODY
+                               on one connection, a GET /keys without a token
+                               (with a 20-byte body if BODY is "body"), then
+                               one with the token: prints both statuses, or
+                               "closed" for the second if the agent closed
 """
 import socket
 import ssl
@@ -51,6 +56,32 @@ def first_line(s):
     if not buf:
         return "closed"
     return buf.split(b"\r\n", 1)[0].decode("latin-1")
+
+
+def response(s):
+    """One whole answer on s: its status, or "closed"."""
+    buf = b""
+    try:
+        while b"\r\n\r\n" not in buf:
+            d = s.recv(4096)
+            if not d:
+                return "closed"
+            buf += d
+        head, rest = buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        n = 0
+        for h in lines[1:]:
+            k, _, v = h.partition(":")
+            if k.strip().lower() == "content-length":
+                n = int(v.strip())
+        while len(rest) < n:
+            d = s.recv(4096)
+            if not d:
+                return "closed"
+            rest += d
+        return lines[0].split(" ")[1]
+    except (ConnectionError, ssl.SSLError, socket.timeout):
+        return "closed"
 
 
 def main():
@@ -113,6 +144,22 @@ def main():
             print("ok")
         except (ssl.SSLError, ConnectionError, ValueError):
             print("refused")
+    elif cmd == "twice":
+        s = tls(sys.argv[2], sys.argv[3], sys.argv[4])
+        token = open(sys.argv[5]).read().strip()
+        body = b"x" * 20 if sys.argv[6] == "body" else b""
+        req = b"GET /keys?api-version=7.6 HTTP/1.1\r\nHost: x\r\n"
+        if body:
+            req += b"Content-Type: application/json\r\nContent-Length: 20\r\n"
+        first = response(s) if s.sendall(req + b"\r\n" + body) is None else ""
+        try:
+            s.sendall(req.replace(b"Host: x\r\n", b"Host: x\r\nAuthorization: "
+                                  b"Bearer " + token.encode() + b"\r\n") +
+                      b"\r\n" + body)
+            second = response(s)
+        except (ConnectionError, ssl.SSLError):
+            second = "closed"
+        print(first, second)
     else:
         sys.exit("unknown command " + cmd)
 

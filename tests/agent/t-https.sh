@@ -158,6 +158,13 @@ check "a valid token of a principal without a role: 403" [ "$code" = 403 ]
 check "whose message names the principal" grep -q "principal lone" "$W/b"
 code=$($C -o "$W/b" -w '%{http_code}' -H "Authorization: bearer $T_ADMIN" "$URL/keys?api-version=7.6")
 check "the scheme name is case-insensitive (RFC 7235): 200" [ "$code" = 200 ]
+( umask 077; printf %s "$T_ADMIN" >"$W/admin.tok" )
+out=$($RAW twice $H $PORT "$TLS/ca.pem" "$W/admin.tok" none)
+check "the challenge keeps the connection: 401, then 200 on it with the token ($out)" \
+    [ "$out" = "401 200" ]
+out=$($RAW twice $H $PORT "$TLS/ca.pem" "$W/admin.tok" body)
+check "a challenge to a request with a body closes it, the body unread ($out)" \
+    [ "$out" = "401 closed" ]
 
 A="Authorization: Bearer $T_ADMIN"
 R="Authorization: Bearer $T_READER"
