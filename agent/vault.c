@@ -1298,7 +1298,9 @@ verify_listing(struct agent *a, struct agent_vault *v, struct tobj *objs,
 				    sizeof(*objs), tobj_cmp) : NULL;
 				if (objs == NULL && fallback_find(v, &vers[j], &hit_buf))
 					hit = &hit_buf;
-				if (hit != NULL && hit->complete)
+				/* Half a key pair too: what is left of a version
+				 * is no more usable than the store says. */
+				if (hit != NULL)
 					fix_flags(v, hit->key, items[i].name, &vers[j], deleted);
 				if (objs == NULL && hit == &hit_buf)
 					kb_p11_key_free(hit_buf.key);
