@@ -410,10 +410,14 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		}
 		return MHD_YES;
 	}
-	if (rq->answered || rq->refusal != REFUSE_NONE) {
-		/* A body we refused: dropped unread.  A bodiless request
-		 * refused on its headers: answered now that it is all read. */
-		if (*upload_data_size > 0 || rq->answered) {
+	if (rq->answered) {  /* a body we refused: drop it unread */
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (rq->refusal != REFUSE_NONE) {
+		/* Refused on its headers, no body announced: answered now that
+		 * the request is all read (anything sent anyway is dropped). */
+		if (*upload_data_size > 0) {
 			*upload_data_size = 0;
 			return MHD_YES;
 		}
