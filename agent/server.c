@@ -22,14 +22,19 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <linux/sockios.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <strings.h>
 
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -111,6 +116,92 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
 }
 
 /*
+ * One TLS record for a small answer.  MHD 0.9.75 hands GnuTLS an answer's
+ * headers and its body in two calls (mhd_send.c: no vectored send over
+ * TLS), so every answer cost two records and two sends, and the client two
+ * wake-ups, two reads of each record and two decryptions.  An answer whose
+ * body is at most CORK_MAX bytes is held in GnuTLS (gnutls_record_cork)
+ * while MHD writes it, and goes out as one record from on_request_done(),
+ * which MHD calls once the last byte is handed to GnuTLS, before it reads
+ * the next request or closes the connection.
+ *
+ * Only when the socket's send queue is empty (SIOCOUTQ): the one write of
+ * a few kB then fits in the socket's buffer.  Should it meet a full buffer
+ * all the same (a client that stopped reading), it waits for room at most
+ * CORK_WAIT_MS and then shuts the connection down.  MHD leaves TCP_CORK set
+ * on TLS sockets and pushes its own writes by setting TCP_NODELAY, which
+ * flushes a corked socket on Linux; the coalesced write is pushed the same
+ * way.
+ */
+#define CORK_MAX 8192
+#define CORK_WAIT_MS 1000
+
+static gnutls_session_t
+tls_session(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	return ci != NULL ? (gnutls_session_t)ci->tls_session : NULL;
+}
+
+static int
+conn_fd(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	return ci != NULL ? ci->connect_fd : -1;
+}
+
+static void
+tls_cork(struct MHD_Connection *c, size_t body_len)
+{
+	gnutls_session_t s;
+	int fd, queued;
+
+	if (body_len > CORK_MAX || (s = tls_session(c)) == NULL ||
+	    (fd = conn_fd(c)) < 0 || ioctl(fd, SIOCOUTQ, &queued) != 0 ||
+	    queued != 0)
+		return;
+	gnutls_record_cork(s);
+}
+
+static void
+tls_uncork(struct MHD_Connection *c)
+{
+	gnutls_session_t s;
+	struct pollfd pfd;
+	double end;
+	ssize_t r;
+	int fd, one = 1, left;
+
+	if ((s = tls_session(c)) == NULL)
+		return;
+	if (gnutls_record_check_corked(s) == 0) {
+		(void)gnutls_record_uncork(s, 0);     /* corked, nothing held */
+		return;
+	}
+	if ((fd = conn_fd(c)) < 0)
+		return;       /* cannot happen: the session's socket */
+	end = kb_now_mono() + CORK_WAIT_MS / 1000.0;
+	while ((r = gnutls_record_uncork(s, 0)) < 0) {
+		left = (int)((end - kb_now_mono()) * 1000);
+		if ((r != GNUTLS_E_AGAIN && r != GNUTLS_E_INTERRUPTED) ||
+		    left <= 0) {
+			/* MHD sees the connection fail on its next read. */
+			(void)shutdown(fd, SHUT_RDWR);
+			return;
+		}
+		pfd.fd = fd;
+		pfd.events = POLLOUT;
+		pfd.revents = 0;
+		(void)poll(&pfd, 1, left);
+	}
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+/*
  * Queue a JSON text (taking it, freed with text_free; NULL: an empty body)
  * with the headers every answer carries.  0, or -1 when the connection
  * must be dropped.
@@ -138,6 +229,7 @@ respond_text_hdr(struct MHD_Connection *c, unsigned status, char *text,
 		MHD_destroy_response(resp);
 		return -1;
 	}
+	tls_cork(c, len);
 	ret = MHD_queue_response(c, status, resp);
 	MHD_destroy_response(resp);
 	return ret == MHD_YES ? 0 : -1;
@@ -449,6 +541,7 @@ on_request_done(void *cls, struct MHD_Connection *c, void **req_ctx,
 {
 	struct request *rq = *req_ctx;
 
+	tls_uncork(c);
 	if (rq == NULL)
 		return;
 	kb_buf_free(&rq->body);

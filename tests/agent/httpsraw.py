@@ -19,6 +19,16 @@
                                (with a 20-byte body if BODY is "body"), then
                                one with the token: prints both statuses, or
                                "closed" for the second if the agent closed
+  records HOST PORT CA TOKENFILE|none PATH...
+                               on one connection, after a GET /keys read
+                               whole, a GET of each PATH (with the token
+                               unless "none"): prints "STATUS RECORDS BYTES"
+                               for each, RECORDS being the TLS application
+                               data records that carried the answer
+  pipeline HOST PORT CA TOKENFILE N PATH
+                               N GETs of PATH sent in one write: prints the
+                               N statuses, then "same" if the N bodies are
+                               equal
 """
 import socket
 import ssl
@@ -82,6 +92,78 @@ def response(s):
         return lines[0].split(" ")[1]
     except (ConnectionError, ssl.SSLError, socket.timeout):
         return "closed"
+
+
+class Counted:
+    """A TLS client over a memory BIO, counting the records it receives."""
+
+    def __init__(self, host, port, ca):
+        self.sock = socket.create_connection((host, int(port)), timeout=10)
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = ctx(ca).wrap_bio(self.inc, self.out, server_hostname=host)
+        self.raw = b""
+        self.records = 0
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._flush()
+                self._feed()
+        self._flush()
+
+    def _flush(self):
+        d = self.out.read()
+        if d:
+            self.sock.sendall(d)
+
+    def _feed(self):
+        d = self.sock.recv(65536)
+        if not d:
+            raise ConnectionError("closed")
+        self.raw += d
+        # Whole records only: 5-byte header, then its length.
+        while len(self.raw) >= 5:
+            n = 5 + int.from_bytes(self.raw[3:5], "big")
+            if len(self.raw) < n:
+                break
+            if self.raw[0] == 23:
+                self.records += 1
+            self.inc.write(self.raw[:n])
+            self.raw = self.raw[n:]
+
+    def send(self, data):
+        self.tls.write(data)
+        self._flush()
+
+    def recv(self):
+        while True:
+            try:
+                d = self.tls.read(65536)
+                self._flush()
+                return d
+            except ssl.SSLWantReadError:
+                self._feed()
+
+    def answer(self, buf=b""):
+        """One answer: (status, body, bytes left over)."""
+        while b"\r\n\r\n" not in buf:
+            buf += self.recv()
+        head, rest = buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        n = 0
+        for h in lines[1:]:
+            k, _, v = h.partition(":")
+            if k.strip().lower() == "content-length":
+                n = int(v.strip())
+        while len(rest) < n:
+            rest += self.recv()
+        return lines[0].split(" ")[1], rest[:n], rest[n:]
+
+
+def get(path, token):
+    auth = b"" if token is None else b"Authorization: Bearer " + token + b"\r\n"
+    return b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n" + auth + b"\r\n"
 
 
 def main():
@@ -160,6 +242,29 @@ def main():
         except (ConnectionError, ssl.SSLError):
             second = "closed"
         print(first, second)
+    elif cmd == "records":
+        c = Counted(sys.argv[2], sys.argv[3], sys.argv[4])
+        token = (None if sys.argv[5] == "none" else
+                 open(sys.argv[5]).read().strip().encode())
+        # The first answer comes after TLS 1.3's session tickets.
+        c.send(get("/keys?api-version=7.6", token))
+        c.answer()
+        for path in sys.argv[6:]:
+            before = c.records
+            c.send(get(path, token))
+            st, body, _ = c.answer()
+            print(st, c.records - before, len(body))
+    elif cmd == "pipeline":
+        c = Counted(sys.argv[2], sys.argv[3], sys.argv[4])
+        token = open(sys.argv[5]).read().strip().encode()
+        n = int(sys.argv[6])
+        c.send(get(sys.argv[7], token) * n)
+        left, out, bodies = b"", [], set()
+        for _ in range(n):
+            st, body, left = c.answer(left)
+            out.append(st)
+            bodies.add(body)
+        print(" ".join(out), "same" if len(bodies) == 1 else "differ")
     else:
         sys.exit("unknown command " + cmd)
 

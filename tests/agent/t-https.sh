@@ -199,6 +199,31 @@ check "no token appears in the agent's log (debug level)" \
 check "the Unix socket still serves the agent's own uid" \
     eval "curl -s -o /dev/null -w '%{http_code}' --unix-socket $SOCK 'http://l/keys?api-version=7.6' | grep -q 200"
 
+# ---- one TLS record for a small answer (server.c, tls_cork)
+big=$(python3 -c 'import json; print(json.dumps({"kty":"oct-HSM","key_size":256,"tags":{"t%02d" % i: "v" * 256 for i in range(15)}}))')
+for n in big1 big2; do
+	$C -o /dev/null -H "$A" -H "$J" -d "$big" "$URL/keys/$n/create?api-version=7.6"
+done
+$RAW records $H $PORT "$TLS/ca.pem" "$W/admin.tok" "/keys/k1?api-version=7.6" \
+    "/keys/nothere?api-version=7.6" "/keys?api-version=7.6" >"$W/rec"
+$RAW records $H $PORT "$TLS/ca.pem" none "/keys?api-version=7.6" >>"$W/rec"
+diag "records: $(tr '\n' ';' <"$W/rec")"
+check "a key (200, under 8 kB) comes in one TLS record" \
+    eval '[ "$(sed -n 1p "$W/rec" | cut -d" " -f1-2)" = "200 1" ]'
+check "an error answer (404) in one record" \
+    eval '[ "$(sed -n 2p "$W/rec" | cut -d" " -f1-2)" = "404 1" ]'
+check "a listing over 8 kB is not held: 200, whole, in two records or more" \
+    eval 'set -- $(sed -n 3p "$W/rec"); [ "$1" = 200 ] && [ "$2" -ge 2 ] && [ "$3" -gt 8192 ]'
+check "the challenge (401 at the request's end) in one record" \
+    eval '[ "$(sed -n 4p "$W/rec" | cut -d" " -f1-2)" = "401 1" ]'
+out=$($RAW pipeline $H $PORT "$TLS/ca.pem" "$W/admin.tok" 5 "/keys/k1?api-version=7.6")
+check "five pipelined requests: five whole answers, in order ($out)" \
+    [ "$out" = "200 200 200 200 200 same" ]
+for n in big1 big2; do
+	$C -o /dev/null -X DELETE -H "$A" "$URL/keys/$n?api-version=7.6"
+	$C -o /dev/null -X DELETE -H "$A" "$URL/deletedkeys/$n?api-version=7.6"
+done
+
 # ---- TLS
 check "curl without the CA refuses the certificate" \
     eval '! curl -s -o /dev/null -H "$A" "$URL/keys?api-version=7.6"'
