@@ -50,7 +50,10 @@
  * side of the handshakes (the whole network namespace: other programs'
  * loopback connections count too, so it is an upper bound); the client's
  * CPU per operation (kv-client: getrusage of this process; SDK: node's
- * process.cpuUsage) and the agent's (scheduler run time of its threads).
+ * process.cpuUsage) and the agent's (scheduler run time of its threads);
+ * the CPU the hypervisor took from the machine during each side's slices
+ * (/proc/stat's steal over wall time, in cores), which is what moves the
+ * ratios from one run to the next on a shared host.
  *
  * Modes, as bench_https:
  *   default          a temporary directory (under --tmp: /dev/shm when it
@@ -121,6 +124,7 @@ struct fig {
 	long accepts;         /* connections the agent's port saw open, -1 unknown */
 	double wall, cpu;     /* s */
 	double agent_cpu;     /* s, -1 unknown */
+	double steal;         /* s the hypervisor took from the machine, -1 unknown */
 	int slices;
 };
 
@@ -568,7 +572,7 @@ kv_slice(enum phase ph, long from, long to, int nthreads)
 	struct kb_kv_stats s0, s1;
 	struct conns cs0, cs1;
 	pthread_t sth;
-	double t0, c0, a0, a1;
+	double t0, c0, a0, a1, st0, st1;
 	long acc;
 	int t;
 
@@ -579,6 +583,7 @@ kv_slice(enum phase ph, long from, long to, int nthreads)
 	kb_kv_client_stats(kv, &s0);
 	conns_begin(ph, &cs0, &cs1, &sth);
 	a0 = bench_pid_cpu_sched(agent_pid);
+	st0 = bench_host_steal();
 	c0 = bench_self_cpu();
 	if (pthread_barrier_init(&start_line, NULL, (unsigned)nthreads) != 0)
 		die("pthread_barrier_init failed");
@@ -591,12 +596,14 @@ kv_slice(enum phase ph, long from, long to, int nthreads)
 	pthread_barrier_destroy(&start_line);
 	f->wall += kb_now_mono() - t0;
 	f->cpu += bench_self_cpu() - c0;
+	st1 = bench_host_steal();
 	a1 = bench_pid_cpu_sched(agent_pid);
 	acc = conns_end(ph, &cs0, &cs1, sth);
 	kb_kv_client_stats(kv, &s1);
 	if (atomic_load(&failed))
 		die("a request through kv-client failed");
 	f->agent_cpu = a0 >= 0 && a1 >= 0 && f->agent_cpu >= 0 ? f->agent_cpu + a1 - a0 : -1;
+	f->steal = st0 >= 0 && st1 >= 0 && f->steal >= 0 ? f->steal + st1 - st0 : -1;
 	f->accepts = acc >= 0 && f->accepts >= 0 ? f->accepts + acc : -1;
 	f->requests += (long)(s1.requests - s0.requests);
 	f->handshakes += (long)(s1.connections - s0.connections);
@@ -872,7 +879,7 @@ sdk_slice(enum phase ph, long from, long to, int nthreads)
 	char cmd[96], line[LINE_CAP];
 	struct conns cs0, cs1;
 	pthread_t sth;
-	double a0, a1;
+	double a0, a1, st0, st1;
 	size_t n;
 	long acc;
 	cJSON *j;
@@ -887,10 +894,12 @@ sdk_slice(enum phase ph, long from, long to, int nthreads)
 		n = (size_t)snprintf(cmd, sizeof(cmd), "list %d\n", nthreads);
 	conns_begin(ph, &cs0, &cs1, &sth);
 	a0 = bench_pid_cpu_sched(agent_pid);
+	st0 = bench_host_steal();
 	if (write(sdk_in, cmd, n) != (ssize_t)n)
 		die("cannot write to the SDK script");
 	if (sdk_line(line, sizeof(line)) == NULL || strncmp(line, "done ", 5) != 0)
 		die("the SDK run failed (its errors are above)");
+	st1 = bench_host_steal();
 	a1 = bench_pid_cpu_sched(agent_pid);
 	acc = conns_end(ph, &cs0, &cs1, sth);
 	if ((j = cJSON_Parse(line + 5)) == NULL)
@@ -907,6 +916,7 @@ sdk_slice(enum phase ph, long from, long to, int nthreads)
 	f->ours += (long)jnum(j, "ours");
 	f->bad += (long)jnum(j, "bad") + (long)jnum(j, "failures");
 	f->agent_cpu = a0 >= 0 && a1 >= 0 && f->agent_cpu >= 0 ? f->agent_cpu + a1 - a0 : -1;
+	f->steal = st0 >= 0 && st1 >= 0 && f->steal >= 0 ? f->steal + st1 - st0 : -1;
 	f->accepts = acc >= 0 && f->accepts >= 0 ? f->accepts + acc : -1;
 	f->slices++;
 	cJSON_Delete(j);
@@ -988,6 +998,23 @@ row_pair(const char *figure, double kb, double sdk, int prec, double min)
 			r->pass = kb / sdk >= min;
 		}
 	}
+}
+
+/*
+ * The CPU time the hypervisor took from this machine while a side ran, in
+ * cores (steal over wall): not a figure of either client, but the reason
+ * two runs differ.  kv-client and the agent need both cores between them,
+ * node one, so a stolen core costs kv-client's side more.
+ */
+static void
+row_steal(const char *figure, const struct fig *kb, const struct fig *sdk)
+{
+	struct row *r = add_row(figure);
+
+	if (kb->steal >= 0 && kb->wall > 0)
+		snprintf(r->kb, sizeof(r->kb), "%.2f", kb->steal / kb->wall);
+	if (sdk_skip[0] == '\0' && sdk->steal >= 0 && sdk->wall > 0)
+		snprintf(r->base, sizeof(r->base), "%.2f", sdk->steal / sdk->wall);
 }
 
 static void
@@ -1230,6 +1257,7 @@ main(int argc, char **argv)
 	    per_op_ms(sg->cpu, sg->ops), 3, 0);
 	row_pair("get: agent CPU/op (ms)", per_op_ms(kg->agent_cpu, kg->ops),
 	    per_op_ms(sg->agent_cpu, sg->ops), 3, 0);
+	row_steal("get: host CPU stolen (cores)", kg, sg);
 	snprintf(who, sizeof(who), "list: %ld walks of the vault (%ld keys), %d at once, "
 	    "maxresults=%d", walks, want_items, O.conc, O.page);
 	heading(who);
@@ -1241,6 +1269,7 @@ main(int argc, char **argv)
 	    per_op_ms(sl->cpu, sl->pages), 3, 0);
 	row_pair("list: agent CPU/page (ms)", per_op_ms(kl->agent_cpu, kl->pages),
 	    per_op_ms(sl->agent_cpu, sl->pages), 3, 0);
+	row_steal("list: host CPU stolen (cores)", kl, sl);
 	heading("connections (whole run, warm-up included)");
 	row_counts("TLS handshakes", hs[S_KV], hs[S_SDK], false);
 	row_counts("TLS handshakes in timed phases", hs_timed[S_KV], hs_timed[S_SDK], false);

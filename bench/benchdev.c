@@ -110,6 +110,25 @@ bench_pid_cpu_sched(pid_t pid)
 }
 
 double
+bench_host_steal(void)
+{
+	unsigned long long v[8];
+	char buf[512];
+	long hz = sysconf(_SC_CLK_TCK);
+	FILE *f;
+	int n = 0;
+
+	if (hz <= 0 || (f = fopen("/proc/stat", "r")) == NULL)
+		return -1;
+	/* cpu  user nice system idle iowait irq softirq steal ... */
+	if (fgets(buf, sizeof(buf), f) != NULL)
+		n = sscanf(buf, "cpu %llu %llu %llu %llu %llu %llu %llu %llu",
+		    &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+	fclose(f);
+	return n == 8 ? (double)v[7] / (double)hz : -1;
+}
+
+double
 bench_self_cpu(void)
 {
 	struct rusage ru;

@@ -36,6 +36,9 @@ char *bench_export_value(const char *text, const char *name);
 double bench_pid_cpu_sched(pid_t pid);
 /* CPU seconds (user + system) of this process. */
 double bench_self_cpu(void);
+/* CPU seconds the hypervisor has taken from this machine's CPUs since
+ * boot (/proc/stat's steal, all CPUs), or -1. */
+double bench_host_steal(void);
 
 /* What `keybridge dev up --https` printed, and the agent's pid. */
 struct bench_dev {
