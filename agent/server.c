@@ -55,6 +55,22 @@ enum refusal {
 	REFUSE_DENIED                 /* 403, with why */
 };
 
+/*
+ * A connection: its peer, and how many of its requests were refused.  A
+ * client that keeps sending refused requests (each wrong token is an audit
+ * record) on a connection that a refusal no longer closes is cut off after
+ * REFUSALS_MAX: that answer carries "Connection: close".  A client meets
+ * the challenge once per connection; a Reader that tries writes meets a 403
+ * each time and reconnects after a few.
+ */
+#define REFUSALS_MAX 8
+
+struct conn {
+	struct agent_peer peer;
+	unsigned refusals;
+	bool closing;                 /* the answer being queued closes it */
+};
+
 struct request {
 	struct kb_buf body;
 	bool too_large;
@@ -86,6 +102,7 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
 {
 	const union MHD_ConnectionInfo *ci;
 	struct agent_peer *p;
+	struct conn *cn;
 	struct ucred uc;
 	socklen_t len = sizeof(uc);
 
@@ -94,13 +111,14 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
 		*socket_ctx = NULL;
 		return;
 	}
-	if ((p = calloc(1, sizeof(*p))) == NULL)
+	if ((cn = calloc(1, sizeof(*cn))) == NULL)
 		return;    /* unknown peer: every request is refused */
+	p = &cn->peer;
 	if (((struct agent_listener *)cls)->https) {
 		/* Who it is comes with each request's bearer token. */
 		p->known = true;
 		p->https = true;
-		*socket_ctx = p;
+		*socket_ctx = cn;
 		return;
 	}
 	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -112,7 +130,17 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
 		p->uid = uc.uid;
 		p->gid = uc.gid;
 	}
-	*socket_ctx = p;
+	*socket_ctx = cn;
+}
+
+/* The connection's state, or NULL (out of memory when it opened). */
+static struct conn *
+conn_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci != NULL ? ci->socket_context : NULL;
 }
 
 /*
@@ -212,6 +240,7 @@ respond_text_hdr(struct MHD_Connection *c, unsigned status, char *text,
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
+	struct conn *cn;
 
 	resp = MHD_create_response_from_buffer_with_free_callback(len,
 	    text != NULL ? text : (char *)"", text != NULL ? text_free : NULL);
@@ -225,7 +254,10 @@ respond_text_hdr(struct MHD_Connection *c, unsigned status, char *text,
 	    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
 	    "no-store") != MHD_YES ||
 	    (hname != NULL &&
-	    MHD_add_response_header(resp, hname, hval) != MHD_YES)) {
+	    MHD_add_response_header(resp, hname, hval) != MHD_YES) ||
+	    ((cn = conn_of(c)) != NULL && cn->closing &&
+	    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
+	    "close") != MHD_YES)) {
 		MHD_destroy_response(resp);
 		return -1;
 	}
@@ -342,7 +374,15 @@ enum bearer_result { BEARER_OK, BEARER_MISSING, BEARER_INVALID, BEARER_EXPIRED }
 static enum MHD_Result
 refuse(struct agent *a, struct MHD_Connection *c, struct request *rq)
 {
+	struct conn *cn = conn_of(c);
+
 	rq->answered = true;
+	if (cn != NULL && ++cn->refusals >= REFUSALS_MAX) {
+		if (cn->refusals == REFUSALS_MAX)
+			kb_info("closing a connection after %u refused requests",
+			    REFUSALS_MAX);
+		cn->closing = true;
+	}
 	switch (rq->refusal) {
 	case REFUSE_NO_TOKEN:
 		return respond_challenge(a, c, "AKV10000: Request is missing a "
@@ -429,12 +469,9 @@ static const struct agent_peer *
 peer_of(struct MHD_Connection *c)
 {
 	static const struct agent_peer nobody = { .known = false };
-	const union MHD_ConnectionInfo *ci;
+	const struct conn *cn = conn_of(c);
 
-	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-	if (ci != NULL && ci->socket_context != NULL)
-		return ci->socket_context;
-	return &nobody;
+	return cn != NULL ? &cn->peer : &nobody;
 }
 
 static enum MHD_Result

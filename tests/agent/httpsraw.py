@@ -19,6 +19,10 @@
                                (with a 20-byte body if BODY is "body"), then
                                one with the token: prints both statuses, or
                                "closed" for the second if the agent closed
+  refused HOST PORT CA TOKENFILE N
+                               up to N GETs of /keys on one connection, one
+                               after another, with the token: prints each
+                               status, and "closed" if the agent closed it
   records HOST PORT CA TOKENFILE|none PATH...
                                on one connection, after a GET /keys read
                                whole, a GET of each PATH (with the token
@@ -242,6 +246,20 @@ def main():
         except (ConnectionError, ssl.SSLError):
             second = "closed"
         print(first, second)
+    elif cmd == "refused":
+        s = tls(sys.argv[2], sys.argv[3], sys.argv[4])
+        token = open(sys.argv[5]).read().strip().encode()
+        out = []
+        for _ in range(int(sys.argv[6])):
+            try:
+                s.sendall(get("/keys?api-version=7.6", token))
+            except (ConnectionError, ssl.SSLError):
+                out.append("closed")
+                break
+            out.append(response(s))
+            if out[-1] == "closed":
+                break
+        print(" ".join(out))
     elif cmd == "records":
         c = Counted(sys.argv[2], sys.argv[3], sys.argv[4])
         token = (None if sys.argv[5] == "none" else

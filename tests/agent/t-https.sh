@@ -199,6 +199,16 @@ check "no token appears in the agent's log (debug level)" \
 check "the Unix socket still serves the agent's own uid" \
     eval "curl -s -o /dev/null -w '%{http_code}' --unix-socket $SOCK 'http://l/keys?api-version=7.6' | grep -q 200"
 
+printf %s "not-a-token-of-this-agent" >"$W/bad.tok"
+n0=$(curl -s --unix-socket "$SOCK" "http://l/keybridge/audit?maxresults=1000" | json /dev/stdin "len([a for a in j['value'] if a['result']=='token-invalid'])")
+out=$($RAW refused $H $PORT "$TLS/ca.pem" "$W/bad.tok" 12)
+check "a connection is closed after 8 refused requests: 7 answers kept it open ($out)" \
+    [ "$out" = "401 401 401 401 401 401 401 401 closed" ]
+n1=$(curl -s --unix-socket "$SOCK" "http://l/keybridge/audit?maxresults=1000" | json /dev/stdin "len([a for a in j['value'] if a['result']=='token-invalid'])")
+check "each of the 8 is an audit record, no more ($n0 -> $n1)" [ $((n1 - n0)) = 8 ]
+out=$($RAW twice $H $PORT "$TLS/ca.pem" "$W/admin.tok" none)
+check "a new connection is served as before ($out)" [ "$out" = "401 200" ]
+
 # ---- one TLS record for a small answer (server.c, tls_cork)
 big=$(python3 -c 'import json; print(json.dumps({"kty":"oct-HSM","key_size":256,"tags":{"t%02d" % i: "v" * 256 for i in range(15)}}))')
 for n in big1 big2; do
