@@ -51,6 +51,7 @@ struct agent_token_cfg {
 	unsigned pin_line;
 	unsigned max_sessions;
 	bool isolate;                 /* the module runs in keybridge-p11host */
+	unsigned call_timeout;        /* isolated: s before the host is killed; 0 default */
 };
 
 /* Roles per vault, in increasing order of rights (docs/vaults.md). */

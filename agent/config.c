@@ -2,13 +2,13 @@
  * config.c: keybridged's configuration (docs/config.md).
  *
  *   [agent]                 socket, socket_mode, state_dir, log_level,
- *                           max_connections, request_timeout, threads
- *   [token NAME]            module, uri | label, pin_file | pin_env |
- *                           pin_prompt, max_sessions, isolate
+ *                           max_connections, request_timeout, threads,
  *                           https_listen, https_cert, https_key,
  *                           https_max_connections, https_timeout,
  *                           auth_authorization, auth_resource
- *   [token NAME]            (as above)
+ *   [token NAME]            module, uri | label, pin_file | pin_env |
+ *                           pin_prompt, max_sessions, isolate,
+ *                           call_timeout
  *   [vault NAME]            token, default, retention_days,
  *                           purge_protection, backup, readers, contributors,
  *                           owners, administrators
@@ -467,11 +467,19 @@ token_isolate(struct agent_config *c, struct agent_token_cfg *t,
 	return cfg_bool(c, e, &t->isolate);
 }
 
+static int
+token_call_timeout(struct agent_config *c, struct agent_token_cfg *t,
+    const struct kb_ini_entry *e)
+{
+	return cfg_uint(c, e, 1, 3600, &t->call_timeout);
+}
+
 static const struct {
 	const char *key;
 	int (*set)(struct agent_config *, struct agent_token_cfg *,
 	    const struct kb_ini_entry *);
 } token_keys[] = {
+	{ "call_timeout", token_call_timeout },
 	{ "isolate", token_isolate },
 	{ "module", token_module },
 	{ "uri", token_select },

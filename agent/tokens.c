@@ -137,6 +137,8 @@ token_module_load(struct agent *a, const struct agent_token_cfg *t,
 		return r;
 	r = kb_p11_module_load_isolated(t->module, exe, dir, out);
 	free(exe);
+	if (r == 0 && t->call_timeout > 0)
+		kb_p11_module_set_call_timeout(*out, t->call_timeout);
 	return r;
 }
 

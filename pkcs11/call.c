@@ -157,9 +157,15 @@ done(kb_p11_module *m, const char *who, const char *fn, CK_RV rv)
 	r = rv_find(rv);
 	kb_debug("pkcs11: %s: %s returned %s (0x%lx)", who, fn,
 	    r ? r->name : "unknown CK_RV", (unsigned long)rv);
-	if (m->isolated && kb_p11_host_gone(m, rv))
+	if (m->isolated && kb_p11_host_gone(m, rv)) {
+		if (__atomic_load_n(&m->host_timed_out, __ATOMIC_ACQUIRE))
+			return kb_error_set(KB_ERR_DEVICE, "the PKCS#11 module "
+			    "host for %s did not answer a call within %u s and "
+			    "was stopped; check the token, then restart the agent",
+			    m->path, m->call_timeout_ms / 1000);
 		return kb_error_set(KB_ERR_DEVICE, "the PKCS#11 module host for %s "
 		    "exited; restart the agent", m->path);
+	}
 	/* p11-kit's client refuses what its RPC cannot carry this way. */
 	if (m->isolated && rv == CKR_MECHANISM_INVALID)
 		return kb_error_set(KB_ERR_MECHANISM, "%s: %s: the mechanism does "
@@ -213,6 +219,17 @@ sdone(struct p11s *s, const char *fn, CK_RV rv)
  * connection to the host, waited for if all are busy; NULL once the host
  * is gone, which the caller reports as CKR_DEVICE_ERROR.
  */
+/* f's slot in m->fls (the watchdog's clock for it). */
+static unsigned
+fl_index(const kb_p11_module *m, CK_FUNCTION_LIST_PTR f)
+{
+	unsigned i;
+
+	for (i = 0; i + 1 < m->n_fls && m->fls[i] != f; i++)
+		;
+	return i;
+}
+
 static CK_FUNCTION_LIST_PTR
 fl_get(kb_p11_module *m)
 {
@@ -223,8 +240,10 @@ fl_get(kb_p11_module *m)
 	pthread_mutex_lock(&m->pool_lock);
 	while (m->n_free == 0 && !m->host_gone)
 		pthread_cond_wait(&m->pool_cond, &m->pool_lock);
-	if (!m->host_gone)
+	if (!m->host_gone) {
 		f = m->free_fl[--m->n_free];
+		m->busy_since[fl_index(m, f)] = kb_now_mono();
+	}
 	pthread_mutex_unlock(&m->pool_lock);
 	return f;
 }
@@ -235,6 +254,7 @@ fl_put(kb_p11_module *m, CK_FUNCTION_LIST_PTR f)
 	if (!m->isolated)
 		return;
 	pthread_mutex_lock(&m->pool_lock);
+	m->busy_since[fl_index(m, f)] = 0;
 	m->free_fl[m->n_free++] = f;
 	pthread_cond_signal(&m->pool_cond);
 	pthread_mutex_unlock(&m->pool_lock);

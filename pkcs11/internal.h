@@ -65,7 +65,23 @@ struct kb_p11_module {
 	pid_t host_pid;                /* 0 once reaped (never signal it again) */
 	bool host_gone;                /* the host exited; every call fails */
 	int host_status;               /* its wait status, when host_gone */
+	/*
+	 * The watchdog (isolate.c): a call on a connection that has not
+	 * returned after call_timeout_ms gets the host killed, so that a
+	 * stuck module fails its calls instead of holding agent threads
+	 * for ever.  Under pool_lock.
+	 */
+	double busy_since[KB_P11_HOST_CONNS];   /* kb_now_mono(), 0: idle */
+	unsigned call_timeout_ms;
+	bool call_timeout_set;         /* by kb_p11_module_set_call_timeout */
+	bool host_timed_out;           /* the watchdog killed it */
+	bool wd_running, wd_stop;
+	pthread_cond_t wd_cond;        /* CLOCK_MONOTONIC */
+	pthread_t wd_thread;
 };
+
+/* Default for kb_p11_module_set_call_timeout. */
+#define KB_P11_HOST_CALL_TIMEOUT_MS 60000
 
 struct kb_p11_mech_entry {
 	CK_MECHANISM_TYPE mech;

@@ -344,6 +344,55 @@ get_lists(kb_p11_module *m, void *dl, const char *addr)
 	return 0;
 }
 
+/*
+ * The watchdog: p11-kit's client blocks on the host's socket with no
+ * timeout, so a module stuck in a call (a hung device, a driver waiting
+ * for a touch nobody gives) would hold the agent's thread, and every
+ * thread after it, for ever.  Four times a second this looks at the
+ * calls in flight; one older than call_timeout_ms gets the host killed.
+ * Its socket closes, the stuck call and every later one fail with
+ * CKR_DEVICE_ERROR, and call.c says the host was stopped and why.
+ */
+static void *
+watchdog_run(void *arg)
+{
+	kb_p11_module *m = arg;
+	struct timespec ts;
+	double now, oldest;
+	unsigned i;
+	pid_t pid;
+
+	pthread_mutex_lock(&m->pool_lock);
+	while (!m->wd_stop && !m->host_gone) {
+		now = kb_now_mono();
+		oldest = 0;
+		for (i = 0; i < m->n_fls; i++)
+			if (m->busy_since[i] > 0 && now - m->busy_since[i] > oldest)
+				oldest = now - m->busy_since[i];
+		if (oldest * 1000 > m->call_timeout_ms && m->host_pid > 0 &&
+		    !m->host_timed_out) {
+			pid = m->host_pid;
+			__atomic_store_n(&m->host_timed_out, true, __ATOMIC_RELEASE);
+			/* Reaping takes pool_lock: pid is still our child. */
+			(void)kill(pid, SIGKILL);
+			kb_error("the PKCS#11 module host for %s (pid %ld) did not "
+			    "answer a call within %u s: stopped; calls on its tokens "
+			    "fail until the agent is restarted", m->path, (long)pid,
+			    m->call_timeout_ms / 1000);
+			break;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += 250 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		(void)pthread_cond_timedwait(&m->wd_cond, &m->pool_lock, &ts);
+	}
+	pthread_mutex_unlock(&m->pool_lock);
+	return NULL;
+}
+
 int
 kb_p11_isolate_start(kb_p11_module *m, const char *host_exe, const char *sock_dir)
 {
@@ -434,6 +483,11 @@ kb_p11_isolate_start(kb_p11_module *m, const char *host_exe, const char *sock_di
 	pid = -1;
 	kb_debug("pkcs11: module %s runs in host pid %ld with %u connections",
 	    m->path, (long)m->host_pid, m->n_fls);
+	if (pthread_create(&m->wd_thread, NULL, watchdog_run, m) == 0)
+		m->wd_running = true;
+	else
+		kb_warn("pkcs11: no watchdog for the module host of %s: a call "
+		    "that never returns will hold its thread", m->path);
 	r = 0;
 out:
 	/* Connected or failed: either way nobody needs the path any more. */
@@ -460,6 +514,14 @@ kb_p11_isolate_stop(kb_p11_module *m)
 
 	if (m == NULL || !m->isolated)
 		return;
+	if (m->wd_running) {
+		pthread_mutex_lock(&m->pool_lock);
+		m->wd_stop = true;
+		pthread_cond_signal(&m->wd_cond);
+		pthread_mutex_unlock(&m->pool_lock);
+		pthread_join(m->wd_thread, NULL);
+		m->wd_running = false;
+	}
 	/* C_Finalize tells the host we are done; a no-op for a dead host. */
 	p11c_finalize_lists(m);
 	m->n_fls = 0;

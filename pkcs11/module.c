@@ -71,12 +71,24 @@ get_function_list(kb_p11_module *m)
 }
 
 static void
+p11_cond_init_mono(pthread_cond_t *c)
+{
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(c, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+static void
 module_destroy(kb_p11_module *m)
 {
 	if (m == NULL)
 		return;
 	if (m->isolated) {
 		kb_p11_isolate_stop(m);
+		pthread_cond_destroy(&m->wd_cond);
 		pthread_cond_destroy(&m->pool_cond);
 		pthread_mutex_destroy(&m->pool_lock);
 	} else {
@@ -134,9 +146,12 @@ module_load(const char *path, bool isolated, const char *host_exe,
 	m->refs = 1;
 	if (isolated) {
 		m->isolated = true;
+		m->call_timeout_ms = KB_P11_HOST_CALL_TIMEOUT_MS;
 		pthread_mutex_init(&m->pool_lock, NULL);
 		pthread_cond_init(&m->pool_cond, NULL);
+		p11_cond_init_mono(&m->wd_cond);
 		if ((r = kb_p11_isolate_start(m, host_exe, sock_dir)) != 0) {
+			pthread_cond_destroy(&m->wd_cond);
 			pthread_cond_destroy(&m->pool_cond);
 			pthread_mutex_destroy(&m->pool_lock);
 			free(m->path);
@@ -226,6 +241,19 @@ kb_p11_module_ref(kb_p11_module *m)
 	pthread_mutex_lock(&reg_lock);
 	m->refs++;
 	pthread_mutex_unlock(&reg_lock);
+}
+
+void
+kb_p11_module_set_call_timeout(kb_p11_module *m, unsigned seconds)
+{
+	if (m == NULL || !m->isolated || seconds < 1 || seconds > 3600)
+		return;
+	pthread_mutex_lock(&m->pool_lock);
+	/* The first setting replaces the default; later ones only raise it. */
+	if (!m->call_timeout_set || seconds * 1000 > m->call_timeout_ms)
+		m->call_timeout_ms = seconds * 1000;
+	m->call_timeout_set = true;
+	pthread_mutex_unlock(&m->pool_lock);
 }
 
 const char *

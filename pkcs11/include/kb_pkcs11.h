@@ -113,6 +113,13 @@ const char *kb_p11_module_path(const kb_p11_module *m);
 bool kb_p11_module_isolated(const kb_p11_module *m);
 /* The host's pid (isolated modules whose host runs), else 0.  For tests. */
 long kb_p11_module_host_pid(kb_p11_module *m);
+/*
+ * Isolated modules: a call that has not returned after seconds (1 to 3600;
+ * default 60) gets the host killed, and that call and every later one on
+ * the module fail with KB_ERR_DEVICE and a sentence that says so.  Two
+ * users of one module: the longer timeout holds.  No-op in-process.
+ */
+void kb_p11_module_set_call_timeout(kb_p11_module *m, unsigned seconds);
 
 /* Token flags we report (subset of CKF_*). */
 struct kb_p11_token_info {

@@ -134,4 +134,46 @@ kill -TERM "$AGENT_PID"
 wait "$AGENT_PID"
 ok $? "host killed: SIGTERM still stops the agent cleanly"
 
+# A module stuck in a call (the mock's C_Sign=HANG, in the host): after
+# call_timeout the watchdog kills the host; the agent answers and goes on.
+if [ -n "${KB_MOCK_MODULE:-}" ]; then
+	mkconf "$W/hang.conf" "$S" "$KB_MOCK_MODULE" kbiso "$W/user.pin"
+	cat >>"$W/hang.conf" <<CONF
+isolate = true
+call_timeout = 2
+
+[vault main]
+token = t
+default = true
+retention_days = 7
+CONF
+	rm -f "$S"
+	export KB_MOCK_TARGET="$SOFTHSM_MODULE" KB_MOCK_FAIL=C_Sign=HANG
+	must_start "a module that hangs in C_Sign, isolated, call_timeout = 2: the agent starts" \
+	    "$W/hang.conf" "$W/hang.err" wait_socket "$S"
+	unset KB_MOCK_TARGET KB_MOCK_FAIL
+	HOST=$(hosts_of "$AGENT_PID")
+	t0=$(date +%s.%N)
+	req POST "/keys/iso-ec/sign?$AV" "{\"alg\":\"ES256\",\"value\":\"$DG\"}"
+	secs=$(python3 -c "import sys; print(round(float(sys.argv[1]) - float(sys.argv[2]), 2))" "$(date +%s.%N)" "$t0")
+	diag "the hung sign took $secs s: $BODY"
+	ok "$([ "$CODE" = 503 ] && jbody "j['error']['message']" | grep -q 'did not answer a call within 2 s'; echo $?)" \
+	    "a hung sign answers 503: the host did not answer within 2 s and was stopped"
+	check "it answered after the timeout, not long after ($secs s)" \
+	    python3 -c "import sys; sys.exit(not 2 <= float('$secs') <= 10)"
+	check "the stuck host is gone" wait_gone "$HOST"
+	check "the agent logged why" grep -q "did not answer a call within 2 s: stopped" "$W/hang.err"
+	t0=$(date +%s)
+	req POST "/keys/iso-ec/sign?$AV" "{\"alg\":\"ES256\",\"value\":\"$DG\"}"
+	ok "$([ "$CODE" = 503 ] && [ $(($(date +%s) - t0)) -le 1 ]; echo $?)" \
+	    "the next sign answers 503 at once"
+	req GET "/keys/iso-ec?$AV"
+	ok "$([ "$CODE" = 200 ]; echo $?)" "a get still answers, from the store"
+	kill -TERM "$AGENT_PID"
+	wait "$AGENT_PID"
+	ok $? "SIGTERM stops the agent cleanly"
+else
+	skip "a module that hangs in C_Sign (isolated)" "mock PKCS#11 module not built"
+fi
+
 done_testing

@@ -5,7 +5,8 @@
  *
  *   KB_MOCK_FAIL="C_Sign=CKR_DEVICE_ERROR,C_Login=CKR_PIN_LOCKED@2"
  *       those functions return that CK_RV without being forwarded
- *       ("@N": only the first N calls fail);
+ *       ("@N": only the first N calls fail); the value HANG makes the
+ *       call block for ever instead (a hung device: "C_Sign=HANG");
  *   KB_MOCK_HIDE_MECH="CKM_AES_GCM,CKM_RSA_PKCS_PSS"
  *       those mechanisms vanish from C_GetMechanismList, and
  *       C_GetMechanismInfo returns CKR_MECHANISM_INVALID for them;
@@ -58,6 +59,7 @@ static CK_RV m_C_GetMechanismInfo(CK_SLOT_ID slot, CK_MECHANISM_TYPE type,
 struct fail_rule {
 	bool on;
 	CK_RV rv;
+	bool hang;      /* block for ever instead of returning */
 	long left;      /* -1: always */
 };
 static struct fail_rule fails[MOCK_NFUNCS + 1];   /* + C_GetInterface */
@@ -174,7 +176,11 @@ parse_fail(const char *s)
 				vn = (size_t)(at - eq - 1);
 			}
 			f = fname_index(s, (size_t)(eq - s));
-			if (f >= 0 && lookup(rv_names, eq + 1, vn, &rv)) {
+			if (f >= 0 && vn == 4 && memcmp(eq + 1, "HANG", 4) == 0) {
+				fails[f].on = true;
+				fails[f].hang = true;
+				fails[f].left = left;
+			} else if (f >= 0 && lookup(rv_names, eq + 1, vn, &rv)) {
 				fails[f].on = true;
 				fails[f].rv = rv;
 				fails[f].left = left;
@@ -258,9 +264,11 @@ mock_pre(int f, CK_RV *rv)
 		if (fails[f].left > 0)
 			fails[f].left--;
 		*rv = fails[f].rv;
-		fail = 1;
+		fail = fails[f].hang ? 2 : 1;
 	}
 	pthread_mutex_unlock(&mock_lock);
+	while (fail == 2)
+		pause();
 	return fail;
 }
 
