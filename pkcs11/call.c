@@ -213,12 +213,6 @@ sdone(struct p11s *s, const char *fn, CK_RV rv)
 	}
 }
 
-/*
- * The function list for one call.  In-process: the module's own (it is
- * thread-safe, C_Initialize asked for OS locking).  Isolated: a free
- * connection to the host, waited for if all are busy; NULL once the host
- * is gone, which the caller reports as CKR_DEVICE_ERROR.
- */
 /* f's slot in m->fls (the watchdog's clock for it). */
 static unsigned
 fl_index(const kb_p11_module *m, CK_FUNCTION_LIST_PTR f)
@@ -230,6 +224,12 @@ fl_index(const kb_p11_module *m, CK_FUNCTION_LIST_PTR f)
 	return i;
 }
 
+/*
+ * The function list for one call.  In-process: the module's own (it is
+ * thread-safe, C_Initialize asked for OS locking).  Isolated: a free
+ * connection to the host, waited for if all are busy; NULL once the host
+ * is gone, which the caller reports as CKR_DEVICE_ERROR.
+ */
 static CK_FUNCTION_LIST_PTR
 fl_get(kb_p11_module *m)
 {

@@ -27,7 +27,9 @@
  * race the host's start.  A host that dies closes its end: p11-kit's
  * client fails the call with CKR_DEVICE_ERROR and closes that connection
  * for good; kb_p11_host_gone then reaps the host and the module fails
- * every later call at once (call.c).
+ * every later call at once (call.c).  A host stuck in one call longer
+ * than the module's call timeout is killed by the watchdog (below), to
+ * the same end.
  */
 #include <dlfcn.h>
 #include <errno.h>
