@@ -102,6 +102,15 @@ STATS = {}
 
 # ------------------------------------------------------------------ agent
 
+def running(pid):
+    """pid exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 class Agent:
     def __init__(self, kbd, conf, sock, errlog):
         self.kbd, self.conf, self.sock, self.errlog = kbd, conf, sock, errlog
@@ -172,8 +181,7 @@ class Agent:
         # first; the next agent refuses to start while it still serves.
         end = time.monotonic() + 15
         while hosts and time.monotonic() < end:
-            hosts = [h for h in hosts if os.path.exists("/proc/%d" % h) and
-                     not open("/proc/%d/stat" % h).read().rsplit(")", 1)[1].split()[0] == "Z"]
+            hosts = [h for h in hosts if running(h)]
             if hosts:
                 time.sleep(0.01)
 
