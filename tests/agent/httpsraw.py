@@ -72,28 +72,33 @@ def first_line(s):
     return buf.split(b"\r\n", 1)[0].decode("latin-1")
 
 
+def read_answer(recv, buf=b""):
+    """One whole answer, reading with recv() after buf: (status, body,
+    bytes left over).  ConnectionError if the connection ends first."""
+    def more():
+        d = recv()
+        if not d:
+            raise ConnectionError("closed")
+        return d
+
+    while b"\r\n\r\n" not in buf:
+        buf += more()
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    n = 0
+    for h in lines[1:]:
+        k, _, v = h.partition(":")
+        if k.strip().lower() == "content-length":
+            n = int(v.strip())
+    while len(rest) < n:
+        rest += more()
+    return lines[0].split(" ")[1], rest[:n], rest[n:]
+
+
 def response(s):
     """One whole answer on s: its status, or "closed"."""
-    buf = b""
     try:
-        while b"\r\n\r\n" not in buf:
-            d = s.recv(4096)
-            if not d:
-                return "closed"
-            buf += d
-        head, rest = buf.split(b"\r\n\r\n", 1)
-        lines = head.decode("latin-1").split("\r\n")
-        n = 0
-        for h in lines[1:]:
-            k, _, v = h.partition(":")
-            if k.strip().lower() == "content-length":
-                n = int(v.strip())
-        while len(rest) < n:
-            d = s.recv(4096)
-            if not d:
-                return "closed"
-            rest += d
-        return lines[0].split(" ")[1]
+        return read_answer(lambda: s.recv(4096))[0]
     except (ConnectionError, ssl.SSLError, socket.timeout):
         return "closed"
 
@@ -151,18 +156,7 @@ class Counted:
 
     def answer(self, buf=b""):
         """One answer: (status, body, bytes left over)."""
-        while b"\r\n\r\n" not in buf:
-            buf += self.recv()
-        head, rest = buf.split(b"\r\n\r\n", 1)
-        lines = head.decode("latin-1").split("\r\n")
-        n = 0
-        for h in lines[1:]:
-            k, _, v = h.partition(":")
-            if k.strip().lower() == "content-length":
-                n = int(v.strip())
-        while len(rest) < n:
-            rest += self.recv()
-        return lines[0].split(" ")[1], rest[:n], rest[n:]
+        return read_answer(self.recv, buf)
 
 
 def get(path, token):
