@@ -67,8 +67,7 @@ enum refusal {
 
 struct conn {
 	struct agent_peer peer;
-	unsigned refusals;
-	bool closing;                 /* the answer being queued closes it */
+	unsigned refusals;            /* REFUSALS_MAX and over: answers close it */
 };
 
 struct request {
@@ -96,15 +95,25 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 	kb_warn("http: %s", msg);
 }
 
+/* The connection's socket, or -1. */
+static int
+conn_fd(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	return ci != NULL ? ci->connect_fd : -1;
+}
+
 static void
 on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
     enum MHD_ConnectionNotificationCode what)
 {
-	const union MHD_ConnectionInfo *ci;
 	struct agent_peer *p;
 	struct conn *cn;
 	struct ucred uc;
 	socklen_t len = sizeof(uc);
+	int fd;
 
 	if (what == MHD_CONNECTION_NOTIFY_CLOSED) {
 		free(*socket_ctx);
@@ -121,9 +130,8 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
 		*socket_ctx = cn;
 		return;
 	}
-	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-	if (ci != NULL &&
-	    getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) == 0 &&
+	if ((fd = conn_fd(c)) >= 0 &&
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) == 0 &&
 	    len == sizeof(uc)) {
 		p->known = true;
 		p->pid = uc.pid;
@@ -171,15 +179,6 @@ tls_session(struct MHD_Connection *c)
 
 	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
 	return ci != NULL ? (gnutls_session_t)ci->tls_session : NULL;
-}
-
-static int
-conn_fd(struct MHD_Connection *c)
-{
-	const union MHD_ConnectionInfo *ci;
-
-	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-	return ci != NULL ? ci->connect_fd : -1;
 }
 
 static void
@@ -255,7 +254,7 @@ respond_text_hdr(struct MHD_Connection *c, unsigned status, char *text,
 	    "no-store") != MHD_YES ||
 	    (hname != NULL &&
 	    MHD_add_response_header(resp, hname, hval) != MHD_YES) ||
-	    ((cn = conn_of(c)) != NULL && cn->closing &&
+	    ((cn = conn_of(c)) != NULL && cn->refusals >= REFUSALS_MAX &&
 	    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
 	    "close") != MHD_YES)) {
 		MHD_destroy_response(resp);
@@ -377,12 +376,9 @@ refuse(struct agent *a, struct MHD_Connection *c, struct request *rq)
 	struct conn *cn = conn_of(c);
 
 	rq->answered = true;
-	if (cn != NULL && ++cn->refusals >= REFUSALS_MAX) {
-		if (cn->refusals == REFUSALS_MAX)
-			kb_info("closing a connection after %u refused requests",
-			    REFUSALS_MAX);
-		cn->closing = true;
-	}
+	if (cn != NULL && ++cn->refusals == REFUSALS_MAX)
+		kb_info("closing a connection after %u refused requests",
+		    REFUSALS_MAX);
 	switch (rq->refusal) {
 	case REFUSE_NO_TOKEN:
 		return respond_challenge(a, c, "AKV10000: Request is missing a "
