@@ -184,6 +184,14 @@ stop_node(void)
 
 static void die(const char *what) __attribute__((noreturn));
 
+/* *sum += t1 - t0 for two readings of a counter; -1 (unknown) for good
+ * once a reading failed. */
+static void
+add_span(double *sum, double t0, double t1)
+{
+	*sum = t0 >= 0 && t1 >= 0 && *sum >= 0 ? *sum + t1 - t0 : -1;
+}
+
 static void
 die(const char *what)
 {
@@ -602,8 +610,8 @@ kv_slice(enum phase ph, long from, long to, int nthreads)
 	kb_kv_client_stats(kv, &s1);
 	if (atomic_load(&failed))
 		die("a request through kv-client failed");
-	f->agent_cpu = a0 >= 0 && a1 >= 0 && f->agent_cpu >= 0 ? f->agent_cpu + a1 - a0 : -1;
-	f->steal = st0 >= 0 && st1 >= 0 && f->steal >= 0 ? f->steal + st1 - st0 : -1;
+	add_span(&f->agent_cpu, a0, a1);
+	add_span(&f->steal, st0, st1);
 	f->accepts = acc >= 0 && f->accepts >= 0 ? f->accepts + acc : -1;
 	f->requests += (long)(s1.requests - s0.requests);
 	f->handshakes += (long)(s1.connections - s0.connections);
@@ -915,8 +923,8 @@ sdk_slice(enum phase ph, long from, long to, int nthreads)
 	f->items += (long)jnum(j, "items");
 	f->ours += (long)jnum(j, "ours");
 	f->bad += (long)jnum(j, "bad") + (long)jnum(j, "failures");
-	f->agent_cpu = a0 >= 0 && a1 >= 0 && f->agent_cpu >= 0 ? f->agent_cpu + a1 - a0 : -1;
-	f->steal = st0 >= 0 && st1 >= 0 && f->steal >= 0 ? f->steal + st1 - st0 : -1;
+	add_span(&f->agent_cpu, a0, a1);
+	add_span(&f->steal, st0, st1);
 	f->accepts = acc >= 0 && f->accepts >= 0 ? f->accepts + acc : -1;
 	f->slices++;
 	cJSON_Delete(j);
