@@ -199,12 +199,17 @@ check "no token appears in the agent's log (debug level)" \
 check "the Unix socket still serves the agent's own uid" \
     eval "curl -s -o /dev/null -w '%{http_code}' --unix-socket $SOCK 'http://l/keys?api-version=7.6' | grep -q 200"
 
+# invalid_records: how many token-invalid audit records there are.
+invalid_records() {
+	curl -s --unix-socket "$SOCK" "http://l/keybridge/audit?maxresults=1000" |
+	    json /dev/stdin "len([a for a in j['value'] if a['result']=='token-invalid'])"
+}
 printf %s "not-a-token-of-this-agent" >"$W/bad.tok"
-n0=$(curl -s --unix-socket "$SOCK" "http://l/keybridge/audit?maxresults=1000" | json /dev/stdin "len([a for a in j['value'] if a['result']=='token-invalid'])")
+n0=$(invalid_records)
 out=$($RAW refused $H $PORT "$TLS/ca.pem" "$W/bad.tok" 12)
 check "a connection is closed after 8 refused requests: 7 answers kept it open ($out)" \
     [ "$out" = "401 401 401 401 401 401 401 401 closed" ]
-n1=$(curl -s --unix-socket "$SOCK" "http://l/keybridge/audit?maxresults=1000" | json /dev/stdin "len([a for a in j['value'] if a['result']=='token-invalid'])")
+n1=$(invalid_records)
 check "each of the 8 is an audit record, no more ($n0 -> $n1)" [ $((n1 - n0)) = 8 ]
 out=$($RAW twice $H $PORT "$TLS/ca.pem" "$W/admin.tok" none)
 check "a new connection is served as before ($out)" [ "$out" = "401 200" ]
