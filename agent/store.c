@@ -760,6 +760,16 @@ kb_store_keys_free(struct kb_store_key *ks, size_t n)
 #define KEY_FROM " FROM keys k JOIN versions v ON v.key_id = k.id "
 #define KEY_LATEST " v.id = k.latest_id "
 
+/*
+ * A listing of keys (list_keys_state) selects only what a list item
+ * shows, in item_read()'s order: the token columns and the tags' strdup
+ * for nothing were a sixth of the agent's time per page.
+ */
+#define ITEM_COLS \
+	"k.name, k.state = 'deleted', k.deleted_date, k.scheduled_purge_date, " \
+	"v.version, v.key_size, v.enabled, v.nbf, v.exp, v.created, " \
+	"v.updated, v.tags"
+
 static int
 key_read(sqlite3_stmt *s, const struct vault_row *vr, struct kb_store_key *k)
 {
@@ -1505,13 +1515,49 @@ kb_store_set_public_jwk(struct kb_store *st, const char *vault,
 
 enum cursor_kind { CURSOR_NAME, CURSOR_VERSION };
 
+typedef int (*row_reader)(sqlite3_stmt *, const struct vault_row *,
+    struct kb_store_key *);
+
+/* A row of ITEM_COLS: the members store.h names for key listings. */
+static int
+item_read(sqlite3_stmt *s, const struct vault_row *vr, struct kb_store_key *k)
+{
+	const unsigned char *tags;
+	int r;
+
+	memset(k, 0, sizeof(*k));
+	if ((r = kb_strlcpy(k->vault, vr->name, sizeof(k->vault))) != 0 ||
+	    (r = col_str(s, 0, k->name, sizeof(k->name))) != 0 ||
+	    (r = col_str(s, 4, k->version, sizeof(k->version))) != 0)
+		return r;
+	k->recovery_level = kv_recovery_level(vr->retention_days,
+	    vr->purge_protection);
+	k->recoverable_days = vr->retention_days;
+	k->deleted = sqlite3_column_int(s, 1) != 0;
+	k->deleted_date = sqlite3_column_int64(s, 2);
+	k->scheduled_purge_date = sqlite3_column_int64(s, 3);
+	k->key_size = (unsigned)sqlite3_column_int64(s, 5);
+	k->enabled = sqlite3_column_int(s, 6) != 0;
+	k->has_nbf = sqlite3_column_type(s, 7) != SQLITE_NULL;
+	k->nbf = sqlite3_column_int64(s, 7);
+	k->has_exp = sqlite3_column_type(s, 8) != SQLITE_NULL;
+	k->exp = sqlite3_column_int64(s, 8);
+	k->created = sqlite3_column_int64(s, 9);
+	k->updated = sqlite3_column_int64(s, 10);
+	tags = sqlite3_column_text(s, 11);
+	if ((k->tags_json = kb_strdup(tags != NULL ? (const char *)tags : "{}")) == NULL)
+		return KB_ERR_ALLOC;
+	return 0;
+}
+
 /*
  * Read up to limit rows of s (which asks for limit + 1) into a new array;
  * *next gets the cursor of the last item when a further row exists.
  */
 static int
 list_page(struct kb_store *st, const struct vault_row *vr, sqlite3_stmt *s,
-    unsigned limit, enum cursor_kind kind, struct kb_store_key **items, size_t *n, char **next)
+    unsigned limit, enum cursor_kind kind, row_reader read,
+    struct kb_store_key **items, size_t *n, char **next)
 {
 	struct kb_store_key *arr = NULL;
 	char cur[KV_NAME_MAX + 1];
@@ -1527,7 +1573,7 @@ list_page(struct kb_store *st, const struct vault_row *vr, sqlite3_stmt *s,
 			more = true;
 			break;
 		}
-		if ((r = key_read(s, vr, &arr[got])) != 0) {
+		if ((r = read(s, vr, &arr[got])) != 0) {
 			free(arr[got].tags_json);
 			goto out;
 		}
@@ -1591,12 +1637,12 @@ list_keys_state(struct kb_store *st, const char *vault, const char *after,
 		goto out;
 	/* keys_list index (vault_id, state, name_lc, ...): a range scan
 	 * of a covering index, then each latest version by rowid. */
-	if ((r = q_prep(st, &s, "SELECT " KEY_COLS KEY_FROM
+	if ((r = q_prep(st, &s, "SELECT " ITEM_COLS KEY_FROM
 	    "WHERE k.vault_id = ?1 AND k.state = ?2 AND k.name_lc > ?3 AND"
 	    KEY_LATEST "ORDER BY k.name_lc LIMIT ?4",
 	    "ittu", vr.id, state, cur, limit + 1)) != 0)
 		goto out;
-	r = list_page(st, &vr, s, limit, CURSOR_NAME, items, n, next);
+	r = list_page(st, &vr, s, limit, CURSOR_NAME, item_read, items, n, next);
  out:
 	q_release(st, s);
 	UNLOCK(st);
@@ -1667,7 +1713,8 @@ kb_store_list_versions(struct kb_store *st, const char *vault,
 	    "WHERE k.id = ?1 AND v.id > ?2 ORDER BY v.id LIMIT ?3",
 	    "iiu", kr.id, after_id, limit + 1)) != 0)
 		goto out;
-	r = list_page(st, &vr, s, limit, CURSOR_VERSION, items, n, next);
+	r = list_page(st, &vr, s, limit, CURSOR_VERSION, key_read,
+	    items, n, next);
  out:
 	q_release(st, s);
 	UNLOCK(st);

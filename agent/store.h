@@ -180,6 +180,14 @@ int kb_store_get_key(struct kb_store *st, const char *vault, const char *name,
  * end.  Cursor formats (docs/internals/store.md): keys and deleted keys,
  * the lower-cased name of the last item; versions, the last version id.
  * Keys are ordered by lower-cased name, versions by creation.
+ *
+ * Items of kb_store_list_keys and kb_store_list_deleted carry what a
+ * list item shows (KeyItem, DeletedKeyItem): vault, name, version,
+ * key_size, enabled, nbf, exp, created, updated, tags_json, the
+ * recovery fields and the deleted ones.  kty, crv, key_ops, exportable,
+ * p11_label and p11_id are left zero: kb_store_get_key or
+ * kb_store_key_objects has them.  kb_store_list_versions fills all but
+ * public_jwk.
  */
 int kb_store_list_keys(struct kb_store *st, const char *vault,
     const char *after, unsigned limit, struct kb_store_key **items,

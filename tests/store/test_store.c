@@ -868,6 +868,57 @@ test_paging(void)
 	    &n, &next), KB_ERR_INVALID, "limit above the page maximum INVALID");
 	tap_is_int(kb_store_list_keys(st, "nov", NULL, 5, &items, &n, &next),
 	    KB_ERR_NOT_FOUND, "list on an unknown vault");
+	{
+		/* A list item shows what get_key does, less the token's part. */
+		struct kb_store_new_version iv = nv_rsa(7001);
+		struct kb_store_key *g = NULL;
+
+		iv.key_size = 3072;
+		iv.enabled = false;
+		iv.has_nbf = iv.has_exp = true;
+		iv.nbf = T0 - 60;
+		iv.exp = T0 + 86400;
+		iv.tags_json = "{\"team\":\"pki\"}";
+		MUST(kb_store_vault_ensure(st, &sys_actor, "kvi", 14, true, T0));
+		tap_is_int(kb_store_add_version(st, &officer, "kvi", "Item-Fields", &iv,
+		    T0, NULL), 0, "a key with every listed attribute set");
+		tap_is_int(kb_store_list_keys(st, "kvi", NULL, 5, &items, &n, &next), 0,
+		    "listed");
+		tap_ok(n == 1 && kb_store_get_key(st, "kvi", "Item-Fields", NULL, &g) == 0 &&
+		    strcmp(items[0].name, g->name) == 0 &&
+		    strcmp(items[0].version, g->version) == 0 &&
+		    strcmp(items[0].vault, "kvi") == 0 &&
+		    items[0].key_size == 3072 && !items[0].enabled &&
+		    items[0].has_nbf && items[0].nbf == g->nbf &&
+		    items[0].has_exp && items[0].exp == g->exp &&
+		    items[0].created == g->created && items[0].updated == g->updated &&
+		    strcmp(items[0].tags_json, g->tags_json) == 0 &&
+		    strcmp(items[0].recovery_level, g->recovery_level) == 0 &&
+		    items[0].recoverable_days == 14 && g->recoverable_days == 14 &&
+		    !items[0].deleted,
+		    "the list item's fields are the key's");
+		tap_ok(n == 1 && items[0].kty[0] == '\0' && items[0].p11_label[0] == '\0' &&
+		    g != NULL && strcmp(g->kty, "RSA") == 0 && g->p11_label[0] != '\0',
+		    "the token's part is left to get_key");
+		kb_store_key_free(g);
+		g = NULL;
+		kb_store_keys_free(items, n);
+		items = NULL;
+		tap_is_int(kb_store_delete(st, &officer, "kvi", "Item-Fields", T0 + 5, NULL),
+		    0, "deleted");
+		tap_is_int(kb_store_list_deleted(st, "kvi", NULL, 5, &items, &n, &next), 0,
+		    "a listing of deleted keys");
+		tap_ok(n == 1 && kb_store_get_deleted(st, "kvi", "Item-Fields", &g) == 0 &&
+		    items[0].deleted && items[0].deleted_date == T0 + 5 &&
+		    items[0].scheduled_purge_date == g->scheduled_purge_date &&
+		    items[0].scheduled_purge_date == T0 + 5 + 14 * 86400 &&
+		    strcmp(items[0].version, g->version) == 0 &&
+		    strcmp(items[0].tags_json, g->tags_json) == 0,
+		    "shows the deletion as get_deleted does");
+		kb_store_key_free(g);
+		kb_store_keys_free(items, n);
+		items = NULL;
+	}
 
 	/* Deleted keys leave the key list and enter the deleted list. */
 	for (i = 0; i < 60; i += 3) {
