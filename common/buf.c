@@ -53,6 +53,15 @@ buf_reserve(struct kb_buf *b, size_t n)
 	return 0;
 }
 
+void
+kb_buf_reserve(struct kb_buf *b, size_t n)
+{
+	if (n > b->cap - b->len)
+		n = b->cap - b->len;
+	if (buf_reserve(b, n) == 0)
+		b->data[b->len] = '\0';
+}
+
 int
 kb_buf_append(struct kb_buf *b, const void *p, size_t n)
 {

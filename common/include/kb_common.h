@@ -120,6 +120,12 @@ void kb_buf_init(struct kb_buf *b, size_t cap);
 /* Like kb_buf_init, but every byte is wiped before memory is released. */
 void kb_buf_init_secret(struct kb_buf *b, size_t cap);
 int kb_buf_append(struct kb_buf *b, const void *p, size_t n) KB_WARN_UNUSED;
+/*
+ * Room for n more bytes allocated now, so that appends up to that size
+ * do not grow the buffer step by step; a hint only: n past the cap is
+ * trimmed to it, and a failed allocation leaves the buffer as it was.
+ */
+void kb_buf_reserve(struct kb_buf *b, size_t n);
 int kb_buf_appendf(struct kb_buf *b, const char *fmt, ...) KB_PRINTF(2, 3) KB_WARN_UNUSED;
 void kb_buf_reset(struct kb_buf *b);
 void kb_buf_free(struct kb_buf *b);

@@ -77,6 +77,17 @@ test_buf(void)
 	    "length overflow caught");
 	kb_buf_free(&b);
 	kb_buf_free(NULL);
+	kb_buf_init(&b, 100);
+	kb_buf_reserve(&b, 40);
+	tap_ok(b.alloc >= 41 && b.len == 0 && b.data != NULL && b.data[0] == '\0',
+	    "reserve allocates room and keeps the buffer empty");
+	kb_buf_reserve(&b, 1000);
+	tap_ok(b.alloc >= 101 && b.alloc <= 128, "reserve past the cap stops at it "
+	    "(%zu allocated)", b.alloc);
+	tap_is_int(kb_buf_append(&b, "0123456789", 10), 0, "and appends still work");
+	tap_is_int(kb_buf_append(&b, "x", 91), KB_ERR_LIMIT,
+	    "but not past the cap");
+	kb_buf_free(&b);
 	kb_buf_init_secret(&b, 1 << 20);
 	for (n = 0; n < 1000; n++)
 		if (kb_buf_append(&b, "secret!", 7) != 0)
