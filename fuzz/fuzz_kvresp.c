@@ -7,6 +7,8 @@
  * joins back to the identifier.  List pages are parsed as kb_kv_list
  * parses them, into a page arena (jarena.c), whose overflow to malloc
  * (a dense page) and failure half-way must leave nothing behind.
+ * Bodies are read as kv-client reads them (kb_kv_json_parse, simdjson);
+ * a body it takes must give cJSON_Parse's tree.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,6 +16,8 @@
 #include <strings.h>
 
 #include "internal.h"
+#include "json.h"
+#include "jsoneq.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -166,8 +170,10 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct kb_kv_kid k;
+	const char *why = NULL;
+	size_t bom;
 	unsigned which;
-	cJSON *j;
+	cJSON *j, *ref;
 	char *text;
 
 	if (size < 1 || size > (1u << 20))
@@ -192,15 +198,31 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (which == 1) {
 		struct kb_jarena a;
 
-		if ((j = kb_jarena_parse(&a, (const char *)data + 1, size - 1)) == NULL)
+		if ((j = kb_jarena_parse(&a, (const char *)data + 1, size - 1,
+		    &why)) == NULL) {
+			if (why == NULL)
+				abort();
 			return 0;
+		}
 		list(j);
 		kb_jarena_discard(&a, j);
 		return 0;
 	}
-	j = cJSON_ParseWithLength((const char *)data + 1, size - 1);
-	if (j == NULL)
+	if ((j = kb_kv_json_parse((const char *)data + 1, size - 1, &why)) == NULL) {
+		if (why == NULL)
+			abort();
 		return 0;
+	}
+	/*
+	 * json.cc against cJSON's own parser: what simdjson takes, cJSON
+	 * takes too (it is the laxer), and the trees are the same.
+	 */
+	/* (cJSON skips a byte order mark only when 2 bytes or more follow it) */
+	bom = size - 1 >= 3 && memcmp(data + 1, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
+	ref = cJSON_ParseWithLength((const char *)data + 1 + bom, size - 1 - bom);
+	if (ref == NULL || !jsoneq(j, ref))
+		abort();
+	cJSON_Delete(ref);
 	if (which == 0)
 		bundle(j);
 	else

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "json.h"
 
 enum kv_endpoint_kind { KV_UNIX = 1, KV_HTTPS };
 
@@ -373,6 +374,7 @@ kv_response(const kb_kv_client *c, struct kb_http_resp *hr, bool arena,
 	struct kb_kv_response *resp = NULL;
 	struct kv_response *kr;
 	bool ok = hr->status >= 200 && hr->status < 300;
+	const char *why = NULL;
 	int r;
 
 	if ((kr = calloc(1, sizeof(*kr))) == NULL)
@@ -390,17 +392,18 @@ kv_response(const kb_kv_client *c, struct kb_http_resp *hr, bool arena,
 			}
 		} else if (memchr(hr->body.data, '\0', hr->body.len) == NULL)
 			resp->body = arena ? kb_jarena_parse(&kr->arena,
-			    (const char *)hr->body.data, hr->body.len) :
-			    cJSON_ParseWithLength((const char *)hr->body.data,
-			    hr->body.len);
+			    (const char *)hr->body.data, hr->body.len, &why) :
+			    kb_kv_json_parse((const char *)hr->body.data,
+			    hr->body.len, &why);
 		/*
 		 * A success must carry JSON; an error page from something
 		 * that is not Key Vault (a proxy) still yields its status.
 		 */
 		if (resp->body == NULL && ok) {
 			r = kb_error_set(KB_ERR_PROTOCOL,
-			    "%s answered HTTP %ld with a body that is not JSON",
-			    kb_kv_client_endpoint(c), hr->status);
+			    "%s answered HTTP %ld with a body that is not JSON (%s)",
+			    kb_kv_client_endpoint(c), hr->status,
+			    why != NULL ? why : "it holds a NUL byte");
 			goto out;
 		}
 	}

@@ -160,7 +160,8 @@ int kb_kv_request_ex(kb_kv_client *c, const char *method, const char *path,
 
 /*
  * cJSON trees parsed into one block (jarena.c).  kb_jarena_parse: the
- * tree, or NULL (not JSON, or out of memory) with nothing held;
+ * tree (kb_kv_json_parse, json.h), or NULL (not JSON, or out of memory;
+ * *why says which) with nothing held;
  * kb_jarena_discard frees the tree and the block (on any thread).
  */
 struct kb_jarena {
@@ -168,7 +169,8 @@ struct kb_jarena {
 	size_t cap, used;
 	unsigned long spilled;   /* allocations that went to malloc */
 };
-cJSON *kb_jarena_parse(struct kb_jarena *a, const char *text, size_t len);
+cJSON *kb_jarena_parse(struct kb_jarena *a, const char *text, size_t len,
+    const char **why);
 void kb_jarena_discard(struct kb_jarena *a, cJSON *tree);
 
 /* The client's retry figures, for ops.c. */

@@ -28,6 +28,7 @@
 #include <cjson/cJSON.h>
 
 #include "internal.h"
+#include "json.h"
 
 #define JA_ALIGN 16
 
@@ -81,7 +82,8 @@ ja_install(void)
 }
 
 cJSON *
-kb_jarena_parse(struct kb_jarena *a, const char *text, size_t len)
+kb_jarena_parse(struct kb_jarena *a, const char *text, size_t len,
+    const char **why)
 {
 	cJSON *tree;
 
@@ -96,7 +98,7 @@ kb_jarena_parse(struct kb_jarena *a, const char *text, size_t len)
 			a->cap = 0;
 	}
 	ja_open = a;
-	tree = cJSON_ParseWithLength(text, len);
+	tree = kb_kv_json_parse(text, len, why);
 	ja_open = NULL;
 	if (tree == NULL) {
 		free(a->base);

@@ -24,6 +24,8 @@
 #include "tap.h"
 #pragma GCC diagnostic pop
 #include "kvcheck.h"
+#include "json.h"   /* kv-client's reader, internal */
+#include "jsoneq.h"
 
 static cJSON *
 load_json(const char *path)
@@ -34,7 +36,8 @@ load_json(const char *path)
 
 	if (kb_file_read(path, 16 << 20, &text, &len) != 0)
 		return NULL;
-	j = cJSON_ParseWithLength(text, len);
+	/* As kv-client reads an answer: every file must pass the strict reader. */
+	j = kb_kv_json_parse(text, len, NULL);
 	free(text);
 	return j;
 }
@@ -773,6 +776,104 @@ t_op_result(void)
 	tap_ok(1, "every _free and _clear accepts NULL");
 }
 
+/* kb_kv_json_parse: cJSON's tree for JSON, a reason for the rest. */
+static void
+t_json(void)
+{
+	static const struct { const char *text, *why; } bad[] = {
+		{ "{} x", "not one JSON value" },
+		{ "{\"a\":\"\xff\"}", "not valid UTF-8" },
+		{ "[\"\\ud800\"]", "a malformed string" },
+		{ "[01]", "a number JSON does not allow or that does not fit" },
+		{ "[1.]", "a number JSON does not allow or that does not fit" },
+		{ "[1e400]", "a number JSON does not allow or that does not fit" },
+		{ "[18446744073709551616]",
+		    "a number JSON does not allow or that does not fit" },
+		{ "{\"a\":\"x\\u0000y\"}", "a string holds U+0000" },
+		{ "{\"a\\u0000\":1}", "a member name holds U+0000" },
+		{ "", "empty" },
+		{ "[1,]", "not one JSON value" },
+		{ "{\"a\":1", "not one JSON value" },
+	};
+	static const char *const good[] = {
+		"{\"value\":[{\"kid\":\"https://v.vault.azure.net/keys/k\",\"attributes\":"
+		    "{\"enabled\":true,\"created\":1493937656,\"exp\":4102444800,"
+		    "\"recoveryLevel\":\"Recoverable+Purgeable\"},\"tags\":{\"a\":\"\xc3\xa9\\n\"}}],"
+		    "\"nextLink\":null}",
+		"[1,-2,3.5,-0.25e-3,18446744073709551615,-9223372036854775808,true,false,null,"
+		    "\"\\ud83d\\ude00\",[],{},{\"d\":1,\"d\":2}]",
+		" \t\r\n\"s\" ",
+	};
+	char deep[2 * KB_KV_JSON_DEPTH + 3], *big;
+	const char *why;
+	cJSON *a, *b;
+	size_t i, n;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why = NULL;
+		a = kb_kv_json_parse(bad[i].text, strlen(bad[i].text), &why);
+		tap_ok(a == NULL && why != NULL && strcmp(why, bad[i].why) == 0,
+		    "json: %s refused: %s", bad[i].text, why ? why : "(taken)");
+		cJSON_Delete(a);
+	}
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		a = kb_kv_json_parse(good[i], strlen(good[i]), &why);
+		b = cJSON_Parse(good[i]);
+		tap_ok(a != NULL && b != NULL && jsoneq(a, b),
+		    "json: good text %zu gives cJSON's tree", i);
+		cJSON_Delete(a);
+		cJSON_Delete(b);
+	}
+	a = kb_kv_json_parse("\xef\xbb\xbf{\"a\":1}", 10, &why);
+	tap_ok(a != NULL && cJSON_GetObjectItem(a, "a") != NULL &&
+	    cJSON_GetObjectItem(a, "a")->valuedouble == 1, "json: a byte order mark is skipped");
+	cJSON_Delete(a);
+	a = kb_kv_json_parse("[4102444800]", 12, &why);
+	tap_ok(a != NULL && a->child->valuedouble == 4102444800.0,
+	    "json: a time past 2038 is exact");
+	cJSON_Delete(a);
+	/* KB_KV_JSON_DEPTH arrays nest; one more is refused. */
+	for (n = KB_KV_JSON_DEPTH, i = 0; i < n; i++) {
+		deep[i] = '[';
+		deep[n + i] = ']';
+	}
+	a = kb_kv_json_parse(deep, 2 * n, &why);
+	tap_ok(a != NULL, "json: %d levels of nesting taken", KB_KV_JSON_DEPTH);
+	cJSON_Delete(a);
+	memmove(deep + 1, deep, 2 * n);
+	deep[0] = '[';
+	deep[2 * n + 1] = ']';
+	a = kb_kv_json_parse(deep, 2 * n + 2, &why);
+	tap_ok(a == NULL && why != NULL && strcmp(why, "nested too deeply") == 0,
+	    "json: %d refused: %s", KB_KV_JSON_DEPTH + 1, why ? why : "(taken)");
+	cJSON_Delete(a);
+	/* Past the thread's 64 KiB buffer: its own parser, same tree. */
+	n = 300 * 1024;
+	if ((big = malloc(n + 1)) != NULL) {
+		size_t at = 0;
+
+		at += (size_t)sprintf(big, "{\"value\":[");
+		for (i = 0; at < n - 200; i++)
+			at += (size_t)sprintf(big + at, "%s{\"kid\":\"https://v/keys/k%zu\","
+			    "\"n\":%zu}", i ? "," : "", i, i);
+		at += (size_t)sprintf(big + at, "]}");
+		a = kb_kv_json_parse(big, at, &why);
+		b = cJSON_ParseWithLength(big, at);
+		tap_ok(a != NULL && b != NULL && jsoneq(a, b) &&
+		    cJSON_GetArraySize(cJSON_GetObjectItem(a, "value")) == (int)i,
+		    "json: a %zu-byte answer (%zu items) gives cJSON's tree", at, i);
+		cJSON_Delete(a);
+		cJSON_Delete(b);
+		/* and a small one again after it, on the thread's parser */
+		a = kb_kv_json_parse(good[0], strlen(good[0]), &why);
+		tap_ok(a != NULL, "json: then a small one");
+		cJSON_Delete(a);
+		free(big);
+	}
+	a = kb_kv_json_parse(NULL, 0, &why);
+	tap_ok(a == NULL && why != NULL, "json: no text refused");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -794,5 +895,6 @@ main(int argc, char **argv)
 	t_kids();
 	t_errors();
 	t_op_result();
+	t_json();
 	return tap_done();
 }

@@ -1,0 +1,253 @@
+/*
+ * json.cc: a server's JSON answer into a cJSON tree (json.h).
+ *
+ * Why simdjson and not cJSON_Parse: cJSON's parser was half of
+ * kv-client's instructions for a page of 25 keys (a strncmp for null,
+ * false and true before every value, strtod for every number, each
+ * string scanned twice) and it takes what JSON does not allow (text
+ * after the value, bytes that are not UTF-8).  simdjson (Debian's
+ * libsimdjson) validates the whole text, UTF-8 included, at a few
+ * instructions a byte; this file only builds the cJSON tree the rest of
+ * kv-client and its callers use.  cJSON stays the API: the tree is
+ * allocated through cJSON's hooks, so cJSON_Delete and jarena.c work on
+ * it unchanged.  No exception leaves this file (the error-code API of
+ * simdjson throws none; the catch is for std::bad_alloc).
+ */
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <new>
+
+#include <simdjson.h>
+
+#include "json.h"
+
+namespace {
+
+using simdjson::dom::element;
+using simdjson::dom::element_type;
+
+/*
+ * A thread keeps its parser and a padded copy buffer for answers up to
+ * this size (a page of 25 keys is about 6 KiB; the parser's memory is
+ * about 14 times the capacity); larger ones get their own, freed after.
+ */
+constexpr size_t KEEP_MAX = 64 * 1024;
+
+struct tls_state {
+	simdjson::dom::parser parser;
+	std::unique_ptr<char[]> pad;
+	size_t pad_cap = 0;
+};
+
+thread_local tls_state tls;
+
+char *
+dup_text(std::string_view s)
+{
+	char *p = static_cast<char *>(cJSON_malloc(s.size() + 1));
+
+	if (p != nullptr) {
+		memcpy(p, s.data(), s.size());
+		p[s.size()] = '\0';
+	}
+	return p;
+}
+
+/* Append child to parent's list (cJSON: child->prev of the head is the tail). */
+void
+link_child(cJSON *parent, cJSON *child)
+{
+	if (parent->child == nullptr) {
+		parent->child = child;
+		child->prev = child;
+	} else {
+		cJSON *tail = parent->child->prev;
+
+		tail->next = child;
+		child->prev = tail;
+		parent->child->prev = child;
+	}
+}
+
+/* The cJSON node of e (and below), or nullptr: out of memory, or a NUL in a string. */
+cJSON *
+build(element e, const char **why)
+{
+	cJSON *o = nullptr;
+
+	switch (e.type()) {
+	case element_type::ARRAY:
+		if ((o = cJSON_CreateArray()) == nullptr)
+			break;
+		for (element c : simdjson::dom::array(e)) {
+			cJSON *k = build(c, why);
+
+			if (k == nullptr) {
+				cJSON_Delete(o);
+				return nullptr;
+			}
+			link_child(o, k);
+		}
+		return o;
+	case element_type::OBJECT:
+		if ((o = cJSON_CreateObject()) == nullptr)
+			break;
+		for (simdjson::dom::key_value_pair kv : simdjson::dom::object(e)) {
+			cJSON *k;
+
+			if (memchr(kv.key.data(), '\0', kv.key.size()) != nullptr) {
+				*why = "a member name holds U+0000";
+				cJSON_Delete(o);
+				return nullptr;
+			}
+			if ((k = build(kv.value, why)) == nullptr) {
+				cJSON_Delete(o);
+				return nullptr;
+			}
+			link_child(o, k);
+			if ((k->string = dup_text(kv.key)) == nullptr) {
+				cJSON_Delete(o);
+				*why = "out of memory";
+				return nullptr;
+			}
+		}
+		return o;
+	case element_type::STRING: {
+		std::string_view s = e.get_string().value_unsafe();
+
+		if (memchr(s.data(), '\0', s.size()) != nullptr) {
+			*why = "a string holds U+0000";
+			return nullptr;
+		}
+		if ((o = cJSON_CreateNull()) == nullptr)
+			break;
+		o->type = cJSON_String;
+		if ((o->valuestring = dup_text(s)) == nullptr) {
+			cJSON_Delete(o);
+			o = nullptr;
+		}
+		break;
+	}
+	case element_type::INT64:
+		o = cJSON_CreateNumber(static_cast<double>(e.get_int64().value_unsafe()));
+		break;
+	case element_type::UINT64:
+		o = cJSON_CreateNumber(static_cast<double>(e.get_uint64().value_unsafe()));
+		break;
+	case element_type::DOUBLE:
+		o = cJSON_CreateNumber(e.get_double().value_unsafe());
+		break;
+	case element_type::BOOL:
+		o = cJSON_CreateBool(e.get_bool().value_unsafe());
+		break;
+	case element_type::NULL_VALUE:
+		o = cJSON_CreateNull();
+		break;
+	}
+	if (o == nullptr && *why == nullptr)
+		*why = "out of memory";
+	return o;
+}
+
+/* simdjson's error as a fragment of our sentence. */
+const char *
+reason(simdjson::error_code err)
+{
+	switch (err) {
+	case simdjson::UTF8_ERROR:
+		return "not valid UTF-8";
+	case simdjson::NUMBER_ERROR:
+		return "a number JSON does not allow or that does not fit";
+	case simdjson::STRING_ERROR:
+	case simdjson::UNESCAPED_CHARS:
+	case simdjson::UNCLOSED_STRING:
+		return "a malformed string";
+	case simdjson::DEPTH_ERROR:
+		return "nested too deeply";
+	case simdjson::EMPTY:
+		return "empty";
+	case simdjson::MEMALLOC:
+	case simdjson::CAPACITY:
+		return "out of memory or too large";
+	default:
+		return "not one JSON value";
+	}
+}
+
+cJSON *
+parse(const char *text, size_t len, const char **why)
+{
+	std::unique_ptr<simdjson::dom::parser> own;
+	simdjson::dom::parser *p = &tls.parser;
+	simdjson::error_code err;
+	element root;
+	bool padded = false;
+
+	if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0) {
+		text += 3;
+		len -= 3;
+	}
+	if (len > KEEP_MAX) {
+		own.reset(new (std::nothrow) simdjson::dom::parser());
+		if (own == nullptr) {
+			*why = "out of memory";
+			return nullptr;
+		}
+		p = own.get();
+	} else {
+		/* The thread's copy buffer, padded as simdjson reads past the end. */
+		if (tls.pad_cap < KEEP_MAX + simdjson::SIMDJSON_PADDING) {
+			tls.pad.reset(new (std::nothrow)
+			    char[KEEP_MAX + simdjson::SIMDJSON_PADDING]);
+			if (tls.pad == nullptr) {
+				*why = "out of memory";
+				return nullptr;
+			}
+			tls.pad_cap = KEEP_MAX + simdjson::SIMDJSON_PADDING;
+		}
+		memcpy(tls.pad.get(), text, len);
+		memset(tls.pad.get() + len, 0, simdjson::SIMDJSON_PADDING);
+		text = tls.pad.get();
+		padded = true;
+	}
+	if (p->capacity() < len || p->max_depth() != KB_KV_JSON_DEPTH) {
+		size_t cap = len > 4096 ? len : 4096;
+
+		if (p == &tls.parser && cap < KEEP_MAX)
+			cap = KEEP_MAX;    /* one allocation for every small answer */
+		if ((err = p->allocate(cap, KB_KV_JSON_DEPTH)) != simdjson::SUCCESS) {
+			*why = reason(err);
+			return nullptr;
+		}
+	}
+	err = p->parse(text, len, !padded).get(root);
+	cJSON *tree = err == simdjson::SUCCESS ? build(root, why) : nullptr;
+	if (err != simdjson::SUCCESS)
+		*why = reason(err);
+	if (padded)
+		memset(tls.pad.get(), 0, len);   /* no copy of the answer stays */
+	return tree;
+}
+
+} /* namespace */
+
+extern "C" cJSON *
+kb_kv_json_parse(const char *text, size_t len, const char **why)
+{
+	const char *dummy;
+
+	if (why == nullptr)
+		why = &dummy;
+	*why = nullptr;
+	if (text == nullptr) {
+		*why = "empty";
+		return nullptr;
+	}
+	try {
+		return parse(text, len, why);
+	} catch (...) {
+		*why = "out of memory";
+		return nullptr;
+	}
+}
