@@ -284,10 +284,7 @@ kb_kv_kid_clear(struct kb_kv_kid *kid)
 {
 	if (kid == NULL)
 		return;
-	free(kid->id);
-	free(kid->vault_url);
-	free(kid->name);
-	free(kid->version);
+	free(kid->id);    /* the one block of all four (kb_kv_kid_parse) */
 	memset(kid, 0, sizeof(*kid));
 }
 
@@ -308,23 +305,27 @@ int
 kb_kv_kid_parse(const char *id, struct kb_kv_kid *out)
 {
 	struct kb_kv_kid k;
-	const char *path, *end, *seg[3], *p;
-	char show[201];
+	const char *path, *end, *seg[3], *p, *url_end;
+	const char *name_at, *version_at = NULL;
+	size_t name_len, version_len = 0;
+	char show[201], *blk, *w;
 	size_t len, seglen[3], nseg = 0, i, skip;
-	int r = KB_ERR_ALLOC;
 
 	memset(&k, 0, sizeof(k));
 	if (id == NULL)
 		return kb_error_set(KB_ERR_PROTOCOL, "no key identifier");
-	len = strlen(id);
+	/* Printable ASCII without space, '?' or '#': what a URL path holds. */
+	for (i = 0; id[i] != '\0' && i <= KB_KV_MAX_ID_LEN; i++) {
+		unsigned char c = (unsigned char)id[i];
+
+		if (c <= 0x20 || c >= 0x7f || c == '?' || c == '#')
+			return kb_error_set(KB_ERR_PROTOCOL, "the key identifier %s has "
+			    "a character a URL path cannot have", shown(id, show, 201));
+	}
+	len = i;
 	if (len == 0 || len > KB_KV_MAX_ID_LEN)
 		return kb_error_set(KB_ERR_PROTOCOL, "the key identifier is empty "
 		    "or longer than %d bytes", KB_KV_MAX_ID_LEN);
-	for (i = 0; i < len; i++)
-		if ((unsigned char)id[i] <= 0x20 || (unsigned char)id[i] >= 0x7f ||
-		    id[i] == '?' || id[i] == '#')
-			return kb_error_set(KB_ERR_PROTOCOL, "the key identifier %s has "
-			    "a character a URL path cannot have", shown(id, show, 201));
 	if (strncasecmp(id, "https://", 8) == 0)
 		skip = 8;
 	else if (strncasecmp(id, "http://", 7) == 0)
@@ -354,29 +355,43 @@ kb_kv_kid_parse(const char *id, struct kb_kv_kid *out)
 	}
 	if (nseg == 3 && seg_is(seg[2], seglen[2], "keys")) {
 		/* keys/{name}/{version} */
-		if ((k.name = strndup(seg[1], seglen[1])) == NULL ||
-		    (k.version = strndup(seg[0], seglen[0])) == NULL)
-			goto out;
-		p = seg[2] - 1;
+		name_at = seg[1];
+		name_len = seglen[1];
+		version_at = seg[0];
+		version_len = seglen[0];
+		url_end = seg[2] - 1;
 	} else if (nseg >= 2 && (seg_is(seg[1], seglen[1], "keys") ||
 	    seg_is(seg[1], seglen[1], "deletedkeys"))) {
-		if ((k.name = strndup(seg[0], seglen[0])) == NULL)
-			goto out;
-		p = seg[1] - 1;
+		name_at = seg[0];
+		name_len = seglen[0];
+		url_end = seg[1] - 1;
 	} else {
-		r = kb_error_set(KB_ERR_PROTOCOL, "the key identifier %.200s does not "
+		return kb_error_set(KB_ERR_PROTOCOL, "the key identifier %.200s does not "
 		    "end in keys/NAME[/VERSION] or deletedkeys/NAME", id);
-		goto out;
 	}
-	if ((k.vault_url = strndup(id, (size_t)(p - id))) == NULL ||
-	    (k.id = kb_strdup(id)) == NULL)
-		goto out;
+	/* One block: id, vault_url, name[, version], each NUL-terminated. */
+	if ((blk = malloc(2 * len + 4)) == NULL)
+		return KB_ERR_ALLOC;
+	w = blk;
+	k.id = w;
+	memcpy(w, id, len);
+	w[len] = '\0';
+	w += len + 1;
+	k.vault_url = w;
+	memcpy(w, id, (size_t)(url_end - id));
+	w[url_end - id] = '\0';
+	w += (url_end - id) + 1;
+	k.name = w;
+	memcpy(w, name_at, name_len);
+	w[name_len] = '\0';
+	w += name_len + 1;
+	if (version_at != NULL) {
+		k.version = w;
+		memcpy(w, version_at, version_len);
+		w[version_len] = '\0';
+	}
 	*out = k;
-	memset(&k, 0, sizeof(k));
-	r = 0;
- out:
-	kb_kv_kid_clear(&k);
-	return r;
+	return 0;
 }
 
 static int

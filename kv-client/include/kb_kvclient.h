@@ -625,8 +625,8 @@ struct kb_kv_kid {
 /*
  * Split a key identifier (pure).  KB_ERR_PROTOCOL when it is not an
  * http(s) URL whose path ends in keys/NAME[/VERSION] or
- * deletedkeys/NAME.  On success *out is filled; clear it with
- * kb_kv_kid_clear.
+ * deletedkeys/NAME.  On success *out is filled; its four strings share
+ * one allocation: clear it with kb_kv_kid_clear, never free a member.
  */
 int kb_kv_kid_parse(const char *id, struct kb_kv_kid *out) KB_WARN_UNUSED;
 void kb_kv_kid_clear(struct kb_kv_kid *kid);
