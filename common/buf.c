@@ -63,7 +63,7 @@ kb_buf_reserve(struct kb_buf *b, size_t n)
 }
 
 int
-kb_buf_append(struct kb_buf *b, const void *p, size_t n)
+kb_buf_append_slow(struct kb_buf *b, const void *p, size_t n)
 {
 	int r;
 

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 #define KB_VERSION "0.1.0"
@@ -119,7 +120,24 @@ struct kb_buf {
 void kb_buf_init(struct kb_buf *b, size_t cap);
 /* Like kb_buf_init, but every byte is wiped before memory is released. */
 void kb_buf_init_secret(struct kb_buf *b, size_t cap);
-int kb_buf_append(struct kb_buf *b, const void *p, size_t n) KB_WARN_UNUSED;
+int kb_buf_append_slow(struct kb_buf *b, const void *p, size_t n) KB_WARN_UNUSED;
+/*
+ * Append n bytes.  Inline when they fit what is allocated (a rendered
+ * list page makes some 600 small appends); else kb_buf_append_slow
+ * grows the buffer or refuses past the cap.
+ */
+static inline int KB_WARN_UNUSED
+kb_buf_append(struct kb_buf *b, const void *p, size_t n)
+{
+	if (n <= b->cap - b->len && n < b->alloc - b->len) {
+		if (n > 0)
+			memcpy(b->data + b->len, p, n);
+		b->len += n;
+		b->data[b->len] = '\0';
+		return 0;
+	}
+	return kb_buf_append_slow(b, p, n);
+}
 /*
  * Room for n more bytes allocated now, so that appends up to that size
  * do not grow the buffer step by step; a hint only: n past the cap is
