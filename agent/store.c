@@ -748,42 +748,38 @@ kb_store_keys_free(struct kb_store_key *ks, size_t n)
 }
 
 /*
- * The column list every key query selects, in key_read()'s order.  The
- * vault's columns come from the caller's (cached) vault row, not a join.
- */
-#define KEY_COLS \
-	"k.name, k.state = 'deleted', k.deleted_date, k.scheduled_purge_date, " \
-	"v.version, v.kty, v.key_size, v.crv, v.key_ops, v.enabled, " \
-	"v.exportable, v.nbf, v.exp, v.created, v.updated, v.tags, " \
-	"v.p11_label, v.p11_id"
-#define KEY_NCOLS 18
-#define KEY_FROM " FROM keys k JOIN versions v ON v.key_id = k.id "
-#define KEY_LATEST " v.id = k.latest_id "
-
-/*
- * A listing of keys (list_keys_state) selects only what a list item
- * shows, in item_read()'s order: the token columns and the tags' strdup
- * for nothing were a sixth of the agent's time per page.
+ * The columns of a list item (KeyItem, DeletedKeyItem), in item_read()'s
+ * order: a listing of keys selects only these (the token's columns and
+ * a copy of them for nothing were a sixth of the agent's time a page).
+ * Every other key query selects KEY_COLS, the same twelve and then the
+ * version's own, in key_read()'s order.  The vault's columns come from
+ * the caller's (cached) vault row, not a join.
  */
 #define ITEM_COLS \
 	"k.name, k.state = 'deleted', k.deleted_date, k.scheduled_purge_date, " \
 	"v.version, v.key_size, v.enabled, v.nbf, v.exp, v.created, " \
 	"v.updated, v.tags"
+#define ITEM_NCOLS 12
+#define KEY_COLS ITEM_COLS \
+	", v.kty, v.crv, v.key_ops, v.exportable, v.p11_label, v.p11_id"
+#define KEY_NCOLS 18
+#define KEY_FROM " FROM keys k JOIN versions v ON v.key_id = k.id "
+#define KEY_LATEST " v.id = k.latest_id "
 
+typedef int (*row_reader)(sqlite3_stmt *, const struct vault_row *,
+    struct kb_store_key *);
+
+/* A row of ITEM_COLS: the members store.h names for key listings. */
 static int
-key_read(sqlite3_stmt *s, const struct vault_row *vr, struct kb_store_key *k)
+item_read(sqlite3_stmt *s, const struct vault_row *vr, struct kb_store_key *k)
 {
-	const void *blob;
 	const unsigned char *tags;
 	int r;
 
 	memset(k, 0, sizeof(*k));
 	if ((r = kb_strlcpy(k->vault, vr->name, sizeof(k->vault))) != 0 ||
 	    (r = col_str(s, 0, k->name, sizeof(k->name))) != 0 ||
-	    (r = col_str(s, 4, k->version, sizeof(k->version))) != 0 ||
-	    (r = col_str(s, 5, k->kty, sizeof(k->kty))) != 0 ||
-	    (r = col_str(s, 7, k->crv, sizeof(k->crv))) != 0 ||
-	    (r = col_str(s, 16, k->p11_label, sizeof(k->p11_label))) != 0)
+	    (r = col_str(s, 4, k->version, sizeof(k->version))) != 0)
 		return r;
 	k->recovery_level = kv_recovery_level(vr->retention_days,
 	    vr->purge_protection);
@@ -791,24 +787,39 @@ key_read(sqlite3_stmt *s, const struct vault_row *vr, struct kb_store_key *k)
 	k->deleted = sqlite3_column_int(s, 1) != 0;
 	k->deleted_date = sqlite3_column_int64(s, 2);
 	k->scheduled_purge_date = sqlite3_column_int64(s, 3);
-	k->key_size = (unsigned)sqlite3_column_int64(s, 6);
-	k->key_ops = (unsigned)sqlite3_column_int64(s, 8);
-	k->enabled = sqlite3_column_int(s, 9) != 0;
-	k->exportable = sqlite3_column_int(s, 10) != 0;
-	k->has_nbf = sqlite3_column_type(s, 11) != SQLITE_NULL;
-	k->nbf = sqlite3_column_int64(s, 11);
-	k->has_exp = sqlite3_column_type(s, 12) != SQLITE_NULL;
-	k->exp = sqlite3_column_int64(s, 12);
-	k->created = sqlite3_column_int64(s, 13);
-	k->updated = sqlite3_column_int64(s, 14);
-	blob = sqlite3_column_blob(s, 17);
-	if (blob == NULL || sqlite3_column_bytes(s, 17) != KV_VERSION_BYTES)
+	k->key_size = (unsigned)sqlite3_column_int64(s, 5);
+	k->enabled = sqlite3_column_int(s, 6) != 0;
+	k->has_nbf = sqlite3_column_type(s, 7) != SQLITE_NULL;
+	k->nbf = sqlite3_column_int64(s, 7);
+	k->has_exp = sqlite3_column_type(s, 8) != SQLITE_NULL;
+	k->exp = sqlite3_column_int64(s, 8);
+	k->created = sqlite3_column_int64(s, 9);
+	k->updated = sqlite3_column_int64(s, 10);
+	tags = sqlite3_column_text(s, 11);
+	if ((k->tags_json = kb_strdup(tags != NULL ? (const char *)tags : "{}")) == NULL)
+		return KB_ERR_ALLOC;
+	return 0;
+}
+
+/* A row of KEY_COLS: the whole version but its public JWK. */
+static int
+key_read(sqlite3_stmt *s, const struct vault_row *vr, struct kb_store_key *k)
+{
+	const void *blob;
+	int r;
+
+	if ((r = item_read(s, vr, k)) != 0 ||
+	    (r = col_str(s, ITEM_NCOLS, k->kty, sizeof(k->kty))) != 0 ||
+	    (r = col_str(s, ITEM_NCOLS + 1, k->crv, sizeof(k->crv))) != 0 ||
+	    (r = col_str(s, ITEM_NCOLS + 4, k->p11_label, sizeof(k->p11_label))) != 0)
+		return r;
+	k->key_ops = (unsigned)sqlite3_column_int64(s, ITEM_NCOLS + 2);
+	k->exportable = sqlite3_column_int(s, ITEM_NCOLS + 3) != 0;
+	blob = sqlite3_column_blob(s, ITEM_NCOLS + 5);
+	if (blob == NULL || sqlite3_column_bytes(s, ITEM_NCOLS + 5) != KV_VERSION_BYTES)
 		return kb_error_set(KB_ERR_INTERNAL,
 		    "vault store: a version has a bad token object id");
 	memcpy(k->p11_id, blob, KV_VERSION_BYTES);
-	tags = sqlite3_column_text(s, 15);
-	if ((k->tags_json = kb_strdup(tags != NULL ? (const char *)tags : "{}")) == NULL)
-		return KB_ERR_ALLOC;
 	return 0;
 }
 
@@ -1515,40 +1526,6 @@ kb_store_set_public_jwk(struct kb_store *st, const char *vault,
 
 enum cursor_kind { CURSOR_NAME, CURSOR_VERSION };
 
-typedef int (*row_reader)(sqlite3_stmt *, const struct vault_row *,
-    struct kb_store_key *);
-
-/* A row of ITEM_COLS: the members store.h names for key listings. */
-static int
-item_read(sqlite3_stmt *s, const struct vault_row *vr, struct kb_store_key *k)
-{
-	const unsigned char *tags;
-	int r;
-
-	memset(k, 0, sizeof(*k));
-	if ((r = kb_strlcpy(k->vault, vr->name, sizeof(k->vault))) != 0 ||
-	    (r = col_str(s, 0, k->name, sizeof(k->name))) != 0 ||
-	    (r = col_str(s, 4, k->version, sizeof(k->version))) != 0)
-		return r;
-	k->recovery_level = kv_recovery_level(vr->retention_days,
-	    vr->purge_protection);
-	k->recoverable_days = vr->retention_days;
-	k->deleted = sqlite3_column_int(s, 1) != 0;
-	k->deleted_date = sqlite3_column_int64(s, 2);
-	k->scheduled_purge_date = sqlite3_column_int64(s, 3);
-	k->key_size = (unsigned)sqlite3_column_int64(s, 5);
-	k->enabled = sqlite3_column_int(s, 6) != 0;
-	k->has_nbf = sqlite3_column_type(s, 7) != SQLITE_NULL;
-	k->nbf = sqlite3_column_int64(s, 7);
-	k->has_exp = sqlite3_column_type(s, 8) != SQLITE_NULL;
-	k->exp = sqlite3_column_int64(s, 8);
-	k->created = sqlite3_column_int64(s, 9);
-	k->updated = sqlite3_column_int64(s, 10);
-	tags = sqlite3_column_text(s, 11);
-	if ((k->tags_json = kb_strdup(tags != NULL ? (const char *)tags : "{}")) == NULL)
-		return KB_ERR_ALLOC;
-	return 0;
-}
 
 /*
  * Read up to limit rows of s (which asks for limit + 1) into a new array;
