@@ -211,17 +211,16 @@ parse(const char *text, size_t len, const char **why)
 		text = tls.pad.get();
 		padded = true;
 	}
+	err = simdjson::SUCCESS;
 	if (p->capacity() < len || p->max_depth() != KB_KV_JSON_DEPTH) {
 		size_t cap = len > 4096 ? len : 4096;
 
 		if (p == &tls.parser && cap < KEEP_MAX)
 			cap = KEEP_MAX;    /* one allocation for every small answer */
-		if ((err = p->allocate(cap, KB_KV_JSON_DEPTH)) != simdjson::SUCCESS) {
-			*why = reason(err);
-			return nullptr;
-		}
+		err = p->allocate(cap, KB_KV_JSON_DEPTH);
 	}
-	err = p->parse(text, len, !padded).get(root);
+	if (err == simdjson::SUCCESS)
+		err = p->parse(text, len, !padded).get(root);
 	cJSON *tree = err == simdjson::SUCCESS ? build(root, why) : nullptr;
 	if (err != simdjson::SUCCESS)
 		*why = reason(err);
