@@ -36,21 +36,30 @@ constexpr size_t KEEP_MAX = 64 * 1024;
 
 struct tls_state {
 	simdjson::dom::parser parser;
-	std::unique_ptr<char[]> pad;
-	size_t pad_cap = 0;
+	std::unique_ptr<char[]> pad;     /* KEEP_MAX + SIMDJSON_PADDING */
 };
 
 thread_local tls_state tls;
 
+/*
+ * s as a C string from cJSON's allocator, or nullptr with *why: nul_why
+ * when s holds U+0000 (a C string would end there), else out of memory.
+ */
 char *
-dup_text(std::string_view s)
+dup_text(std::string_view s, const char *nul_why, const char **why)
 {
-	char *p = static_cast<char *>(cJSON_malloc(s.size() + 1));
+	char *p;
 
-	if (p != nullptr) {
-		memcpy(p, s.data(), s.size());
-		p[s.size()] = '\0';
+	if (memchr(s.data(), '\0', s.size()) != nullptr) {
+		*why = nul_why;
+		return nullptr;
 	}
+	if ((p = static_cast<char *>(cJSON_malloc(s.size() + 1))) == nullptr) {
+		*why = "out of memory";
+		return nullptr;
+	}
+	memcpy(p, s.data(), s.size());
+	p[s.size()] = '\0';
 	return p;
 }
 
@@ -94,39 +103,30 @@ build(element e, const char **why)
 		if ((o = cJSON_CreateObject()) == nullptr)
 			break;
 		for (simdjson::dom::key_value_pair kv : simdjson::dom::object(e)) {
-			cJSON *k;
+			char *name = dup_text(kv.key, "a member name holds U+0000", why);
+			cJSON *k = name != nullptr ? build(kv.value, why) : nullptr;
 
-			if (memchr(kv.key.data(), '\0', kv.key.size()) != nullptr) {
-				*why = "a member name holds U+0000";
+			if (k == nullptr) {
+				cJSON_free(name);
 				cJSON_Delete(o);
 				return nullptr;
 			}
-			if ((k = build(kv.value, why)) == nullptr) {
-				cJSON_Delete(o);
-				return nullptr;
-			}
+			k->string = name;
 			link_child(o, k);
-			if ((k->string = dup_text(kv.key)) == nullptr) {
-				cJSON_Delete(o);
-				*why = "out of memory";
-				return nullptr;
-			}
 		}
 		return o;
 	case element_type::STRING: {
-		std::string_view s = e.get_string().value_unsafe();
+		char *v = dup_text(e.get_string().value_unsafe(),
+		    "a string holds U+0000", why);
 
-		if (memchr(s.data(), '\0', s.size()) != nullptr) {
-			*why = "a string holds U+0000";
+		if (v == nullptr)
 			return nullptr;
-		}
-		if ((o = cJSON_CreateNull()) == nullptr)
+		if ((o = cJSON_CreateNull()) == nullptr) {
+			cJSON_free(v);
 			break;
-		o->type = cJSON_String;
-		if ((o->valuestring = dup_text(s)) == nullptr) {
-			cJSON_Delete(o);
-			o = nullptr;
 		}
+		o->type = cJSON_String;
+		o->valuestring = v;
 		break;
 	}
 	case element_type::INT64:
@@ -197,14 +197,13 @@ parse(const char *text, size_t len, const char **why)
 		p = own.get();
 	} else {
 		/* The thread's copy buffer, padded as simdjson reads past the end. */
-		if (tls.pad_cap < KEEP_MAX + simdjson::SIMDJSON_PADDING) {
+		if (tls.pad == nullptr) {
 			tls.pad.reset(new (std::nothrow)
 			    char[KEEP_MAX + simdjson::SIMDJSON_PADDING]);
 			if (tls.pad == nullptr) {
 				*why = "out of memory";
 				return nullptr;
 			}
-			tls.pad_cap = KEEP_MAX + simdjson::SIMDJSON_PADDING;
 		}
 		memcpy(tls.pad.get(), text, len);
 		memset(tls.pad.get() + len, 0, simdjson::SIMDJSON_PADDING);
