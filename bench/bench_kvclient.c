@@ -196,6 +196,13 @@ add_span(double *sum, double t0, double t1)
 	*sum = t0 >= 0 && t1 >= 0 && *sum >= 0 ? *sum + t1 - t0 : -1;
 }
 
+/* *sum += n for a count; -1 (unknown) for good once one was unknown. */
+static void
+add_count(long *sum, long n)
+{
+	*sum = n >= 0 && *sum >= 0 ? *sum + n : -1;
+}
+
 static void
 die(const char *what)
 {
@@ -617,7 +624,7 @@ kv_slice(enum phase ph, long from, long to, int nthreads)
 		die("a request through kv-client failed");
 	add_span(&f->agent_cpu, a0, a1);
 	add_span(&f->steal, st0, st1);
-	f->accepts = acc >= 0 && f->accepts >= 0 ? f->accepts + acc : -1;
+	add_count(&f->accepts, acc);
 	f->requests += (long)(s1.requests - s0.requests);
 	f->handshakes += (long)(s1.connections - s0.connections);
 	f->challenges += (long)(s1.challenges - s0.challenges);
@@ -930,7 +937,7 @@ sdk_slice(enum phase ph, long from, long to, int nthreads)
 	f->bad += (long)jnum(j, "bad") + (long)jnum(j, "failures");
 	add_span(&f->agent_cpu, a0, a1);
 	add_span(&f->steal, st0, st1);
-	f->accepts = acc >= 0 && f->accepts >= 0 ? f->accepts + acc : -1;
+	add_count(&f->accepts, acc);
 	f->slices++;
 	cJSON_Delete(j);
 }
@@ -1268,8 +1275,7 @@ main(int argc, char **argv)
 		for (p = 0; p < N_PH; p++) {
 			hs[s] += F[s][p].handshakes;
 			chal[s] += F[s][p].challenges;
-			acc[s] = acc[s] >= 0 && F[s][p].accepts >= 0 ?
-			    acc[s] + F[s][p].accepts : -1;
+			add_count(&acc[s], F[s][p].accepts);
 		}
 		hs_timed[s] = F[s][PH_GET].handshakes + F[s][PH_LIST].handshakes;
 	}
