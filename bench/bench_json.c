@@ -8,8 +8,11 @@
  * pages a second and the ratio reader / cJSON.  Both trees are checked
  * equal first (tests/lib/jsoneq.h).
  *
- *   bench_json [--items N] [--seconds S]
+ *   bench_json [--items N] [--seconds S] [--tap]
+ *
+ * --tap (the test suite): the checks as TAP, the figures as comments.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +89,8 @@ main(int argc, char **argv)
 	double secs = 2, used[2] = { 0, 0 }, rate[2];
 	long pages[2] = { 0, 0 };
 	int items = 25, i, k;
+	bool tap = false, same;
+	const char *pfx;
 	const char *why;
 	cJSON *a, *b;
 	char *text;
@@ -96,8 +101,10 @@ main(int argc, char **argv)
 			items = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
 			secs = atof(argv[++i]);
+		else if (strcmp(argv[i], "--tap") == 0)
+			tap = true;
 		else {
-			fprintf(stderr, "usage: bench_json [--items N] [--seconds S]\n");
+			fprintf(stderr, "usage: bench_json [--items N] [--seconds S] [--tap]\n");
 			return 2;
 		}
 	}
@@ -109,7 +116,11 @@ main(int argc, char **argv)
 		return 1;
 	a = kb_kv_json_parse(text, len, &why);
 	b = cJSON_ParseWithLength(text, len);
-	if (a == NULL || b == NULL || !jsoneq(a, b)) {
+	same = a != NULL && b != NULL && jsoneq(a, b);
+	if (tap)
+		printf("1..2\n%s 1 - the reader's tree is cJSON_Parse's\n",
+		    same ? "ok" : "not ok");
+	if (!same) {
 		fprintf(stderr, "bench_json: the two trees differ\n");
 		return 1;
 	}
@@ -121,18 +132,25 @@ main(int argc, char **argv)
 
 			if (run(side == 0, text, len, secs / SLICES, &pages[side],
 			    &used[side]) != 0) {
+				if (tap)
+					printf("not ok 2 - every parse of the page\n");
 				fprintf(stderr, "bench_json: a parse failed\n");
 				return 1;
 			}
 		}
 	for (i = 0; i < 2; i++)
 		rate[i] = (double)pages[i] / used[i];
-	printf("page: %d items, %zu bytes; one thread, malloc for the trees\n", items, len);
-	printf("%-28s %12s %12s %8s\n", "figure", "kv-client", "cJSON_Parse", "ratio");
-	printf("%-28s %12.0f %12.0f %8.2f\n", "pages/s (CPU)", rate[0], rate[1],
+	if (tap)
+		printf("ok 2 - every parse of the page (%ld and %ld)\n", pages[0], pages[1]);
+	pfx = tap ? "# " : "";
+	printf("%spage: %d items, %zu bytes; one thread, malloc for the trees\n", pfx,
+	    items, len);
+	printf("%s%-28s %12s %12s %8s\n", pfx, "figure", "kv-client", "cJSON_Parse",
+	    "ratio");
+	printf("%s%-28s %12.0f %12.0f %8.2f\n", pfx, "pages/s (CPU)", rate[0], rate[1],
 	    rate[0] / rate[1]);
-	printf("%-28s %12.2f %12.2f %8.2f\n", "us a page", 1e6 / rate[0], 1e6 / rate[1],
-	    rate[1] / rate[0]);
+	printf("%s%-28s %12.2f %12.2f %8.2f\n", pfx, "us a page", 1e6 / rate[0],
+	    1e6 / rate[1], rate[1] / rate[0]);
 	free(text);
 	return 0;
 }
