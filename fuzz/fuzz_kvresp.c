@@ -8,7 +8,8 @@
  * parses them, into a page arena (jarena.c), whose overflow to malloc
  * (a dense page) and failure half-way must leave nothing behind.
  * Bodies are read as kv-client reads them (kb_kv_json_parse, simdjson);
- * a body it takes must give cJSON_Parse's tree.
+ * a body it takes must give cJSON_Parse's tree, and the same when read as
+ * a secret answer (kb_kv_json_parse_secret).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -222,6 +223,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ref = cJSON_ParseWithLength((const char *)data + 1 + bom, size - 1 - bom);
 	if (ref == NULL || !jsoneq(j, ref))
 		abort();
+	cJSON_Delete(ref);
+	/* A secret answer's reading (its parser's strings zeroed after) gives
+	 * the same tree, and the next reading is not disturbed by it. */
+	if ((ref = kb_kv_json_parse_secret((const char *)data + 1, size - 1,
+	    &why)) == NULL || !jsoneq(j, ref))
+		abort();
+	kb_kv_json_wipe(ref);
 	cJSON_Delete(ref);
 	if (which == 0)
 		bundle(j);

@@ -289,12 +289,81 @@ kb_kv_response_free(struct kb_kv_response *r)
 	kr = (struct kv_response *)(void *)((char *)r - offsetof(struct kv_response, pub));
 	if (kr->arena.base != NULL)
 		kb_jarena_discard(&kr->arena, r->body);
-	else
+	else {
+		if (r->secret)
+			kb_kv_json_wipe(r->body);
 		cJSON_Delete(r->body);
+	}
 	free(r->error_code);
 	free(r->error_message);
 	free(r->error_inner);
 	free(kr);
+}
+
+void
+kb_kv_json_wipe(cJSON *j)
+{
+	cJSON *it;
+
+	if (j == NULL)
+		return;
+	if (j->valuestring != NULL)
+		kb_wipe(j->valuestring, strlen(j->valuestring));
+	if (j->string != NULL)
+		kb_wipe(j->string, strlen(j->string));
+	/* Depth is bounded by the parser's nesting limit. */
+	for (it = j->child; it != NULL; it = it->next)
+		kb_kv_json_wipe(it);
+}
+
+char *
+kb_kv_json_print_secret(const cJSON *j)
+{
+	size_t n;
+	char *p;
+
+	/* cJSON_PrintPreallocated wants some 5 bytes more than it writes. */
+	for (n = 1024; n <= ((size_t)1 << 30); n *= 2) {
+		if ((p = malloc(n)) == NULL)
+			return NULL;
+		if (cJSON_PrintPreallocated((cJSON *)(uintptr_t)j, p, (int)n, 0))
+			return p;
+		explicit_bzero(p, n);
+		free(p);
+	}
+	return NULL;
+}
+
+void
+kb_kv_text_free_secret(char *text)
+{
+	if (text != NULL) {
+		kb_wipe(text, strlen(text));
+		free(text);
+	}
+}
+
+/*
+ * Does the answer to path hold secrets?  Decrypt and UnwrapKey give a
+ * plaintext or a key, GetRandomBytes (POST /rng) bytes that become keys:
+ * the last segment of the path, query left out.  Nothing else of the
+ * keys API answers with a secret (a release answer is wrapped for its
+ * target).  A key named "rng" read with GET only costs a wipe.
+ */
+static bool
+kv_secret_path(const char *path)
+{
+	static const char *const segs[] = { "decrypt", "unwrapkey", "rng" };
+	size_t end, beg, i;
+
+	end = strcspn(path, "?");
+	for (beg = end; beg > 0 && path[beg - 1] != '/'; beg--)
+		;
+	for (i = 0; i < sizeof(segs) / sizeof(segs[0]); i++)
+		if (end - beg == strlen(segs[i]) &&
+		    strncasecmp(path + beg, segs[i], end - beg) == 0)
+			return true;
+	return false;
 }
 
 static bool
@@ -369,7 +438,7 @@ json_content_type(const char *ct)
 /* Turn an HTTP answer into a kb_kv_response. */
 static int
 kv_response(const kb_kv_client *c, struct kb_http_resp *hr, bool arena,
-    struct kb_kv_response **out)
+    bool secret, struct kb_kv_response **out)
 {
 	struct kb_kv_response *resp = NULL;
 	struct kv_response *kr;
@@ -381,6 +450,7 @@ kv_response(const kb_kv_client *c, struct kb_http_resp *hr, bool arena,
 		return KB_ERR_ALLOC;
 	resp = &kr->pub;
 	resp->status = hr->status;
+	resp->secret = secret;
 	if (hr->body.len > 0) {
 		if (hr->content_type[0] != '\0' && !json_content_type(hr->content_type)) {
 			/* An error page from a proxy still yields its status. */
@@ -391,7 +461,9 @@ kv_response(const kb_kv_client *c, struct kb_http_resp *hr, bool arena,
 				goto out;
 			}
 		} else if (memchr(hr->body.data, '\0', hr->body.len) == NULL)
-			resp->body = arena ? kb_jarena_parse(&kr->arena,
+			resp->body = secret ? kb_kv_json_parse_secret(
+			    (const char *)hr->body.data, hr->body.len, &why) :
+			    arena ? kb_jarena_parse(&kr->arena,
 			    (const char *)hr->body.data, hr->body.len, &why) :
 			    kb_kv_json_parse((const char *)hr->body.data,
 			    hr->body.len, &why);
@@ -613,7 +685,7 @@ kb_kv_request_ex(kb_kv_client *c, const char *method, const char *path,
 	struct kb_buf url;
 	char *text = NULL;
 	double deadline;
-	bool probe, retry, rechallenged = false, notidem;
+	bool probe, retry, rechallenged = false, notidem, secret = false;
 	bool has_body_method, sent = false;
 	long wait;
 	int attempt = 0, challenges = 0, cls, r;
@@ -627,13 +699,15 @@ kb_kv_request_ex(kb_kv_client *c, const char *method, const char *path,
 		r = kb_error_set(KB_ERR_INVALID, "bad request path");
 		goto out;
 	}
+	secret = kv_secret_path(path);
 	if ((r = kb_buf_appendf(&url, "%s%s", c->base_url, path)) != 0)
 		goto out;
 	if (c->kind == KV_HTTPS && !(flags & KB_KV_RAW_PATH) &&
 	    (r = kb_buf_appendf(&url, "%capi-version=%s",
 	    strchr(path, '?') != NULL ? '&' : '?', c->api_version)) != 0)
 		goto out;
-	if (body != NULL && (text = cJSON_PrintUnformatted(body)) == NULL) {
+	/* Requests carry plaintexts (encrypt, wrapKey) and keys (import). */
+	if (body != NULL && (text = kb_kv_json_print_secret(body)) == NULL) {
 		r = KB_ERR_ALLOC;
 		goto out;
 	}
@@ -671,6 +745,7 @@ kb_kv_request_ex(kb_kv_client *c, const char *method, const char *path,
 		req.resolve = c->resolve;
 		req.fresh_connect = notidem && !probe;
 		req.https_only = c->kind == KV_HTTPS;
+		req.secret_body = secret;
 		req.pool = c->pool;
 		kb_http_resp_clear(&hr);
 		r = kb_http_perform(&req, &hr, &how);
@@ -733,13 +808,14 @@ kb_kv_request_ex(kb_kv_client *c, const char *method, const char *path,
 	if (r == 0 && notidem && hr.status >= 500)
 		kb_debug("%s %s: HTTP %ld, outcome unknown; the caller checks versions",
 		    method, path, hr.status);
-	r = kv_response(c, &hr, (flags & KV_F_ARENA) != 0, out);
+	r = kv_response(c, &hr, (flags & KV_F_ARENA) != 0 && !secret, secret,
+	    out);
  out:
 	if (maybe_sent != NULL)
 		*maybe_sent = sent;
 	kv_auth_put(c, &auth);
 	kb_http_resp_clear(&hr);
-	cJSON_free(text);
+	kb_kv_text_free_secret(text);
 	kb_buf_free(&url);
 	return r;
 }

@@ -175,28 +175,59 @@ reason(simdjson::error_code err)
 	}
 }
 
+/*
+ * Zero what simdjson wrote of an answer's strings into p's string buffer.
+ * Strings go there one after another, each as a 4-byte length, its bytes
+ * and a NUL; the copy runs in SIMD blocks and may write up to
+ * SIMDJSON_PADDING bytes past a string's end.  A string of k bytes comes
+ * from at least k + 2 bytes of text plus a separator and takes k + 5, so
+ * a text of len bytes writes at most 5 * (len + 1) / 3 + 5 bytes plus the
+ * padding, whether or not its parse succeeded.  simdjson allocates
+ * ROUNDUP(5 * capacity / 3 + SIMDJSON_PADDING, 64) for its capacity (it
+ * has since 0.3), so the bound is clipped to that.
+ */
+void
+wipe_strings(simdjson::dom::parser *p, size_t len)
+{
+	size_t cap = p->doc.capacity(), n, have;
+
+	if (p->doc.string_buf == nullptr || cap == 0)
+		return;
+	n = 5 * (len + 1) / 3 + 5 + simdjson::SIMDJSON_PADDING;
+	have = (5 * cap / 3 + simdjson::SIMDJSON_PADDING + 63) / 64 * 64;
+	explicit_bzero(p->doc.string_buf.get(), n < have ? n : have);
+}
+
 cJSON *
-parse(const char *text, size_t len, const char **why)
+parse(const char *text, size_t len, bool secret, const char **why)
 {
 	std::unique_ptr<simdjson::dom::parser> own;
+	std::unique_ptr<char[]> big;
 	simdjson::dom::parser *p = &tls.parser;
 	simdjson::error_code err;
+	char *copy;
 	element root;
-	bool padded = false;
 
 	if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0) {
 		text += 3;
 		len -= 3;
 	}
+	/*
+	 * simdjson reads up to SIMDJSON_PADDING bytes past the end: the text
+	 * goes into a padded copy of ours, zeroed after the parse (simdjson's
+	 * own copy would be freed as it is).  Answers up to KEEP_MAX use the
+	 * thread's parser and buffer; larger ones get their own.
+	 */
 	if (len > KEEP_MAX) {
 		own.reset(new (std::nothrow) simdjson::dom::parser());
-		if (own == nullptr) {
+		big.reset(new (std::nothrow) char[len + simdjson::SIMDJSON_PADDING]);
+		if (own == nullptr || big == nullptr) {
 			*why = "out of memory";
 			return nullptr;
 		}
 		p = own.get();
+		copy = big.get();
 	} else {
-		/* The thread's copy buffer, padded as simdjson reads past the end. */
 		if (tls.pad == nullptr) {
 			tls.pad.reset(new (std::nothrow)
 			    char[KEEP_MAX + simdjson::SIMDJSON_PADDING]);
@@ -205,11 +236,10 @@ parse(const char *text, size_t len, const char **why)
 				return nullptr;
 			}
 		}
-		memcpy(tls.pad.get(), text, len);
-		memset(tls.pad.get() + len, 0, simdjson::SIMDJSON_PADDING);
-		text = tls.pad.get();
-		padded = true;
+		copy = tls.pad.get();
 	}
+	memcpy(copy, text, len);
+	memset(copy + len, 0, simdjson::SIMDJSON_PADDING);
 	err = simdjson::SUCCESS;
 	if (p->capacity() < len || p->max_depth() != KB_KV_JSON_DEPTH) {
 		size_t cap = len > 4096 ? len : 4096;
@@ -219,19 +249,20 @@ parse(const char *text, size_t len, const char **why)
 		err = p->allocate(cap, KB_KV_JSON_DEPTH);
 	}
 	if (err == simdjson::SUCCESS)
-		err = p->parse(text, len, !padded).get(root);
+		err = p->parse(copy, len, false).get(root);
 	cJSON *tree = err == simdjson::SUCCESS ? build(root, why) : nullptr;
 	if (err != simdjson::SUCCESS)
 		*why = reason(err);
-	if (padded)
-		memset(tls.pad.get(), 0, len);   /* no copy of the answer stays */
+	explicit_bzero(copy, len);    /* no copy of the answer stays */
+	if (secret)
+		wipe_strings(p, len);
 	return tree;
 }
 
 } /* namespace */
 
-extern "C" cJSON *
-kb_kv_json_parse(const char *text, size_t len, const char **why)
+static cJSON *
+parse_guarded(const char *text, size_t len, bool secret, const char **why)
 {
 	const char *dummy;
 
@@ -243,9 +274,21 @@ kb_kv_json_parse(const char *text, size_t len, const char **why)
 		return nullptr;
 	}
 	try {
-		return parse(text, len, why);
+		return parse(text, len, secret, why);
 	} catch (...) {
 		*why = "out of memory";
 		return nullptr;
 	}
+}
+
+extern "C" cJSON *
+kb_kv_json_parse(const char *text, size_t len, const char **why)
+{
+	return parse_guarded(text, len, false, why);
+}
+
+extern "C" cJSON *
+kb_kv_json_parse_secret(const char *text, size_t len, const char **why)
+{
+	return parse_guarded(text, len, true, why);
 }

@@ -36,6 +36,14 @@ extern "C" {
  */
 cJSON *kb_kv_json_parse(const char *text, size_t len, const char **why);
 
+/*
+ * kb_kv_json_parse for an answer that holds secrets (a decrypt,
+ * unwrapKey or getRandomBytes answer): what the parser wrote of its
+ * strings is zeroed before it returns, success or not.  The text and the
+ * tree stay the caller's to wipe (kb_kv_json_wipe).
+ */
+cJSON *kb_kv_json_parse_secret(const char *text, size_t len, const char **why);
+
 #ifdef __cplusplus
 }
 #endif

@@ -20,6 +20,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@
 #include <strings.h>
 
 #include <curl/curl.h>
+#include <openssl/ssl.h>
 
 #include "internal.h"
 
@@ -35,10 +37,79 @@
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc = CURLE_OK;
 
+/*
+ * libcurl's memory is zeroed as libcurl lets it go.  Its receive buffer
+ * (freed when a transfer ends) held the answer, decrypt's plaintext
+ * included, and the request it built held the body, encrypt's plaintext
+ * and an import's key included; the Authorization header passes through
+ * it too.  A hook is the only way in: libcurl has no option to wipe.
+ * The size of a block is glibc's malloc_usable_size.  A realloc moves
+ * the block itself, so the old one is wiped too.
+ */
+static void
+cm_free(void *p)
+{
+	if (p != NULL) {
+		explicit_bzero(p, malloc_usable_size(p));
+		free(p);
+	}
+}
+
+static void *
+cm_realloc(void *p, size_t n)
+{
+	size_t old;
+	void *q;
+
+	if (p == NULL)
+		return malloc(n);
+	old = malloc_usable_size(p);
+	if (n <= old)
+		return p;        /* glibc would keep it in place, or free a tail */
+	if ((q = malloc(n)) == NULL)
+		return NULL;
+	memcpy(q, p, old);
+	cm_free(p);
+	return q;
+}
+
+static char *
+cm_strdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *p = malloc(n);
+
+	return p != NULL ? memcpy(p, s, n) : NULL;
+}
+
+/*
+ * OpenSSL keeps the last record it deciphered in its read buffer, and
+ * libcurl has it free that buffer when a connection goes idle
+ * (SSL_MODE_RELEASE_BUFFERS): with SSL_OP_CLEANSE_PLAINTEXT it is zeroed
+ * once handed over.  Only when libcurl's TLS is OpenSSL, where the
+ * callback's argument is an SSL_CTX.
+ */
+static bool curl_openssl;
+
+static CURLcode
+cleanse_ctx(CURL *h, void *ctx, void *arg)
+{
+	(void)h;
+	(void)arg;
+	SSL_CTX_set_options((SSL_CTX *)ctx, SSL_OP_CLEANSE_PLAINTEXT);
+	return CURLE_OK;
+}
+
 static void
 curl_init_once(void)
 {
-	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+	const curl_version_info_data *v;
+
+	curl_init_rc = curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, cm_free,
+	    cm_realloc, cm_strdup, calloc);
+	v = curl_version_info(CURLVERSION_NOW);
+	curl_openssl = v != NULL && v->ssl_version != NULL &&
+	    strncmp(v->ssl_version, "OpenSSL/", 8) == 0;
 }
 
 static int
@@ -394,6 +465,9 @@ kb_http_perform(const struct kb_http_req *req, struct kb_http_resp *out,
 	    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR,
 	        req->https_only ? "https" : "http,https") != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+	    /* libcurl allocates it for every request and frees it after
+	     * (cm_free wipes it): its least, not 64 KiB; bodies are small. */
+	    curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 16384L) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, req->connect_ms) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, req->total_ms) != CURLE_OK ||
@@ -433,6 +507,12 @@ kb_http_perform(const struct kb_http_req *req, struct kb_http_resp *out,
 	 * (on); only the trust anchors may change.  TLS 1.2 at least, and
 	 * HTTP/2 when the server offers it in ALPN.
 	 */
+	if (req->unix_path == NULL && curl_openssl &&
+	    curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, cleanse_ctx) != CURLE_OK) {
+		r = kb_error_set(KB_ERR_INTERNAL, "cannot set up TLS for %s",
+		    req->endpoint);
+		goto out;
+	}
 	if (req->unix_path == NULL &&
 	    (curl_easy_setopt(h, CURLOPT_SSLVERSION,
 	        (long)CURL_SSLVERSION_TLSv1_2) != CURLE_OK ||

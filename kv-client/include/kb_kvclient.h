@@ -152,6 +152,15 @@ struct kb_kv_response {
 	/* innererror codes, outermost first, joined by '/'
 	 * ("ObjectIsDeletedButRecoverable"), or NULL */
 	char *error_inner;
+	/*
+	 * The answer holds secrets: a decrypt, unwrapKey or getRandomBytes
+	 * answer (a path whose last segment is decrypt, unwrapkey or rng,
+	 * any case).  Its text was read into a buffer wiped when freed and
+	 * the parser's copies are zeroed; kb_kv_response_free wipes body's
+	 * strings, and a caller that takes body must do the same
+	 * (kb_kv_json_wipe) before freeing it.
+	 */
+	bool secret;
 };
 
 /*
@@ -207,6 +216,24 @@ int kb_kv_response_error(const struct kb_kv_response *r);
 int kb_kv_status_to_err(long status, const char *kv_code);
 
 void kb_kv_response_free(struct kb_kv_response *r);
+
+/*
+ * Zero every string of a tree (values and member names), before
+ * cJSON_Delete, when it held secrets: a request with a plaintext or a
+ * private key, an answer with a plaintext.  Accepts NULL.
+ */
+void kb_kv_json_wipe(cJSON *j);
+
+/*
+ * j printed (unformatted, as cJSON_PrintUnformatted) leaving no copy
+ * behind: cJSON_Print frees each buffer it outgrows as it is, so this
+ * prints into buffers of its own, wiping one too small before it tries a
+ * larger.  Free the text with kb_kv_text_free_secret.  NULL: out of
+ * memory.
+ */
+char *kb_kv_json_print_secret(const cJSON *j);
+/* Wipes and frees a text from kb_kv_json_print_secret.  Accepts NULL. */
+void kb_kv_text_free_secret(char *text);
 
 /* ------------------------------------------ limiter and safe create */
 

@@ -157,6 +157,34 @@ main(void)
 	resp = NULL;
 	cJSON_Delete(body);
 
+	/* Answers that hold secrets are marked (and wiped when freed). */
+	body = cJSON_CreateObject();
+	cJSON_AddNumberToObject(body, "count", 16);
+	r = kb_kv_request(c, "POST", "/rng", body, &resp);
+	tap_ok(r == 0 && resp->status == 200 && resp->secret,
+	    "getRandomBytes: its answer is marked secret");
+	kb_kv_response_free(resp);
+	resp = NULL;
+	cJSON_Delete(body);
+	snprintf(path, sizeof(path), "/keys/%s-01/DeCrypt?x=1", prefix);
+	r = kb_kv_request(c, "POST", path, NULL, &resp);
+	tap_ok(r == 0 && resp->status == 400 && resp->secret,
+	    "a decrypt path in any case, with a query: marked secret (HTTP %ld)",
+	    resp != NULL ? resp->status : 0L);
+	kb_kv_response_free(resp);
+	resp = NULL;
+	snprintf(path, sizeof(path), "/keys/%s-01/unwrapkey", prefix);
+	r = kb_kv_request(c, "POST", path, NULL, &resp);
+	tap_ok(r == 0 && resp->secret, "an unwrapKey path: marked secret");
+	kb_kv_response_free(resp);
+	resp = NULL;
+	snprintf(path, sizeof(path), "/keys/%s-01", prefix);
+	r = kb_kv_request(c, "GET", path, NULL, &resp);
+	tap_ok(r == 0 && resp->status == 200 && !resp->secret,
+	    "a key's answer: not marked");
+	kb_kv_response_free(resp);
+	resp = NULL;
+
 	kb_kv_client_stats(c, &st);
 	tap_ok(st.connections <= N_KEYS + 3, "%lu requests over %lu TLS connections "
 	    "(each create on a fresh one)", st.requests, st.connections);

@@ -874,6 +874,100 @@ t_json(void)
 	tap_ok(a == NULL && why != NULL, "json: no text refused");
 }
 
+/*
+ * Secret answers (kb_kv_json_parse_secret): no copy of a string stays in
+ * the process.  The marker is kept XOR 0x5a, so the search's own copy is
+ * no match, and the search reads every writable mapping of the process
+ * (uninstrumented: under ASan it reads redzones and freed memory too).
+ */
+#define XMARK_LEN 24
+
+__attribute__((no_sanitize("address")))
+static int
+mem_holds(const unsigned char *xmark)
+{
+	unsigned long lo, hi;
+	char line[512], perms[8];
+	const unsigned char *p, *end;
+	int found = 0;
+	size_t i;
+	FILE *f;
+
+	if ((f = fopen("/proc/self/maps", "r")) == NULL)
+		return -1;
+	while (!found && fgets(line, sizeof(line), f) != NULL) {
+		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 ||
+		    perms[0] != 'r' || perms[1] != 'w' || hi - lo > (256UL << 20) ||
+		    strstr(line, "[v") != NULL)
+			continue;
+		end = (const unsigned char *)hi - XMARK_LEN;
+		for (p = (const unsigned char *)lo; !found && p <= end; p++) {
+			for (i = 0; i < XMARK_LEN && p[i] == (xmark[i] ^ 0x5a); i++)
+				;
+			found = i == XMARK_LEN;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/* {"kid":"k","value":"MARK"} padded with pad bytes of filler; parsed
+ * with parse, the tree wiped and the text too. */
+static int
+parse_marked(const unsigned char *xmark, size_t pad,
+    cJSON *(*parse)(const char *, size_t, const char **))
+{
+	static const char pre[] = "{\"kid\":\"k\",\"value\":\"";
+	static const char mid[] = "\",\"filler\":\"";
+	size_t len = strlen(pre) + XMARK_LEN + strlen(mid) + pad + 2, at = 0, i;
+	char *text = malloc(len);
+	const cJSON *v;
+	cJSON *tree;
+	int ok;
+
+	if (text == NULL)
+		return 0;
+	memcpy(text, pre, strlen(pre));
+	at = strlen(pre);
+	for (i = 0; i < XMARK_LEN; i++)
+		text[at++] = (char)(xmark[i] ^ 0x5a);
+	memcpy(text + at, mid, strlen(mid));
+	at += strlen(mid);
+	memset(text + at, 'f', pad);
+	at += pad;
+	memcpy(text + at, "\"}", 2);
+	tree = parse(text, len, NULL);
+	explicit_bzero(text, len);
+	free(text);
+	v = cJSON_GetObjectItemCaseSensitive(tree, "value");
+	ok = cJSON_IsString(v) && strlen(v->valuestring) == XMARK_LEN;
+	kb_kv_json_wipe(tree);
+	cJSON_Delete(tree);
+	return ok;
+}
+
+static void
+t_secret_json(void)
+{
+	unsigned char xm[XMARK_LEN];
+	size_t i;
+
+	for (i = 0; i < XMARK_LEN; i++)
+		xm[i] = (unsigned char)(('a' + (i * 7) % 26) ^ 0x5a);
+	xm[0] ^= 1;     /* 'a' ^ 1 = '`': differs from the next markers */
+	tap_ok(parse_marked(xm, 10, kb_kv_json_parse_secret) &&
+	    mem_holds(xm) == 0, "json: a secret answer leaves no copy of its "
+	    "strings in memory");
+	xm[0] ^= 3;
+	tap_ok(parse_marked(xm, 100 * 1024, kb_kv_json_parse_secret) &&
+	    mem_holds(xm) == 0, "json: nor does a secret answer over 64 KiB "
+	    "(a parser of its own)");
+	xm[0] ^= 5;
+	tap_ok(parse_marked(xm, 10, kb_kv_json_parse) && mem_holds(xm) == 1,
+	    "json: the control: an ordinary answer's strings stay in the "
+	    "parser's buffer, and the search finds them");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -896,5 +990,6 @@ main(int argc, char **argv)
 	t_errors();
 	t_op_result();
 	t_json();
+	t_secret_json();
 	return tap_done();
 }
