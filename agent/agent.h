@@ -406,6 +406,13 @@ void agent_server_stop(struct agent *a);
 /* server.c: answers (0, or -1: drop the connection) */
 int agent_respond(struct MHD_Connection *c, unsigned status, cJSON *body,
     const char *allow);
+/*
+ * An answer that holds a secret (decrypt, unwrapKey, getRandomBytes):
+ * its tree and its printed text are wiped, and it is not held back in
+ * GnuTLS to share a record with the headers.
+ */
+int agent_respond_secret(struct MHD_Connection *c, unsigned status,
+    cJSON *body);
 /* An answer already printed as JSON (taken, freed with free()). */
 int agent_respond_text(struct MHD_Connection *c, unsigned status, char *json,
     size_t len);

@@ -18,6 +18,7 @@
 #include <microhttpd.h>
 
 #include "agent.h"
+#include "kb_kvclient.h"
 #include "kvroute.h"
 #include "store.h"
 
@@ -263,26 +264,6 @@ agent_kvapi_deny_audit(struct agent *a, const struct agent_peer *p,
 }
 
 /* ------------------------------------------------------------ JSON input */
-
-/*
- * Wipe every string of a parsed body before it is freed: an import's
- * JWK holds private key parts (d, p, q, dp, dq, qi, k) and a crypto
- * request a plaintext.  cJSON allocates each string once, at its exact
- * size, so this reaches every copy cJSON made.
- */
-static void
-json_wipe(cJSON *j)
-{
-	cJSON *it;
-
-	if (j == NULL)
-		return;
-	if (j->valuestring != NULL)
-		kb_wipe(j->valuestring, strlen(j->valuestring));
-	/* Depth is bounded by cJSON's nesting limit. */
-	for (it = j->child; it != NULL; it = it->next)
-		json_wipe(it);
-}
 
 /* The member called name, at most once (strict JSON: no duplicates). */
 static int
@@ -579,6 +560,7 @@ add_b64(cJSON *o, const char *k, const unsigned char *p, size_t n)
 	if (s == NULL)
 		return KB_ERR_ALLOC;
 	r = add_str(o, k, s);
+	kb_wipe(s, strlen(s));     /* a plaintext, a key or random bytes */
 	free(s);
 	return r;
 }
@@ -2306,6 +2288,14 @@ h_remote(struct req *rq)
 	return r;
 }
 
+/* Answers that hold a plaintext, a key or random bytes (kv-client's
+ * kb_kv_response.secret names the same three on the client's side). */
+static bool
+secret_answer(enum kv_op op)
+{
+	return op == OP_DECRYPT || op == OP_UNWRAP || op == OP_RNG;
+}
+
 static const struct opinfo *
 info(enum kv_op op)
 {
@@ -2501,18 +2491,21 @@ agent_kvapi_handle(struct agent *a, struct MHD_Connection *c,
 		goto fail;
 	if (rq.out_text != NULL)
 		ret = agent_respond_text(c, rq.status, rq.out_text, rq.out_len);
+	else if (secret_answer(rq.oi->op))
+		ret = agent_respond_secret(c, rq.status, rq.out);
 	else
 		ret = agent_respond(c, rq.status, rq.out, NULL);
-	json_wipe(rq.body);
+	kb_kv_json_wipe(rq.body);
 	cJSON_Delete(rq.body);
 	free(path);
 	agent_remote_put(a, rq.remote);
 	return ret;
  fail:
 	ret = answer_error(&rq, r);
+	kb_kv_json_wipe(rq.out);     /* may be a secret answer half made */
 	cJSON_Delete(rq.out);
 	free(rq.out_text);
-	json_wipe(rq.body);
+	kb_kv_json_wipe(rq.body);
 	cJSON_Delete(rq.body);
 	free(path);
 	agent_remote_put(a, rq.remote);

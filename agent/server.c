@@ -42,6 +42,7 @@
 #include <pthread.h>
 
 #include "agent.h"
+#include "kb_kvclient.h"
 
 /* Bearer tokens longer than this are refused unread (Entra's are ~2 KB). */
 #define BEARER_MAX 8192
@@ -235,7 +236,8 @@ tls_uncork(struct MHD_Connection *c)
  */
 static int
 respond_text_hdr(struct MHD_Connection *c, unsigned status, char *text,
-    size_t len, void (*text_free)(void *), const char *hname, const char *hval)
+    size_t len, void (*text_free)(void *), bool secret, const char *hname,
+    const char *hval)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
@@ -260,41 +262,59 @@ respond_text_hdr(struct MHD_Connection *c, unsigned status, char *text,
 		MHD_destroy_response(resp);
 		return -1;
 	}
-	tls_cork(c, len);
+	/* A corked record would leave a secret's copy in GnuTLS's buffer. */
+	if (!secret)
+		tls_cork(c, len);
 	ret = MHD_queue_response(c, status, resp);
 	MHD_destroy_response(resp);
 	return ret == MHD_YES ? 0 : -1;
 }
 
+/* A printed answer that held a secret: wiped as MHD lets it go. */
+static void
+free_wiped(void *text)
+{
+	kb_kv_text_free_secret(text);
+}
+
 static int
 respond_hdr(struct MHD_Connection *c, unsigned status, cJSON *body,
-    const char *hname, const char *hval)
+    bool secret, const char *hname, const char *hval)
 {
 	char *text = NULL;
 
 	if (body != NULL) {
-		text = cJSON_PrintUnformatted(body);
+		text = secret ? kb_kv_json_print_secret(body) :
+		    cJSON_PrintUnformatted(body);
+		if (secret)
+			kb_kv_json_wipe(body);
 		cJSON_Delete(body);
 		if (text == NULL)
 			return -1;    /* out of memory: drop the connection */
 	}
 	return respond_text_hdr(c, status, text, text != NULL ? strlen(text) : 0,
-	    cJSON_free, hname, hval);
+	    secret ? free_wiped : cJSON_free, secret, hname, hval);
 }
 
 int
 agent_respond_text(struct MHD_Connection *c, unsigned status, char *json,
     size_t len)
 {
-	return respond_text_hdr(c, status, json, len, free, NULL, NULL);
+	return respond_text_hdr(c, status, json, len, free, false, NULL, NULL);
 }
 
 int
 agent_respond(struct MHD_Connection *c, unsigned status, cJSON *body,
     const char *allow)
 {
-	return respond_hdr(c, status, body, allow != NULL ?
+	return respond_hdr(c, status, body, false, allow != NULL ?
 	    MHD_HTTP_HEADER_ALLOW : NULL, allow);
+}
+
+int
+agent_respond_secret(struct MHD_Connection *c, unsigned status, cJSON *body)
+{
+	return respond_hdr(c, status, body, true, NULL, NULL);
 }
 
 /* A Key Vault error body: {"error":{"code":..,"message":..[,"innererror":
@@ -325,7 +345,8 @@ agent_respond_error_hdr(struct MHD_Connection *c, unsigned status,
 {
 	cJSON *root = error_body(code, message, inner);
 
-	return root != NULL ? respond_hdr(c, status, root, hname, hval) : -1;
+	return root != NULL ? respond_hdr(c, status, root, false, hname, hval) :
+	    -1;
 }
 
 int
@@ -357,7 +378,7 @@ respond_challenge(struct agent *a, struct MHD_Connection *c,
 	    a->cfg->auth_authorization, a->cfg->auth_resource);
 	if ((root = error_body("Unauthorized", message, NULL)) == NULL)
 		return MHD_NO;
-	return respond_hdr(c, 401, root, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+	return respond_hdr(c, 401, root, false, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 	    hdr) == 0 ? MHD_YES : MHD_NO;
 }
 
