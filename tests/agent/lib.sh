@@ -200,6 +200,67 @@ wait_socket() {
 	return 1
 }
 
+# mkremote: what a second agent B needs to play the Azure vault
+# "kb2.vault.azure.net" over HTTPS (t-remote.sh, t-wipe.sh): a CA made
+# with openssl(1) ($TLS/ca.pem) and B's certificate from it, token kbb
+# (user2.pin), the bearer tokens $T_ADMIN and $T_READER ($W/admin.token,
+# $W/reader.token) and $B/agent.conf with vault "main".  Start B, wait
+# for $B/agent.sock, then remote_url sets BURL, BPORT and RURL.
+mkremote() {
+	B=$W/b; TLS=$W/tls
+	mkdir -p "$B" "$TLS"
+	mktoken "$W" kbb 2
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	    -keyout "$TLS/ca.key" -out "$TLS/ca.pem" -days 2 -subj "/CN=t-remote CA" \
+	    -addext "basicConstraints=critical,CA:TRUE" \
+	    -addext "keyUsage=critical,keyCertSign" 2>/dev/null
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	    -keyout "$TLS/srv.key" -out "$TLS/srv.csr" -subj "/CN=kb2.vault.azure.net" 2>/dev/null
+	printf 'subjectAltName=DNS:kb2.vault.azure.net,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$TLS/ext"
+	openssl x509 -req -in "$TLS/srv.csr" -CA "$TLS/ca.pem" -CAkey "$TLS/ca.key" \
+	    -CAcreateserial -out "$TLS/srv.pem" -days 2 -extfile "$TLS/ext" 2>/dev/null
+	chmod 600 "$TLS/srv.key"
+	T_ADMIN=$(tok); T_READER=$(tok)
+	(umask 077; printf '%s' "$T_ADMIN" >"$W/admin.token"
+	 printf '%s' "$T_READER" >"$W/reader.token")
+	cat >"$B/agent.conf" <<CONF
+[agent]
+socket = $B/agent.sock
+state_dir = $B/state
+log_level = debug
+https_listen = 127.0.0.1:0
+https_cert = $TLS/srv.pem
+https_key = $TLS/srv.key
+
+[token kb]
+label = kbb
+pin_file = $W/user2.pin
+
+[vault main]
+token = kb
+retention_days = 7
+administrators = principal:admin
+readers = principal:reader
+
+[principal admin]
+token_sha256 = $(sha "$T_ADMIN")
+
+[principal reader]
+token_sha256 = $(sha "$T_READER")
+CONF
+}
+
+remote_url() {
+	curl -s --unix-socket "$B/agent.sock" http://l/keybridge/status >"$W/bstatus.json"
+	BURL=$(json "$W/bstatus.json" "j['https']")
+	BPORT=${BURL##*:}
+	RURL=https://kb2.vault.azure.net:$BPORT
+	diag "agent B serves $BURL, reached as $RURL"
+}
+
+tok() { head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'; }
+sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
+
 # start_agent CONFIG ERRFILE: keybridged in the background; sets AGENT_PID.
 start_agent() {
 	"$KBD" --config "$1" 2>"$2" &

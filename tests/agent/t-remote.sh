@@ -11,64 +11,17 @@
 need openssl
 need curl
 
-A=$W/a; B=$W/b; TLS=$W/tls
-mkdir -p "$A" "$B" "$TLS"
+A=$W/a
+mkdir -p "$A"
 mktoken "$W" kba
-mktoken "$W" kbb 2
-
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -keyout "$TLS/ca.key" -out "$TLS/ca.pem" -days 2 -subj "/CN=t-remote CA" \
-    -addext "basicConstraints=critical,CA:TRUE" \
-    -addext "keyUsage=critical,keyCertSign" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -keyout "$TLS/srv.key" -out "$TLS/srv.csr" -subj "/CN=kb2.vault.azure.net" 2>/dev/null
-printf 'subjectAltName=DNS:kb2.vault.azure.net,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$TLS/ext"
-openssl x509 -req -in "$TLS/srv.csr" -CA "$TLS/ca.pem" -CAkey "$TLS/ca.key" \
-    -CAcreateserial -out "$TLS/srv.pem" -days 2 -extfile "$TLS/ext" 2>/dev/null
-chmod 600 "$TLS/srv.key"
+mkremote
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
     -keyout "$TLS/other.key" -out "$TLS/other.pem" -days 2 -subj "/CN=other" 2>/dev/null
-
-tok() { head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'; }
-sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
-T_ADMIN=$(tok); T_READER=$(tok)
-(umask 077; printf '%s' "$T_ADMIN" >"$W/admin.token"; printf '%s' "$T_READER" >"$W/reader.token")
-
-# B: the "Azure" vault.
-cat >"$B/agent.conf" <<CONF
-[agent]
-socket = $B/agent.sock
-state_dir = $B/state
-log_level = debug
-https_listen = 127.0.0.1:0
-https_cert = $TLS/srv.pem
-https_key = $TLS/srv.key
-
-[token kb]
-label = kbb
-pin_file = $W/user2.pin
-
-[vault main]
-token = kb
-retention_days = 7
-administrators = principal:admin
-readers = principal:reader
-
-[principal admin]
-token_sha256 = $(sha "$T_ADMIN")
-
-[principal reader]
-token_sha256 = $(sha "$T_READER")
-CONF
 "$KBD" --config "$B/agent.conf" 2>"$B/agent.err" &
 BPID=$!
 PIDS+=("$BPID")
 check "agent B (the remote vault) starts" wait_socket "$B/agent.sock"
-curl -s --unix-socket "$B/agent.sock" http://l/keybridge/status >"$W/bstatus.json"
-BURL=$(json "$W/bstatus.json" "j['https']")
-BPORT=${BURL##*:}
-RURL=https://kb2.vault.azure.net:$BPORT
-diag "agent B serves $BURL, reached as $RURL"
+remote_url
 
 # A: the agent under test, with a local vault and a role for nobody.
 NOBODY=$(id -u nobody 2>/dev/null || echo 65534)
