@@ -14,8 +14,6 @@
 bool kb_cred_token_ok(const unsigned char *p, size_t n);
 /* A JSON number, or a string of digits (IMDS), as int64. */
 bool kb_cred_json_int64(const cJSON *j, int64_t *out);
-/* Wipe a cJSON string in place (cJSON's free does not). */
-void kb_cred_json_wipe(cJSON *j);
 /* exp of a JWT, or 0 when the token is no JWT or has none. */
 int64_t kb_cred_jwt_exp(const unsigned char *tok, size_t n);
 /*

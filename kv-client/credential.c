@@ -98,14 +98,6 @@ kb_cred_token_ok(const unsigned char *p, size_t n)
 	return true;
 }
 
-/* Wipe a cJSON string before the tree goes (cJSON's free does not). */
-void
-kb_cred_json_wipe(cJSON *j)
-{
-	if (cJSON_IsString(j) && j->valuestring != NULL)
-		kb_wipe(j->valuestring, strlen(j->valuestring));
-}
-
 /* A number, or a string of digits (IMDS, az), as int64. */
 bool
 kb_cred_json_int64(const cJSON *j, int64_t *out)
@@ -231,7 +223,7 @@ token_file_get(kb_kv_credential *cred, struct kb_secret **out_token,
 	r = 0;
  out:
 	if (j != NULL) {
-		kb_cred_json_wipe(cJSON_GetObjectItemCaseSensitive(j, "accessToken"));
+		kb_kv_json_wipe(j);
 		cJSON_Delete(j);
 	}
 	if (text != NULL)
@@ -438,7 +430,7 @@ kb_cred_token_answer(const char *endpoint, const char *client_id,
 	r = 0;
  out:
 	if (j != NULL) {
-		kb_cred_json_wipe(cJSON_GetObjectItemCaseSensitive(j, "access_token"));
+		kb_kv_json_wipe(j);
 		cJSON_Delete(j);
 	}
 	kb_secret_free(&tok);

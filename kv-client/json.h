@@ -1,10 +1,10 @@
 /*
  * json.h: a server's JSON answer read into a cJSON tree (json.cc).
  *
- * Every answer of Key Vault or the agent goes through kb_kv_json_parse,
- * never cJSON_Parse (token endpoints' answers excepted: credential.c
- * wipes their trees, and simdjson would keep copies of the token).
- * simdjson checks the text (RFC 8259,
+ * Every answer of Key Vault or the agent goes through kb_kv_json_parse
+ * (or kb_kv_json_parse_secret), never cJSON_Parse; token endpoints'
+ * answers are still read with cJSON (credential.c, msi.c), their trees
+ * wiped after.  simdjson checks the text (RFC 8259,
  * UTF-8 included) and the tree is then built with cJSON's allocator, so
  * it is an ordinary cJSON tree (cJSON_Delete frees it; jarena.c's hooks
  * apply).  Compared with cJSON_Parse it refuses:

@@ -349,7 +349,7 @@ kb_cred_msi_answer(const char *endpoint, const unsigned char *body, size_t len,
 	r = 0;
  out:
 	if (j != NULL) {
-		kb_cred_json_wipe(at);
+		kb_kv_json_wipe(j);
 		cJSON_Delete(j);
 	}
 	return r;
