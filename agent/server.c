@@ -231,8 +231,8 @@ tls_uncork(struct MHD_Connection *c)
 
 /*
  * Queue a JSON text (taking it, freed with text_free; NULL: an empty body)
- * with the headers every answer carries.  0, or -1 when the connection
- * must be dropped.
+ * with the headers every answer carries; secret: it holds one (text_free
+ * wipes it).  0, or -1 when the connection must be dropped.
  */
 static int
 respond_text_hdr(struct MHD_Connection *c, unsigned status, char *text,
@@ -270,13 +270,6 @@ respond_text_hdr(struct MHD_Connection *c, unsigned status, char *text,
 	return ret == MHD_YES ? 0 : -1;
 }
 
-/* A printed answer that held a secret: wiped as MHD lets it go. */
-static void
-free_wiped(void *text)
-{
-	kb_kv_text_free_secret(text);
-}
-
 static int
 respond_hdr(struct MHD_Connection *c, unsigned status, cJSON *body,
     bool secret, const char *hname, const char *hval)
@@ -293,7 +286,7 @@ respond_hdr(struct MHD_Connection *c, unsigned status, cJSON *body,
 			return -1;    /* out of memory: drop the connection */
 	}
 	return respond_text_hdr(c, status, text, text != NULL ? strlen(text) : 0,
-	    secret ? free_wiped : cJSON_free, secret, hname, hval);
+	    secret ? kb_kv_text_free_secret : cJSON_free, secret, hname, hval);
 }
 
 int

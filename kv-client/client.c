@@ -335,7 +335,7 @@ kb_kv_json_print_secret(const cJSON *j)
 }
 
 void
-kb_kv_text_free_secret(char *text)
+kb_kv_text_free_secret(void *text)
 {
 	if (text != NULL) {
 		kb_wipe(text, strlen(text));

@@ -221,22 +221,17 @@ parse(const char *text, size_t len, bool secret, const char **why)
 	if (len > KEEP_MAX) {
 		own.reset(new (std::nothrow) simdjson::dom::parser());
 		big.reset(new (std::nothrow) char[len + simdjson::SIMDJSON_PADDING]);
-		if (own == nullptr || big == nullptr) {
-			*why = "out of memory";
-			return nullptr;
-		}
 		p = own.get();
 		copy = big.get();
 	} else {
-		if (tls.pad == nullptr) {
+		if (tls.pad == nullptr)
 			tls.pad.reset(new (std::nothrow)
 			    char[KEEP_MAX + simdjson::SIMDJSON_PADDING]);
-			if (tls.pad == nullptr) {
-				*why = "out of memory";
-				return nullptr;
-			}
-		}
 		copy = tls.pad.get();
+	}
+	if (p == nullptr || copy == nullptr) {
+		*why = "out of memory";
+		return nullptr;
 	}
 	memcpy(copy, text, len);
 	memset(copy + len, 0, simdjson::SIMDJSON_PADDING);

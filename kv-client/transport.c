@@ -73,15 +73,6 @@ cm_realloc(void *p, size_t n)
 	return q;
 }
 
-static char *
-cm_strdup(const char *s)
-{
-	size_t n = strlen(s) + 1;
-	char *p = malloc(n);
-
-	return p != NULL ? memcpy(p, s, n) : NULL;
-}
-
 /*
  * OpenSSL keeps the last record it deciphered in its read buffer, and
  * libcurl has it free that buffer when a connection goes idle
@@ -106,7 +97,7 @@ curl_init_once(void)
 	const curl_version_info_data *v;
 
 	curl_init_rc = curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, cm_free,
-	    cm_realloc, cm_strdup, calloc);
+	    cm_realloc, strdup, calloc);
 	v = curl_version_info(CURLVERSION_NOW);
 	curl_openssl = v != NULL && v->ssl_version != NULL &&
 	    strncmp(v->ssl_version, "OpenSSL/", 8) == 0;
@@ -505,16 +496,13 @@ kb_http_perform(const struct kb_http_req *req, struct kb_http_resp *out,
 	/*
 	 * TLS: peer and host name verification stay at libcurl's defaults
 	 * (on); only the trust anchors may change.  TLS 1.2 at least, and
-	 * HTTP/2 when the server offers it in ALPN.
+	 * HTTP/2 when the server offers it in ALPN; OpenSSL zeroes what it
+	 * deciphered (cleanse_ctx).
 	 */
-	if (req->unix_path == NULL && curl_openssl &&
-	    curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, cleanse_ctx) != CURLE_OK) {
-		r = kb_error_set(KB_ERR_INTERNAL, "cannot set up TLS for %s",
-		    req->endpoint);
-		goto out;
-	}
 	if (req->unix_path == NULL &&
-	    (curl_easy_setopt(h, CURLOPT_SSLVERSION,
+	    ((curl_openssl &&
+	    curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, cleanse_ctx) != CURLE_OK) ||
+	    curl_easy_setopt(h, CURLOPT_SSLVERSION,
 	        (long)CURL_SSLVERSION_TLSv1_2) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_HTTP_VERSION,
 	        (long)CURL_HTTP_VERSION_2TLS) != CURLE_OK ||

@@ -232,8 +232,11 @@ void kb_kv_json_wipe(cJSON *j);
  * memory.
  */
 char *kb_kv_json_print_secret(const cJSON *j);
-/* Wipes and frees a text from kb_kv_json_print_secret.  Accepts NULL. */
-void kb_kv_text_free_secret(char *text);
+/*
+ * Wipes and frees a text from kb_kv_json_print_secret.  Accepts NULL.
+ * free()'s type, so that it can be a library's free callback.
+ */
+void kb_kv_text_free_secret(void *text);
 
 /* ------------------------------------------ limiter and safe create */
 
