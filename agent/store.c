@@ -1526,7 +1526,6 @@ kb_store_set_public_jwk(struct kb_store *st, const char *vault,
 
 enum cursor_kind { CURSOR_NAME, CURSOR_VERSION };
 
-
 /*
  * Read up to limit rows of s (which asks for limit + 1) into a new array;
  * *next gets the cursor of the last item when a further row exists.

@@ -301,6 +301,18 @@ seg_is(const char *p, size_t n, const char *word)
  * [0-9a-zA-Z-] and 32 hex digits, are the service's to enforce); only
  * what cannot be a path segment is refused.
  */
+/* n bytes of s and a NUL at *w, which moves past them. */
+static char *
+put_str(char **w, const char *s, size_t n)
+{
+	char *at = *w;
+
+	memcpy(at, s, n);
+	at[n] = '\0';
+	*w = at + n + 1;
+	return at;
+}
+
 int
 kb_kv_kid_parse(const char *id, struct kb_kv_kid *out)
 {
@@ -308,7 +320,7 @@ kb_kv_kid_parse(const char *id, struct kb_kv_kid *out)
 	const char *path, *end, *seg[3], *p, *url_end;
 	const char *name_at, *version_at = NULL;
 	size_t name_len, version_len = 0;
-	char show[201], *blk, *w;
+	char show[201], *w;
 	size_t len, seglen[3], nseg = 0, i, skip;
 
 	memset(&k, 0, sizeof(k));
@@ -370,26 +382,13 @@ kb_kv_kid_parse(const char *id, struct kb_kv_kid *out)
 		    "end in keys/NAME[/VERSION] or deletedkeys/NAME", id);
 	}
 	/* One block: id, vault_url, name[, version], each NUL-terminated. */
-	if ((blk = malloc(2 * len + 4)) == NULL)
+	if ((w = malloc(2 * len + 4)) == NULL)
 		return KB_ERR_ALLOC;
-	w = blk;
-	k.id = w;
-	memcpy(w, id, len);
-	w[len] = '\0';
-	w += len + 1;
-	k.vault_url = w;
-	memcpy(w, id, (size_t)(url_end - id));
-	w[url_end - id] = '\0';
-	w += (url_end - id) + 1;
-	k.name = w;
-	memcpy(w, name_at, name_len);
-	w[name_len] = '\0';
-	w += name_len + 1;
-	if (version_at != NULL) {
-		k.version = w;
-		memcpy(w, version_at, version_len);
-		w[version_len] = '\0';
-	}
+	k.id = put_str(&w, id, len);
+	k.vault_url = put_str(&w, id, (size_t)(url_end - id));
+	k.name = put_str(&w, name_at, name_len);
+	if (version_at != NULL)
+		k.version = put_str(&w, version_at, version_len);
 	*out = k;
 	return 0;
 }
