@@ -38,29 +38,15 @@ NEEDLES="$P_LOC,$(b64u "$P_LOC"),$K_LOC,$(b64u "$K_LOC"),$P_REM,$(b64u "$P_REM")
 
 scanned() {	# scanned LOG CONFIG ERR: an agent with the scan preloaded
 	LD_PRELOAD=$KB_FREESCAN_LIB KB_FREESCAN_LOG=$1 \
-	    KB_FREESCAN_NEEDLES="$NEEDLES,$CTL" "$KBD" --config "$2" 2>"$3" &
-	PIDS+=("$!")
+	    KB_FREESCAN_NEEDLES="$NEEDLES,$CTL" start_agent "$2" "$3"
 }
 : >"$W/a.hits"; : >"$W/b.hits"
 scanned "$W/b.hits" "$B/agent.conf" "$B/agent.err"
 check "agent B (the remote vault) starts with the scan" wait_socket "$B/agent.sock"
 remote_url
 
-cat >"$A/agent.conf" <<CONF
-[agent]
-socket = $A/agent.sock
-state_dir = $A/state
-log_level = debug
-
-[token kb]
-label = kba
-pin_file = $W/user.pin
-
-[vault local]
-token = kb
-default = true
-retention_days = 7
-CONF
+mkconf "$A/agent.conf" "$A/agent.sock" "$SOFTHSM_MODULE" kba "$W/user.pin"
+printf '\n[vault local]\ntoken = t\ndefault = true\nretention_days = 7\n' >>"$A/agent.conf"
 scanned "$W/a.hits" "$A/agent.conf" "$A/agent.err"
 check "agent A starts with the scan" wait_socket "$A/agent.sock"
 kb() { "$KB" --socket "$A/agent.sock" "$@"; }
