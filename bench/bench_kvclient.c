@@ -111,6 +111,7 @@
 #define WARM 32
 #define LINE_CAP 8192
 #define MAX_HELD 4096
+#define MAX_LIST_ROUNDS 100
 
 enum side { S_KV, S_SDK, N_SIDES };
 /* PH_LWARM: a list round before the timed ones, not reported. */
@@ -130,6 +131,7 @@ struct fig {
 	double agent_cpu;     /* s, -1 unknown */
 	double steal;         /* s the hypervisor took from the machine, -1 unknown */
 	int slices;
+	double rate[MAX_LIST_ROUNDS]; /* list: each slice's pages/s */
 };
 
 struct opts {
@@ -614,7 +616,8 @@ kv_slice(enum phase ph, long from, long to, int nthreads)
 	for (t = 0; t < nthreads; t++)
 		pthread_join(W[t].th, NULL);
 	pthread_barrier_destroy(&start_line);
-	f->wall += kb_now_mono() - t0;
+	t0 = kb_now_mono() - t0;
+	f->wall += t0;
 	f->cpu += bench_self_cpu() - c0;
 	st1 = bench_host_steal();
 	a1 = bench_pid_cpu_sched(agent_pid);
@@ -630,6 +633,8 @@ kv_slice(enum phase ph, long from, long to, int nthreads)
 	f->challenges += (long)(s1.challenges - s0.challenges);
 	if (ph == PH_LIST || ph == PH_LWARM)
 		f->pages += (long)(s1.requests - s0.requests);
+	if (ph == PH_LIST && t0 > 0)
+		f->rate[f->slices] = (double)(s1.requests - s0.requests) / t0;
 	for (t = 0; t < nthreads; t++) {
 		f->ops += W[t].ops;
 		f->bad += W[t].bad;
@@ -931,6 +936,8 @@ sdk_slice(enum phase ph, long from, long to, int nthreads)
 	f->handshakes += (long)jnum(j, "connects");
 	f->secure += (long)jnum(j, "secure");
 	f->challenges += (long)jnum(j, "challenges");
+	if (ph == PH_LIST && jnum(j, "secs") > 0)
+		f->rate[f->slices] = jnum(j, "pages") / jnum(j, "secs");
 	f->pages += (long)jnum(j, "pages");
 	f->items += (long)jnum(j, "items");
 	f->ours += (long)jnum(j, "ours");
@@ -1053,6 +1060,45 @@ row_counts(const char *figure, long kb, long sdk, bool must_equal)
 	}
 }
 
+static int
+cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * The spread of the list slices' pages/s on each side, slowest, median
+ * and fastest: node's CPU a page moves by half from one slice to the
+ * next (its collector), which is what moves the ratio from run to run.
+ */
+static void
+rows_spread(const struct fig *kb, const struct fig *sdk)
+{
+	static const char *const names[] = {
+		"list: slowest slice (pages/s)", "list: median slice (pages/s)",
+		"list: fastest slice (pages/s)",
+	};
+	const struct fig *f[2] = { kb, sdk };
+	double v[2][3], r[MAX_LIST_ROUNDS];
+	int s, n, k;
+
+	for (s = 0; s < 2; s++) {
+		n = f[s]->slices;
+		v[s][0] = v[s][1] = v[s][2] = -1;
+		if (n <= 0 || n > MAX_LIST_ROUNDS)
+			continue;
+		memcpy(r, f[s]->rate, (size_t)n * sizeof(r[0]));
+		qsort(r, (size_t)n, sizeof(r[0]), cmp_dbl);
+		v[s][0] = r[0];
+		v[s][1] = n % 2 ? r[n / 2] : (r[n / 2 - 1] + r[n / 2]) / 2;
+		v[s][2] = r[n - 1];
+	}
+	for (k = 0; k < 3; k++)
+		row_pair(names[k], v[0][k], v[1][k], 1, 0);
+}
+
 static double
 per_op_ms(double s, long ops)
 {
@@ -1129,7 +1175,7 @@ parse_args(int argc, char **argv)
 			usage();
 	}
 	if (O.keys < 1 || O.keys > 99999 || O.conc < 1 || O.conc > MAX_CONC ||
-	    O.list_rounds < 1 || O.list_rounds > 100 || O.page < 1 || O.page > 25)
+	    O.list_rounds < 1 || O.list_rounds > MAX_LIST_ROUNDS || O.page < 1 || O.page > 25)
 		usage();
 	if (O.c.url != NULL && (O.c.ca == NULL || O.c.token_file == NULL || O.c.dir != NULL)) {
 		fprintf(stderr, "bench_kvclient: --url needs --ca and --token-file, and no --dir\n");
@@ -1305,6 +1351,7 @@ main(int argc, char **argv)
 	row_pair("list: agent CPU/page (ms)", per_op_ms(kl->agent_cpu, kl->pages),
 	    per_op_ms(sl->agent_cpu, sl->pages), 3, 0);
 	row_steal("list: host CPU stolen (cores)", kl, sl);
+	rows_spread(kl, sl);
 	heading("connections (whole run, warm-up included)");
 	row_counts("TLS handshakes", hs[S_KV], hs[S_SDK], false);
 	row_counts("TLS handshakes in timed phases", hs_timed[S_KV], hs_timed[S_SDK], false);
