@@ -6,6 +6,7 @@
 # every agent it started is killed on exit, whatever happens.
 
 set -u
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/certs.sh"
 
 T=0
 FAILED=0
@@ -210,16 +211,7 @@ mkremote() {
 	B=$W/b; TLS=$W/tls
 	mkdir -p "$B" "$TLS"
 	mktoken "$W" kbb 2
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-	    -keyout "$TLS/ca.key" -out "$TLS/ca.pem" -days 2 -subj "/CN=t-remote CA" \
-	    -addext "basicConstraints=critical,CA:TRUE" \
-	    -addext "keyUsage=critical,keyCertSign" 2>/dev/null
-	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-	    -keyout "$TLS/srv.key" -out "$TLS/srv.csr" -subj "/CN=kb2.vault.azure.net" 2>/dev/null
-	printf 'subjectAltName=DNS:kb2.vault.azure.net,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$TLS/ext"
-	openssl x509 -req -in "$TLS/srv.csr" -CA "$TLS/ca.pem" -CAkey "$TLS/ca.key" \
-	    -CAcreateserial -out "$TLS/srv.pem" -days 2 -extfile "$TLS/ext" 2>/dev/null
-	chmod 600 "$TLS/srv.key"
+	mkcerts "$TLS" "t-remote CA" kb2.vault.azure.net DNS:kb2.vault.azure.net,IP:127.0.0.1
 	T_ADMIN=$(tok); T_READER=$(tok)
 	(umask 077; printf '%s' "$T_ADMIN" >"$W/admin.token"
 	 printf '%s' "$T_READER" >"$W/reader.token")

@@ -16,23 +16,10 @@ TLS=$W/tls
 mkdir -p "$TLS"
 
 # A CA and a server certificate for 127.0.0.1, with openssl(1).
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -keyout "$TLS/ca.key" -out "$TLS/ca.pem" -days 2 -subj "/CN=t-https CA" \
-    -addext "basicConstraints=critical,CA:TRUE" \
-    -addext "keyUsage=critical,keyCertSign" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -keyout "$TLS/srv.key" -out "$TLS/srv.csr" -subj "/CN=127.0.0.1" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$TLS/ext"
-openssl x509 -req -in "$TLS/srv.csr" -CA "$TLS/ca.pem" -CAkey "$TLS/ca.key" \
-    -CAcreateserial -out "$TLS/srv.pem" -days 2 -extfile "$TLS/ext" 2>/dev/null
-chmod 600 "$TLS/srv.key"
+mkcerts "$TLS" "t-https CA" 127.0.0.1 IP:127.0.0.1
 # Another CA the client may be given by mistake.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -keyout "$TLS/other.key" -out "$TLS/other.pem" -days 2 -subj "/CN=other" \
-    2>/dev/null
+mkotherca "$TLS"
 
-tok() { head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'; }
-sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
 T_ADMIN=$(tok); T_READER=$(tok); T_OLD=$(tok); T_LONE=$(tok)
 
 # writeconf FILE [EXTRA-AGENT-LINES] [EXTRA-SECTIONS]

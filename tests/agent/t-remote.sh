@@ -15,8 +15,7 @@ A=$W/a
 mkdir -p "$A"
 mktoken "$W" kba
 mkremote
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -keyout "$TLS/other.key" -out "$TLS/other.pem" -days 2 -subj "/CN=other" 2>/dev/null
+mkotherca "$TLS"
 "$KBD" --config "$B/agent.conf" 2>"$B/agent.err" &
 BPID=$!
 PIDS+=("$BPID")

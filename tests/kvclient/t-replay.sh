@@ -4,6 +4,7 @@
 # recordings) over loopback HTTPS with an openssl-made CA whose server
 # certificate names the recordings' hosts.  Runs test_replay (TAP).
 set -u
+. "$(dirname "$0")/../lib/certs.sh"
 need() { command -v "$1" >/dev/null || { echo "1..0 # SKIP $1 not installed"; exit 0; }; }
 need openssl
 need python3
@@ -14,15 +15,8 @@ W=$(mktemp -d /tmp/kvc-replay.XXXXXX)
 SRV=
 cleanup() { [ -n "$SRV" ] && kill "$SRV" 2>/dev/null; wait 2>/dev/null; rm -rf "$W"; }
 trap cleanup EXIT
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -keyout "$W/ca.key" -out "$W/ca.pem" -days 2 -subj "/CN=kv-client replay CA" \
-    -addext "basicConstraints=critical,CA:TRUE" \
-    -addext "keyUsage=critical,keyCertSign" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -keyout "$W/srv.key" -out "$W/srv.csr" -subj "/CN=kvreplay" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1,DNS:sanitized.vault.azure.net,DNS:sanitized.managedhsm.azure.net\nextendedKeyUsage=serverAuth\n' >"$W/ext"
-openssl x509 -req -in "$W/srv.csr" -CA "$W/ca.pem" -CAkey "$W/ca.key" \
-    -CAcreateserial -out "$W/srv.pem" -days 2 -extfile "$W/ext" 2>/dev/null
+mkcerts "$W" "kv-client replay CA" kvreplay \
+    IP:127.0.0.1,DNS:sanitized.vault.azure.net,DNS:sanitized.managedhsm.azure.net
 python3 "$(dirname "$0")/kvreplay.py" "$W/srv.pem" "$W/srv.key" "$W/port" "$REC" \
     2>"$W/server.log" &
 SRV=$!

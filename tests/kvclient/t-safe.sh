@@ -3,6 +3,7 @@
 # kvfaultvault.py, a loopback HTTPS vault with versions and injected
 # faults, behind an openssl-made CA.  Runs test_safe (TAP).
 set -u
+. "$(dirname "$0")/../lib/certs.sh"
 need() { command -v "$1" >/dev/null || { echo "1..0 # SKIP $1 not installed"; exit 0; }; }
 need openssl
 need python3
@@ -11,15 +12,8 @@ W=$(mktemp -d /tmp/kvc-safe.XXXXXX)
 SRV=
 cleanup() { [ -n "$SRV" ] && kill "$SRV" 2>/dev/null; wait 2>/dev/null; rm -rf "$W"; }
 trap cleanup EXIT
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -keyout "$W/ca.key" -out "$W/ca.pem" -days 2 -subj "/CN=kv-client safe test CA" \
-    -addext "basicConstraints=critical,CA:TRUE" \
-    -addext "keyUsage=critical,keyCertSign" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -keyout "$W/srv.key" -out "$W/srv.csr" -subj "/CN=kvfaultvault" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:*.vault.azure.net,DNS:*.managedhsm.azure.net\nextendedKeyUsage=serverAuth\n' >"$W/ext"
-openssl x509 -req -in "$W/srv.csr" -CA "$W/ca.pem" -CAkey "$W/ca.key" \
-    -CAcreateserial -out "$W/srv.pem" -days 2 -extfile "$W/ext" 2>/dev/null
+mkcerts "$W" "kv-client safe test CA" kvfaultvault \
+    "IP:127.0.0.1,DNS:localhost,DNS:*.vault.azure.net,DNS:*.managedhsm.azure.net"
 python3 "$(dirname "$0")/kvfaultvault.py" "$W/srv.pem" "$W/srv.key" "$W/port" \
     2>"$W/server.log" &
 SRV=$!
