@@ -1070,8 +1070,9 @@ cmp_dbl(const void *a, const void *b)
 
 /*
  * The spread of the list slices' pages/s on each side, slowest, median
- * and fastest: node's CPU a page moves by half from one slice to the
- * next (its collector), which is what moves the ratio from run to run.
+ * and fastest: the SDK's rounds differ widely within a run, and a burst
+ * of the host's steal can slow one kv-client round to a third, which is
+ * what moves the ratio from run to run.
  */
 static void
 rows_spread(const struct fig *kb, const struct fig *sdk)
