@@ -3,7 +3,7 @@
  *
  * Why SQLite: the store needs atomic multi-row transactions that survive
  * power loss (intents, versions and audit records commit together),
- * indexed paged queries over 10,000+ keys without holding them in memory,
+ * indexed paged queries over 10,000+ keys that need no key in memory,
  * and a file format other tools can inspect (sqlite3 CLI) -- all in one
  * well-tested, public-domain library that every distribution ships.
  * A hand-written log or a key-value store (LMDB) would have meant
@@ -92,6 +92,46 @@ struct vault_slot {
 	struct vault_row row;
 };
 
+/*
+ * A listing of one vault's active or deleted keys, kept sorted for the
+ * next page: a client walking a vault reads each page from memory
+ * instead of SQLite (the store's read was half of the agent's CPU a
+ * page).  Like the key cache, a listing is good while the connection's
+ * change count has not moved.  Building one reads all its rows, so after
+ * a write it is rebuilt only once the pages read through SQLite since
+ * then have covered as many rows as the last build read (the first
+ * listing of a vault builds at once): however writes and pages
+ * interleave, the work stays within about twice the uncached path's.
+ * A budget (st->list_budget) bounds all listings together; a listing
+ * that does not fit is served by SQLite.  Under st->mu.
+ */
+#define LIST_CACHE_SLOTS 4
+#define LIST_CACHE_BYTES ((size_t)16 << 20)     /* the default budget */
+
+/* The columns of a list item (ITEM_COLS), and the lower-case name in a
+ * listing.  The strings point into the statement's row, or into own. */
+struct list_ent {
+	const char *name, *lc, *tags;
+	char *own;                  /* a kept entry's "name\0lc\0tags" */
+	char version[KV_VERSION_LEN + 1];
+	bool deleted, enabled, has_nbf, has_exp;
+	unsigned key_size;
+	int64_t deleted_date, scheduled_purge_date;
+	int64_t nbf, exp, created, updated;
+};
+
+struct list_slot {
+	int64_t vault_id;           /* 0: free */
+	bool deleted;               /* the listing of deleted keys */
+	uint64_t tick;              /* last use, for eviction */
+	struct list_ent *v;         /* NULL: not built */
+	size_t n, bytes;
+	int64_t gen;                /* change count v was read at */
+	int64_t acct_gen;           /* change count sql_rows counts at */
+	size_t sql_rows;            /* rows paged through SQLite since */
+	size_t cost;                /* rows the last build read */
+};
+
 struct kb_store {
 	sqlite3 *db;
 	pthread_mutex_t mu;
@@ -104,6 +144,10 @@ struct kb_store {
 	struct key_slot *keys;              /* KEY_CACHE_SLOTS */
 	struct vault_slot vaults[VAULT_CACHE_MAX];   /* under mu */
 	size_t nvaults;
+	struct list_slot lists[LIST_CACHE_SLOTS];    /* under mu */
+	size_t list_bytes, list_budget;
+	uint64_t list_tick;
+	struct kb_store_list_stats list_stats;
 };
 
 /* ---------------------------------------------------------------- schema */
@@ -769,36 +813,72 @@ kb_store_keys_free(struct kb_store_key *ks, size_t n)
 typedef int (*row_reader)(sqlite3_stmt *, const struct vault_row *,
     struct kb_store_key *);
 
+/* A row of ITEM_COLS as a list entry (pointing into the row, which
+ * stays valid until the statement steps on). */
+static int
+ent_read(sqlite3_stmt *s, struct list_ent *e)
+{
+	const unsigned char *t;
+
+	memset(e, 0, sizeof(*e));
+	t = sqlite3_column_text(s, 0);
+	e->name = t != NULL ? (const char *)t : "";
+	t = sqlite3_column_text(s, 11);
+	e->tags = t != NULL ? (const char *)t : "{}";
+	e->deleted = sqlite3_column_int(s, 1) != 0;
+	e->deleted_date = sqlite3_column_int64(s, 2);
+	e->scheduled_purge_date = sqlite3_column_int64(s, 3);
+	e->key_size = (unsigned)sqlite3_column_int64(s, 5);
+	e->enabled = sqlite3_column_int(s, 6) != 0;
+	e->has_nbf = sqlite3_column_type(s, 7) != SQLITE_NULL;
+	e->nbf = sqlite3_column_int64(s, 7);
+	e->has_exp = sqlite3_column_type(s, 8) != SQLITE_NULL;
+	e->exp = sqlite3_column_int64(s, 8);
+	e->created = sqlite3_column_int64(s, 9);
+	e->updated = sqlite3_column_int64(s, 10);
+	return col_str(s, 4, e->version, sizeof(e->version));
+}
+
+/* A list entry as the members store.h names for key listings. */
+static int
+item_fill(const struct list_ent *e, const struct vault_row *vr,
+    struct kb_store_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	if (kb_strlcpy(k->vault, vr->name, sizeof(k->vault)) != 0 ||
+	    kb_strlcpy(k->name, e->name, sizeof(k->name)) != 0)
+		return kb_error_set(KB_ERR_INTERNAL,
+		    "vault store: a stored value is longer than allowed");
+	memcpy(k->version, e->version, sizeof(k->version));
+	k->recovery_level = kv_recovery_level(vr->retention_days,
+	    vr->purge_protection);
+	k->recoverable_days = vr->retention_days;
+	k->deleted = e->deleted;
+	k->deleted_date = e->deleted_date;
+	k->scheduled_purge_date = e->scheduled_purge_date;
+	k->key_size = e->key_size;
+	k->enabled = e->enabled;
+	k->has_nbf = e->has_nbf;
+	k->nbf = e->nbf;
+	k->has_exp = e->has_exp;
+	k->exp = e->exp;
+	k->created = e->created;
+	k->updated = e->updated;
+	if ((k->tags_json = kb_strdup(e->tags)) == NULL)
+		return KB_ERR_ALLOC;
+	return 0;
+}
+
 /* A row of ITEM_COLS: the members store.h names for key listings. */
 static int
 item_read(sqlite3_stmt *s, const struct vault_row *vr, struct kb_store_key *k)
 {
-	const unsigned char *tags;
+	struct list_ent e;
 	int r;
 
-	memset(k, 0, sizeof(*k));
-	if ((r = kb_strlcpy(k->vault, vr->name, sizeof(k->vault))) != 0 ||
-	    (r = col_str(s, 0, k->name, sizeof(k->name))) != 0 ||
-	    (r = col_str(s, 4, k->version, sizeof(k->version))) != 0)
+	if ((r = ent_read(s, &e)) != 0)
 		return r;
-	k->recovery_level = kv_recovery_level(vr->retention_days,
-	    vr->purge_protection);
-	k->recoverable_days = vr->retention_days;
-	k->deleted = sqlite3_column_int(s, 1) != 0;
-	k->deleted_date = sqlite3_column_int64(s, 2);
-	k->scheduled_purge_date = sqlite3_column_int64(s, 3);
-	k->key_size = (unsigned)sqlite3_column_int64(s, 5);
-	k->enabled = sqlite3_column_int(s, 6) != 0;
-	k->has_nbf = sqlite3_column_type(s, 7) != SQLITE_NULL;
-	k->nbf = sqlite3_column_int64(s, 7);
-	k->has_exp = sqlite3_column_type(s, 8) != SQLITE_NULL;
-	k->exp = sqlite3_column_int64(s, 8);
-	k->created = sqlite3_column_int64(s, 9);
-	k->updated = sqlite3_column_int64(s, 10);
-	tags = sqlite3_column_text(s, 11);
-	if ((k->tags_json = kb_strdup(tags != NULL ? (const char *)tags : "{}")) == NULL)
-		return KB_ERR_ALLOC;
-	return 0;
+	return item_fill(&e, vr, k);
 }
 
 /* A row of KEY_COLS: the whole version but its public JWK. */
@@ -1159,6 +1239,7 @@ kb_store_open(const char *path, struct kb_store **out)
 		return kb_error_set(KB_ERR_INTERNAL, "pthread_mutex_init failed");
 	}
 	atomic_init(&st->gen, -1);
+	st->list_budget = LIST_CACHE_BYTES;
 	if ((st->keys = calloc(KEY_CACHE_SLOTS, sizeof(*st->keys))) == NULL) {
 		r = KB_ERR_ALLOC;
 		goto out;
@@ -1203,6 +1284,8 @@ kb_store_open(const char *path, struct kb_store **out)
 	return r;
 }
 
+static void list_drop(struct kb_store *, struct list_slot *);
+
 void
 kb_store_close(struct kb_store *st)
 {
@@ -1215,6 +1298,8 @@ kb_store_close(struct kb_store *st)
 		sqlite3_finalize(st->cache[i].s);
 	if (st->db != NULL)
 		sqlite3_close_v2(st->db);
+	for (i = 0; i < LIST_CACHE_SLOTS; i++)
+		list_drop(st, &st->lists[i]);
 	pthread_mutex_destroy(&st->mu);
 	if (st->keys != NULL)
 		for (i = 0; i < KEY_CACHE_SLOTS; i++) {
@@ -1595,14 +1680,173 @@ name_cursor(const char *after, char *dst, size_t n)
 	return r;
 }
 
+/* ---------------------------------------------------------- listings */
+
+static void
+list_drop(struct kb_store *st, struct list_slot *ls)
+{
+	size_t i;
+
+	for (i = 0; ls->v != NULL && i < ls->n; i++)
+		free(ls->v[i].own);
+	free(ls->v);
+	st->list_bytes -= ls->bytes;
+	ls->v = NULL;
+	ls->n = ls->bytes = 0;
+}
+
+/* The slot of a vault's listing: its own, a free one or the least
+ * recently used, emptied. */
+static struct list_slot *
+list_slot(struct kb_store *st, int64_t vault_id, bool deleted)
+{
+	struct list_slot *ls, *pick = NULL;
+	size_t i;
+
+	for (i = 0; i < LIST_CACHE_SLOTS; i++) {
+		ls = &st->lists[i];
+		if (ls->vault_id == vault_id && ls->deleted == deleted) {
+			pick = ls;
+			goto out;
+		}
+		/* A free slot first, else the least recently used. */
+		if (pick == NULL || (pick->vault_id != 0 &&
+		    (ls->vault_id == 0 || ls->tick < pick->tick)))
+			pick = ls;
+	}
+	list_drop(st, pick);
+	memset(pick, 0, sizeof(*pick));
+	pick->vault_id = vault_id;
+	pick->deleted = deleted;
+	pick->acct_gen = -1;
+ out:
+	pick->tick = ++st->list_tick;
+	return pick;
+}
+
+/* e with its strings copied into one allocation of its own. */
+static int
+ent_keep(const struct list_ent *e, struct list_ent *dst, size_t *bytes)
+{
+	size_t ln = strlen(e->name) + 1, ll = strlen(e->lc) + 1,
+	    lt = strlen(e->tags) + 1;
+	char *m;
+
+	if ((m = malloc(ln + ll + lt)) == NULL)
+		return KB_ERR_ALLOC;
+	*dst = *e;
+	dst->own = m;
+	dst->name = memcpy(m, e->name, ln);
+	dst->lc = memcpy(m + ln, e->lc, ll);
+	dst->tags = memcpy(m + ln + ll, e->tags, lt);
+	*bytes += sizeof(*dst) + ln + ll + lt;
+	return 0;
+}
+
+/*
+ * Read the whole listing into ls at change count gen.  A listing over
+ * what is left of the budget is dropped (not an error), and its next
+ * build waits for four times the rows it read.
+ */
+static int
+list_build(struct kb_store *st, struct list_slot *ls, int64_t gen)
+{
+	struct list_ent e, *nv;
+	sqlite3_stmt *s = NULL;
+	size_t cap = 0, rows = 0;
+	const unsigned char *lc;
+	int r;
+
+	if ((r = q_prep(st, &s, "SELECT " ITEM_COLS ", k.name_lc" KEY_FROM
+	    "WHERE k.vault_id = ?1 AND k.state = ?2 AND" KEY_LATEST
+	    "ORDER BY k.name_lc", "it", ls->vault_id,
+	    ls->deleted ? "deleted" : "active")) != 0)
+		return r;
+	while ((r = q_row(st, s, "list")) == 1) {
+		rows++;
+		if ((r = ent_read(s, &e)) != 0)
+			break;
+		lc = sqlite3_column_text(s, ITEM_NCOLS);
+		e.lc = lc != NULL ? (const char *)lc : "";
+		if (ls->n == cap) {
+			cap = cap != 0 ? cap * 2 : 256;
+			if ((nv = reallocarray(ls->v, cap, sizeof(*nv))) == NULL) {
+				r = KB_ERR_ALLOC;
+				break;
+			}
+			ls->v = nv;
+		}
+		if ((r = ent_keep(&e, &ls->v[ls->n], &ls->bytes)) != 0)
+			break;
+		ls->n++;
+		if (st->list_bytes + ls->bytes > st->list_budget) {
+			st->list_stats.too_big++;
+			rows *= 4;
+			break;
+		}
+	}
+	q_release(st, s);
+	ls->cost = rows;
+	ls->sql_rows = 0;
+	st->list_bytes += ls->bytes;
+	if (r != 0 || rows != ls->n) {
+		list_drop(st, ls);
+		return r < 0 ? r : 0;
+	}
+	if (ls->v == NULL && (ls->v = malloc(sizeof(*ls->v))) == NULL) {
+		list_drop(st, ls);
+		return KB_ERR_ALLOC;
+	}
+	ls->gen = gen;
+	st->list_stats.builds++;
+	return 0;
+}
+
+/* A page of a built listing: the names after cur, as list_page gives. */
+static int
+list_cached(const struct list_slot *ls, const struct vault_row *vr,
+    const char *cur, unsigned limit, struct kb_store_key **items,
+    size_t *n, char **next)
+{
+	struct kb_store_key *arr;
+	size_t lo = 0, hi = ls->n, mid, got;
+	char *nx = NULL;
+	int r;
+
+	while (lo < hi) {           /* the first name above cur */
+		mid = lo + (hi - lo) / 2;
+		if (strcmp(ls->v[mid].lc, cur) <= 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if ((arr = calloc(limit, sizeof(*arr))) == NULL)
+		return KB_ERR_ALLOC;
+	for (got = 0; got < limit && lo + got < ls->n; got++)
+		if ((r = item_fill(&ls->v[lo + got], vr, &arr[got])) != 0) {
+			kb_store_keys_free(arr, got + 1);
+			return r;
+		}
+	if (lo + got < ls->n && (nx = kb_strdup(ls->v[lo + got - 1].lc)) == NULL) {
+		kb_store_keys_free(arr, got);
+		return KB_ERR_ALLOC;
+	}
+	*items = arr;
+	*n = got;
+	*next = nx;
+	return 0;
+}
+
 static int
 list_keys_state(struct kb_store *st, const char *vault, const char *after,
-    unsigned limit, const char *state, struct kb_store_key **items,
+    unsigned limit, bool deleted, struct kb_store_key **items,
     size_t *n, char **next)
 {
 	char cur[KV_NAME_MAX + 1];
 	sqlite3_stmt *s = NULL;
+	struct list_slot *ls;
 	struct vault_row vr;
+	int64_t gen;
 	int r;
 
 	if ((r = check_limit(limit)) != 0 ||
@@ -1611,25 +1855,70 @@ list_keys_state(struct kb_store *st, const char *vault, const char *after,
 	LOCK(st);
 	if ((r = vault_find(st, vault, &vr)) != 0)
 		goto out;
+	ls = list_slot(st, vr.id, deleted);
+	gen = (int64_t)sqlite3_total_changes64(st->db);
+	if (ls->v != NULL && ls->gen != gen)
+		list_drop(st, ls);
+	if (ls->v == NULL && ls->acct_gen != gen) {
+		ls->acct_gen = gen;
+		ls->sql_rows = 0;
+	}
+	/* Never inside a transaction, whose rows a rollback could undo
+	 * without moving the count. */
+	if (ls->v == NULL && ls->sql_rows >= ls->cost && st->list_budget > 0 &&
+	    sqlite3_get_autocommit(st->db) && (r = list_build(st, ls, gen)) != 0)
+		goto out;
+	if (ls->v != NULL) {
+		if ((r = list_cached(ls, &vr, cur, limit, items, n, next)) == 0)
+			st->list_stats.cached_pages++;
+		goto out;
+	}
 	/* keys_list index (vault_id, state, name_lc, ...): a range scan
 	 * of a covering index, then each latest version by rowid. */
 	if ((r = q_prep(st, &s, "SELECT " ITEM_COLS KEY_FROM
 	    "WHERE k.vault_id = ?1 AND k.state = ?2 AND k.name_lc > ?3 AND"
 	    KEY_LATEST "ORDER BY k.name_lc LIMIT ?4",
-	    "ittu", vr.id, state, cur, limit + 1)) != 0)
+	    "ittu", vr.id, deleted ? "deleted" : "active", cur, limit + 1)) != 0)
 		goto out;
-	r = list_page(st, &vr, s, limit, CURSOR_NAME, item_read, items, n, next);
+	if ((r = list_page(st, &vr, s, limit, CURSOR_NAME, item_read, items, n,
+	    next)) == 0) {
+		ls->sql_rows += *n + 1;
+		st->list_stats.sql_pages++;
+	}
  out:
 	q_release(st, s);
 	UNLOCK(st);
 	return r;
 }
 
+void
+kb_store_list_budget(struct kb_store *st, size_t bytes)
+{
+	size_t i;
+
+	LOCK(st);
+	for (i = 0; i < LIST_CACHE_SLOTS; i++) {
+		list_drop(st, &st->lists[i]);
+		memset(&st->lists[i], 0, sizeof(st->lists[i]));
+	}
+	st->list_budget = bytes;
+	UNLOCK(st);
+}
+
+void
+kb_store_list_stats(struct kb_store *st, struct kb_store_list_stats *out)
+{
+	LOCK(st);
+	*out = st->list_stats;
+	out->bytes = st->list_bytes;
+	UNLOCK(st);
+}
+
 int
 kb_store_list_keys(struct kb_store *st, const char *vault, const char *after,
     unsigned limit, struct kb_store_key **items, size_t *n, char **next)
 {
-	return list_keys_state(st, vault, after, limit, "active", items, n, next);
+	return list_keys_state(st, vault, after, limit, false, items, n, next);
 }
 
 int
@@ -1637,7 +1926,7 @@ kb_store_list_deleted(struct kb_store *st, const char *vault,
     const char *after, unsigned limit, struct kb_store_key **items,
     size_t *n, char **next)
 {
-	return list_keys_state(st, vault, after, limit, "deleted", items, n,
+	return list_keys_state(st, vault, after, limit, true, items, n,
 	    next);
 }
 

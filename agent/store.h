@@ -199,6 +199,22 @@ int kb_store_list_deleted(struct kb_store *st, const char *vault,
     const char *after, unsigned limit, struct kb_store_key **items,
     size_t *n, char **next) KB_WARN_UNUSED;
 
+/*
+ * Listings of keys and deleted keys are kept in memory between pages,
+ * within a budget (16 MiB unless set; 0 keeps none), and are good until
+ * the next write: the agent is the store's only writer.  Setting the
+ * budget drops what is kept.  The counters say how pages were served.
+ */
+struct kb_store_list_stats {
+	uint64_t builds;         /* listings read whole and kept */
+	uint64_t too_big;        /* listings read and dropped: over the budget */
+	uint64_t cached_pages;   /* pages from a kept listing */
+	uint64_t sql_pages;      /* pages read through SQLite */
+	size_t bytes;            /* held now */
+};
+void kb_store_list_budget(struct kb_store *st, size_t bytes);
+void kb_store_list_stats(struct kb_store *st, struct kb_store_list_stats *out);
+
 /* UpdateKey: set only the members flagged. tags_json replaces all tags. */
 struct kb_store_update {
 	bool set_enabled, set_nbf, set_exp, set_key_ops, set_tags;

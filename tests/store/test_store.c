@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -944,6 +945,321 @@ test_paging(void)
 	kb_store_close(st);
 }
 
+/* ------------------------------------------------------- list cache */
+
+/*
+ * A listing as one text, a line a key, from a connection of its own and
+ * a query of its own (the latest version as the largest id, not the
+ * store's latest_id), against the store's pages walked at a page size.
+ */
+#define LC_TEXT 65536
+
+static void
+lc_line(char *buf, size_t n, const char *name, const char *ver, int en,
+    long long nbf, long long exp, long long cr, long long up,
+    const char *tags, long long size, long long dd, long long spd)
+{
+	size_t l = strlen(buf);
+
+	snprintf(buf + l, n - l, "%s|%s|%d|%lld|%lld|%lld|%lld|%s|%lld|%lld|%lld\n",
+	    name, ver, en, nbf, exp, cr, up, tags, size, dd, spd);
+}
+
+static int
+lc_ref(const char *path, const char *vault, bool deleted, const char *after,
+    unsigned max, char *buf, size_t n)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *s = NULL;
+	unsigned got = 0;
+	int rc;
+
+	buf[0] = '\0';
+	if ((rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL)) != SQLITE_OK ||
+	    (rc = sqlite3_prepare_v2(db, "SELECT k.name, v.version, v.enabled, "
+	    "ifnull(v.nbf, -1), ifnull(v.exp, -1), v.created, v.updated, v.tags, "
+	    "v.key_size, ifnull(k.deleted_date, -1), "
+	    "ifnull(k.scheduled_purge_date, -1) FROM keys k "
+	    "JOIN vaults a ON a.id = k.vault_id "
+	    "JOIN versions v ON v.id = (SELECT max(id) FROM versions "
+	    "WHERE key_id = k.id) WHERE a.name_lc = ?1 AND k.state = ?2 "
+	    "AND k.name_lc > lower(?3) ORDER BY k.name_lc", -1, &s, NULL)) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_text(s, 1, vault, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, deleted ? "deleted" : "active", -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, after, -1, SQLITE_STATIC);
+	while (got < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		lc_line(buf, n, (const char *)sqlite3_column_text(s, 0),
+		    (const char *)sqlite3_column_text(s, 1), sqlite3_column_int(s, 2),
+		    sqlite3_column_int64(s, 3), sqlite3_column_int64(s, 4),
+		    sqlite3_column_int64(s, 5), sqlite3_column_int64(s, 6),
+		    (const char *)sqlite3_column_text(s, 7), sqlite3_column_int64(s, 8),
+		    sqlite3_column_int64(s, 9), sqlite3_column_int64(s, 10));
+		got++;
+	}
+	rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+ out:
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return rc;
+}
+
+/* Items as lc_ref's lines; 0, or -1 if an item's derived fields are off. */
+static int
+lc_items(const struct kb_store_key *it, size_t n, const char *level,
+    unsigned days, char *buf, size_t len)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(it[i].recovery_level, level) != 0 ||
+		    it[i].recoverable_days != days)
+			return -1;
+		lc_line(buf, len, it[i].name, it[i].version, it[i].enabled,
+		    it[i].has_nbf ? (long long)it[i].nbf : -1,
+		    it[i].has_exp ? (long long)it[i].exp : -1,
+		    (long long)it[i].created, (long long)it[i].updated,
+		    it[i].tags_json, (long long)it[i].key_size,
+		    it[i].deleted ? (long long)it[i].deleted_date : -1,
+		    it[i].deleted ? (long long)it[i].scheduled_purge_date : -1);
+	}
+	return 0;
+}
+
+/* Walk a whole listing (or one page after a cursor) and compare it with
+ * the reference; 1 if they agree. */
+static int
+lc_check(struct kb_store *st, const char *path, const char *vault,
+    bool deleted, unsigned limit, const char *after, bool one_page)
+{
+	static char got[LC_TEXT], want[LC_TEXT];
+	struct kb_store_vault va;
+	struct kb_store_key *items;
+	char *cur = NULL, *next = NULL;
+	size_t n;
+	int r, pages = 0;
+
+	got[0] = '\0';
+	if (kb_store_vault_get(st, vault, &va) != 0 ||
+	    lc_ref(path, vault, deleted, after != NULL ? after : "",
+	    one_page ? limit : UINT_MAX, want, sizeof(want)) != SQLITE_OK)
+		return 0;
+	if (after != NULL && (cur = strdup(after)) == NULL)
+		return 0;
+	do {
+		items = NULL;
+		n = 0;
+		r = deleted ?
+		    kb_store_list_deleted(st, vault, cur, limit, &items, &n, &next) :
+		    kb_store_list_keys(st, vault, cur, limit, &items, &n, &next);
+		free(cur);
+		cur = NULL;
+		if (r != 0 || lc_items(items, n, kv_recovery_level(va.retention_days,
+		    va.purge_protection), va.retention_days, got, sizeof(got)) != 0 ||
+		    (next != NULL && n != limit)) {
+			kb_store_keys_free(items, n);
+			free(next);
+			return 0;
+		}
+		kb_store_keys_free(items, n);
+		cur = next;
+		next = NULL;
+	} while (cur != NULL && !one_page && ++pages < 10000);
+	free(cur);
+	if (strcmp(got, want) != 0) {
+		tap_diag("%s %s listing, pages of %u after '%s': store and "
+		    "reference differ", vault, deleted ? "deleted" : "key",
+		    limit, after != NULL ? after : "");
+		return 0;
+	}
+	return 1;
+}
+
+static uint32_t lc_rng;
+
+static uint32_t
+lc_rand(uint32_t n)
+{
+	lc_rng ^= lc_rng << 13;
+	lc_rng ^= lc_rng >> 17;
+	lc_rng ^= lc_rng << 5;
+	return lc_rng % n;
+}
+
+/* One write of a random kind on a random name of kvc (or of kvd); it
+ * may fail as the store's rules say, which must change nothing.  0 if
+ * it was applied. */
+static int
+lc_write(struct kb_store *st, unsigned step, unsigned *vers)
+{
+	static const char *const tags[] = { "{}", "{\"a\":\"1\"}",
+	    "{\"team\":\"pki\",\"x\":\"y\"}" };
+	const char *vault = lc_rand(5) == 0 ? "kvd" : "kvc";
+	struct kb_store_new_version v;
+	struct kb_store_update u;
+	struct kb_store_intent *in = NULL;
+	int64_t now = T0 + step;
+	char nm[24];
+	int r = -1;
+
+	snprintf(nm, sizeof(nm), lc_rand(2) ? "Name-%02u" : "name-%02u",
+	    lc_rand(40));
+	switch (lc_rand(6)) {
+	case 0:
+	case 1:
+		v = nv_rsa(++*vers);
+		v.enabled = lc_rand(4) != 0;
+		v.tags_json = tags[lc_rand(3)];
+		r = kb_store_add_version(st, &officer, vault, nm, &v, now, NULL);
+		break;
+	case 2:
+		memset(&u, 0, sizeof(u));
+		u.set_tags = true;
+		u.tags_json = tags[lc_rand(3)];
+		u.set_enabled = true;
+		u.enabled = lc_rand(2);
+		u.set_exp = true;
+		u.has_exp = lc_rand(2);
+		u.exp = now + 1000;
+		r = kb_store_update(st, &officer, vault, nm, NULL, &u, now, NULL);
+		break;
+	case 3:
+		r = kb_store_delete(st, &officer, vault, nm, now, NULL);
+		break;
+	case 4:
+		r = kb_store_recover(st, &officer, vault, nm, now, NULL);
+		break;
+	case 5:
+		if ((r = kb_store_intent_begin_purge(st, &officer, vault, nm, now,
+		    &in)) == 0)
+			r = lc_rand(4) == 0 ? kb_store_intent_abort(st, in->id, now) :
+			    kb_store_intent_commit(st, in->id, now, NULL);
+		kb_store_intent_free(in);
+		break;
+	}
+	return r;
+}
+
+static void
+test_list_cache(void)
+{
+	char path[256], after[24];
+	struct kb_store *st = open_fresh("lcache.db", path, sizeof(path));
+	struct kb_store_list_stats ls0, ls1;
+	unsigned vers = 0, step, bad = 0, checks = 0, applied = 0;
+	struct kb_store_new_version v;
+	uint32_t seed = (uint32_t)time(NULL) | 1;
+
+	lc_rng = seed;
+	tap_diag("list cache: seed %u", (unsigned)seed);
+	MUST(kb_store_vault_ensure(st, &sys_actor, "kvc", 7, false, T0));
+	MUST(kb_store_vault_ensure(st, &sys_actor, "kvd", 30, false, T0));
+	MUST(kb_store_vault_ensure(st, &sys_actor, "kve", 90, false, T0));
+	v = nv_rsa(++vers);
+	MUST(kb_store_add_version(st, &officer, "kve", "only", &v, T0, NULL));
+	/*
+	 * Random writes, each followed by listings of both vaults and both
+	 * states, whole or one page after a random cursor, at random page
+	 * sizes; some listings repeat, so that kept listings are built,
+	 * served and dropped at every point of the sequence.  kvc switches
+	 * to purge protection half-way (its items' recovery level moves).
+	 */
+	for (step = 0; step < 400; step++) {
+		if (step == 200)
+			MUST(kb_store_vault_ensure(st, &sys_actor, "kvc", 7, true,
+			    T0 + step));
+		if (lc_write(st, step, &vers) == 0)
+			applied++;
+		for (unsigned k = lc_rand(4); k > 0; k--) {
+			const char *vault = lc_rand(3) == 0 ? "kvd" :
+			    lc_rand(8) == 0 ? "kve" : "kvc";
+			bool del = lc_rand(3) == 0, one = lc_rand(3) == 0;
+			unsigned limit = 1 + lc_rand(30);
+
+			snprintf(after, sizeof(after), "name-%02u", lc_rand(42));
+			checks++;
+			if (!lc_check(st, path, vault, del, limit,
+			    one ? after : NULL, one))
+				bad++;
+		}
+	}
+	kb_store_list_stats(st, &ls0);
+	tap_ok(applied > 100 && applied < 390, "%u of the 400 writes applied, "
+	    "the others refused", applied);
+	tap_is_int(bad, 0, "%u listings during them match a reference query",
+	    checks);
+	tap_ok(ls0.builds > 20 && ls0.cached_pages > 100 && ls0.sql_pages > 100,
+	    "pages came both from kept listings and from SQLite (builds %llu, "
+	    "kept pages %llu, SQLite pages %llu)", (unsigned long long)ls0.builds,
+	    (unsigned long long)ls0.cached_pages,
+	    (unsigned long long)ls0.sql_pages);
+	tap_is_int((long long)ls0.too_big, 0, "none over the budget");
+
+	/*
+	 * After a write, pages come from SQLite until they have read as many
+	 * rows as the listing had (the first page at least), then the
+	 * listing is built again: by the next walk at the latest.
+	 */
+	tap_ok(lc_check(st, path, "kvc", false, 5, NULL, false) &&
+	    lc_check(st, path, "kvc", false, 5, NULL, false), "two walks");
+	kb_store_list_stats(st, &ls0);
+	tap_ok(ls0.bytes > 0, "listings held: %zu bytes", ls0.bytes);
+	v = nv_rsa(++vers);
+	MUST(kb_store_add_version(st, &officer, "kvc", "zz-new", &v, T0 + 500, NULL));
+	tap_ok(lc_check(st, path, "kvc", false, 5, NULL, false), "a walk after a write");
+	kb_store_list_stats(st, &ls1);
+	tap_ok(ls1.sql_pages > ls0.sql_pages && ls1.builds <= ls0.builds + 1,
+	    "began in SQLite (%llu pages), built at most once",
+	    (unsigned long long)(ls1.sql_pages - ls0.sql_pages));
+	tap_ok(lc_check(st, path, "kvc", false, 5, NULL, false), "the next walk");
+	kb_store_list_stats(st, &ls1);
+	tap_ok(ls1.builds == ls0.builds + 1, "the listing was built again once");
+	tap_ok(lc_check(st, path, "kvc", false, 5, NULL, false), "a third walk");
+	kb_store_list_stats(st, &ls0);
+	tap_ok(ls0.builds == ls1.builds && ls0.sql_pages == ls1.sql_pages &&
+	    ls0.cached_pages > ls1.cached_pages, "all from the kept listing");
+
+	/* A write that fails changes nothing and keeps the listing. */
+	v = nv_rsa(vers);
+	tap_ok(kb_store_add_version(st, &officer, "kvc", "zz-new", &v, T0 + 501,
+	    NULL) != 0, "a duplicate version is refused");
+	tap_ok(lc_check(st, path, "kvc", false, 7, NULL, false), "listing unchanged");
+
+	/* Six listings in four slots: each still right after eviction. */
+	bad = 0;
+	for (step = 0; step < 24; step++)
+		if (!lc_check(st, path, step % 3 == 0 ? "kvc" : step % 3 == 1 ?
+		    "kvd" : "kve", step % 2 == 0, 3 + step % 5, NULL, false))
+			bad++;
+	tap_is_int(bad, 0, "three vaults, both states, round robin");
+
+	/* A budget too small for kvc: its pages come from SQLite, the
+	 * small vaults are still kept, and a failed build backs off. */
+	kb_store_list_budget(st, 2048);
+	kb_store_list_stats(st, &ls0);
+	tap_ok(ls0.bytes == 0, "a new budget drops what was kept");
+	bad = 0;
+	for (step = 0; step < 12; step++)
+		if (!lc_check(st, path, step % 2 ? "kve" : "kvc", false, 4, NULL,
+		    false))
+			bad++;
+	kb_store_list_stats(st, &ls1);
+	tap_is_int(bad, 0, "listings right under a 2 KiB budget");
+	tap_ok(ls1.too_big >= 1 && ls1.bytes <= 2048 &&
+	    ls1.cached_pages > ls0.cached_pages, "kvc over the budget (%llu "
+	    "tries), kve kept; %zu bytes held", (unsigned long long)ls1.too_big,
+	    ls1.bytes);
+	tap_ok(ls1.too_big * 4 <= ls1.sql_pages - ls0.sql_pages,
+	    "a try waits for four times the rows it read (%llu SQLite pages)",
+	    (unsigned long long)(ls1.sql_pages - ls0.sql_pages));
+	kb_store_list_budget(st, 0);
+	kb_store_list_stats(st, &ls0);
+	tap_ok(lc_check(st, path, "kve", false, 4, NULL, false) &&
+	    lc_check(st, path, "kve", false, 4, NULL, false), "budget 0");
+	kb_store_list_stats(st, &ls1);
+	tap_ok(ls1.builds == ls0.builds && ls1.cached_pages == ls0.cached_pages &&
+	    ls1.bytes == 0, "keeps nothing");
+	kb_store_close(st);
+}
+
 /* ------------------------------------------------- delete/recover/purge */
 
 static void
@@ -1578,6 +1894,14 @@ test_bulk(void)
 	tap_is_int(total, 10000, "all 10,000 listed in pages of 25");
 	tap_is_int(pages, 400, "400 pages");
 	tap_ok(sorted, "strictly ascending: no duplicate, no gap");
+	{
+		struct kb_store_list_stats ls;
+
+		kb_store_list_stats(st, &ls);
+		tap_ok(ls.builds == 1 && ls.cached_pages == 400 &&
+		    ls.bytes < (size_t)4 << 20, "the listing was kept: %zu bytes "
+		    "for 10,000 keys", ls.bytes);
+	}
 	tap_diag("bulk: insert %.2f s (%.0f/s), full paged listing %.3f s "
 	    "(informal; sanitizers slow both)", t1 - t0, 10000 / (t1 - t0), t2 - t1);
 	kb_store_close(st);
@@ -1599,6 +1923,7 @@ main(void)
 	test_vaults();
 	test_keys();
 	test_paging();
+	test_list_cache();
 	test_lifecycle();
 	test_intents();
 	test_audit();
@@ -1606,7 +1931,7 @@ main(void)
 	test_bulk();
 	{
 		static const char *const files[] = { "open.db", "other.db",
-		    "perm.db", "vaults.db", "keys.db", "paging.db", "life.db",
+		    "perm.db", "vaults.db", "keys.db", "paging.db", "lcache.db", "life.db",
 		    "intents.db", "audit.db", "crash.db", "bulk.db" };
 		char p[256];
 
