@@ -97,13 +97,15 @@ struct vault_slot {
  * next page: a client walking a vault reads each page from memory
  * instead of SQLite (the store's read was half of the agent's CPU a
  * page).  Like the key cache, a listing is good while the connection's
- * change count has not moved.  Building one reads all its rows, so after
- * a write it is rebuilt only once the pages read through SQLite since
- * then have covered as many rows as the last build read (the first
- * listing of a vault builds at once): however writes and pages
- * interleave, the work stays within about twice the uncached path's.
- * A budget (st->list_budget) bounds all listings together; a listing
- * that does not fit is served by SQLite.  Under st->mu.
+ * change count has not moved.  Building one reads all its rows, so a
+ * build may read no more rows than the SQL pages of that listing have
+ * read since the last write; one that would is abandoned, and the next
+ * try waits until the pages have read twice as many.  However writes,
+ * pages and evictions interleave, builds read at most about twice the
+ * rows the SQL pages read; a vault that does not change is read from
+ * memory from its second walk on.  A budget (st->list_budget) bounds
+ * all listings together; a listing that does not fit is served by
+ * SQLite.  Under st->mu.
  */
 #define LIST_CACHE_SLOTS 4
 #define LIST_CACHE_BYTES ((size_t)16 << 20)     /* the default budget */
@@ -128,8 +130,8 @@ struct list_slot {
 	size_t n, bytes;
 	int64_t gen;                /* change count v was read at */
 	int64_t acct_gen;           /* change count sql_rows counts at */
-	size_t sql_rows;            /* rows paged through SQLite since */
-	size_t cost;                /* rows the last build read */
+	size_t sql_rows;            /* rows SQL pages read since then */
+	size_t next_try;            /* sql_rows at which to build again */
 };
 
 struct kb_store {
@@ -1744,26 +1746,33 @@ ent_keep(const struct list_ent *e, struct list_ent *dst, size_t *bytes)
 }
 
 /*
- * Read the whole listing into ls at change count gen.  A listing over
- * what is left of the budget is dropped (not an error), and its next
- * build waits for four times the rows it read.
+ * Read the listing into ls at change count gen if it has at most max
+ * rows and fits in what is left of the budget.  Otherwise keep nothing
+ * (not an error) and try again when the SQL pages have read twice the
+ * rows they had.
  */
 static int
-list_build(struct kb_store *st, struct list_slot *ls, int64_t gen)
+list_build(struct kb_store *st, struct list_slot *ls, int64_t gen, size_t max)
 {
 	struct list_ent e, *nv;
 	sqlite3_stmt *s = NULL;
 	size_t cap = 0, rows = 0;
 	const unsigned char *lc;
+	bool all = false;       /* every row read, within max and the budget */
 	int r;
 
 	if ((r = q_prep(st, &s, "SELECT " ITEM_COLS ", k.name_lc" KEY_FROM
 	    "WHERE k.vault_id = ?1 AND k.state = ?2 AND" KEY_LATEST
-	    "ORDER BY k.name_lc", "it", ls->vault_id,
-	    ls->deleted ? "deleted" : "active")) != 0)
+	    "ORDER BY k.name_lc LIMIT ?3", "iti", ls->vault_id,
+	    ls->deleted ? "deleted" : "active", (int64_t)max + 1)) != 0)
 		return r;
-	while ((r = q_row(st, s, "list")) == 1) {
-		rows++;
+	for (;;) {
+		if ((r = q_row(st, s, "list")) != 1) {
+			all = r == 0;
+			break;
+		}
+		if (++rows > max)
+			break;
 		if ((r = ent_read(s, &e)) != 0)
 			break;
 		lc = sqlite3_column_text(s, ITEM_NCOLS);
@@ -1780,22 +1789,20 @@ list_build(struct kb_store *st, struct list_slot *ls, int64_t gen)
 			break;
 		ls->n++;
 		if (st->list_bytes + ls->bytes > st->list_budget) {
-			st->list_stats.too_big++;
-			rows *= 4;
+			st->list_stats.over_budget++;
 			break;
 		}
 	}
 	q_release(st, s);
-	ls->cost = rows;
-	ls->sql_rows = 0;
+	st->list_stats.build_rows += rows;
 	st->list_bytes += ls->bytes;
-	if (r != 0 || rows != ls->n) {
+	if (all && ls->v == NULL && (ls->v = malloc(sizeof(*ls->v))) == NULL)
+		r = KB_ERR_ALLOC;
+	if (!all || r != 0) {
 		list_drop(st, ls);
+		st->list_stats.abandoned++;
+		ls->next_try = 2 * ls->sql_rows;
 		return r < 0 ? r : 0;
-	}
-	if (ls->v == NULL && (ls->v = malloc(sizeof(*ls->v))) == NULL) {
-		list_drop(st, ls);
-		return KB_ERR_ALLOC;
 	}
 	ls->gen = gen;
 	st->list_stats.builds++;
@@ -1862,11 +1869,13 @@ list_keys_state(struct kb_store *st, const char *vault, const char *after,
 	if (ls->v == NULL && ls->acct_gen != gen) {
 		ls->acct_gen = gen;
 		ls->sql_rows = 0;
+		ls->next_try = 1;
 	}
 	/* Never inside a transaction, whose rows a rollback could undo
 	 * without moving the count. */
-	if (ls->v == NULL && ls->sql_rows >= ls->cost && st->list_budget > 0 &&
-	    sqlite3_get_autocommit(st->db) && (r = list_build(st, ls, gen)) != 0)
+	if (ls->v == NULL && ls->sql_rows >= ls->next_try &&
+	    st->list_budget > 0 && sqlite3_get_autocommit(st->db) &&
+	    (r = list_build(st, ls, gen, ls->sql_rows)) != 0)
 		goto out;
 	if (ls->v != NULL) {
 		if ((r = list_cached(ls, &vr, cur, limit, items, n, next)) == 0)
@@ -1882,8 +1891,9 @@ list_keys_state(struct kb_store *st, const char *vault, const char *after,
 		goto out;
 	if ((r = list_page(st, &vr, s, limit, CURSOR_NAME, item_read, items, n,
 	    next)) == 0) {
-		ls->sql_rows += *n + 1;
+		ls->sql_rows += *n + (*next != NULL);
 		st->list_stats.sql_pages++;
+		st->list_stats.paged_rows += *n + (*next != NULL);
 	}
  out:
 	q_release(st, s);

@@ -203,13 +203,17 @@ int kb_store_list_deleted(struct kb_store *st, const char *vault,
  * Listings of keys and deleted keys are kept in memory between pages,
  * within a budget (16 MiB unless set; 0 keeps none), and are good until
  * the next write: the agent is the store's only writer.  Setting the
- * budget drops what is kept.  The counters say how pages were served.
+ * budget drops what is kept.  The counters say how pages were served
+ * and what building the listings cost (docs/internals/store.md).
  */
 struct kb_store_list_stats {
 	uint64_t builds;         /* listings read whole and kept */
-	uint64_t too_big;        /* listings read and dropped: over the budget */
+	uint64_t abandoned;      /* tries that kept nothing */
+	uint64_t over_budget;    /* of which over the budget */
+	uint64_t build_rows;     /* rows all tries read */
 	uint64_t cached_pages;   /* pages from a kept listing */
 	uint64_t sql_pages;      /* pages read through SQLite */
+	uint64_t paged_rows;     /* rows those pages read */
 	size_t bytes;            /* held now */
 };
 void kb_store_list_budget(struct kb_store *st, size_t bytes);
