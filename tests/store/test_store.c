@@ -763,6 +763,18 @@ test_keys(void)
 
 /* ------------------------------------------------------------- paging */
 
+/* One page of a vault's keys or deleted keys; *items and *n zeroed first. */
+static int
+list_one(struct kb_store *st, const char *vault, bool deleted, const char *cur,
+    unsigned limit, struct kb_store_key **items, size_t *n, char **next)
+{
+	*items = NULL;
+	*n = 0;
+	return deleted ?
+	    kb_store_list_deleted(st, vault, cur, limit, items, n, next) :
+	    kb_store_list_keys(st, vault, cur, limit, items, n, next);
+}
+
 static int
 page_all(struct kb_store *st, const char *vault, unsigned limit, bool deleted,
     char names[][16], size_t max, size_t *count, int *pages)
@@ -775,11 +787,7 @@ page_all(struct kb_store *st, const char *vault, unsigned limit, bool deleted,
 	*count = 0;
 	*pages = 0;
 	do {
-		items = NULL;
-		n = 0;
-		r = deleted ?
-		    kb_store_list_deleted(st, vault, cur, limit, &items, &n, &next) :
-		    kb_store_list_keys(st, vault, cur, limit, &items, &n, &next);
+		r = list_one(st, vault, deleted, cur, limit, &items, &n, &next);
 		if (r != 0)
 			break;
 		for (i = 0; i < n; i++, (*count)++)
@@ -1046,11 +1054,7 @@ lc_check(struct kb_store *st, const char *path, const char *vault,
 	if (after != NULL && (cur = strdup(after)) == NULL)
 		return 0;
 	do {
-		items = NULL;
-		n = 0;
-		r = deleted ?
-		    kb_store_list_deleted(st, vault, cur, limit, &items, &n, &next) :
-		    kb_store_list_keys(st, vault, cur, limit, &items, &n, &next);
+		r = list_one(st, vault, deleted, cur, limit, &items, &n, &next);
 		free(cur);
 		cur = NULL;
 		if (r != 0 || lc_items(items, n, kv_recovery_level(va.retention_days,
