@@ -485,16 +485,24 @@ tx_rollback(struct kb_store *st)
 		(void)sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* A stored string into a fixed buffer; longer than the buffer is a bad
+ * store, not input. */
+static int
+stored_str(char *dst, const char *v, size_t n)
+{
+	if (kb_strlcpy(dst, v, n) != 0)
+		return kb_error_set(KB_ERR_INTERNAL,
+		    "vault store: a stored value is longer than allowed");
+	return 0;
+}
+
 static int
 col_str(const sqlite3_stmt *cs, int i, char *dst, size_t n)
 {
 	sqlite3_stmt *s = (sqlite3_stmt *)cs;
 	const unsigned char *t = sqlite3_column_text(s, i);
 
-	if (kb_strlcpy(dst, t != NULL ? (const char *)t : "", n) != 0)
-		return kb_error_set(KB_ERR_INTERNAL,
-		    "vault store: a stored value is longer than allowed");
-	return 0;
+	return stored_str(dst, t != NULL ? (const char *)t : "", n);
 }
 
 static int
@@ -846,11 +854,12 @@ static int
 item_fill(const struct list_ent *e, const struct vault_row *vr,
     struct kb_store_key *k)
 {
+	int r;
+
 	memset(k, 0, sizeof(*k));
-	if (kb_strlcpy(k->vault, vr->name, sizeof(k->vault)) != 0 ||
-	    kb_strlcpy(k->name, e->name, sizeof(k->name)) != 0)
-		return kb_error_set(KB_ERR_INTERNAL,
-		    "vault store: a stored value is longer than allowed");
+	if ((r = stored_str(k->vault, vr->name, sizeof(k->vault))) != 0 ||
+	    (r = stored_str(k->name, e->name, sizeof(k->name))) != 0)
+		return r;
 	memcpy(k->version, e->version, sizeof(k->version));
 	k->recovery_level = kv_recovery_level(vr->retention_days,
 	    vr->purge_protection);
@@ -1894,9 +1903,11 @@ list_keys_state(struct kb_store *st, const char *vault, const char *after,
 		goto out;
 	if ((r = list_page(st, &vr, s, limit, CURSOR_NAME, item_read, items, n,
 	    next)) == 0) {
-		ls->sql_rows += *n + (*next != NULL);
+		size_t rows = *n + (*next != NULL);   /* the look-ahead row */
+
+		ls->sql_rows += rows;
 		st->list_stats.sql_pages++;
-		st->list_stats.paged_rows += *n + (*next != NULL);
+		st->list_stats.paged_rows += rows;
 	}
  out:
 	q_release(st, s);
